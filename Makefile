@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make run` (the whole product on SQLite) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test migrate bootstrap shell clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.lock
+	touch $@
+
+$(VENV)/.test-deps: requirements.lock requirements-test.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.lock
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	$(BIN)/python manage.py serve
+
+test: $(VENV)/.test-deps
+	scripts/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(VENV)/.run-deps
+	$(BIN)/python manage.py migrate
+
+shell: $(VENV)/.run-deps
+	$(BIN)/python manage.py shell
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-output

@@ -1,0 +1,48 @@
+"""The billing formula, as pure functions on Decimals (no floats, no I/O).
+
+quota = round_half_up(group_ratio x model_ratio x (uncached prompt + cached x cache_ratio + completion x completion_ratio))
+per call: round_half_up(price_usd x 500,000 x group_ratio). Model ratio 1 is $2 per million tokens.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+QUOTA_PER_USD = 500_000
+USD_PER_MILLION_AT_RATIO_1 = Decimal(1_000_000) / QUOTA_PER_USD
+
+
+def round_half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def quota_for_tokens(
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    group_ratio: Decimal,
+    model_ratio: Decimal,
+    completion_ratio: Decimal,
+    cache_ratio: Decimal = Decimal(1),
+) -> int:
+    """Quota for a per-token request; at least 1 when any tokens were used."""
+    cached = min(max(cached_tokens, 0), prompt_tokens)
+    weighted = (prompt_tokens - cached) + cached * cache_ratio + completion_tokens * completion_ratio
+    quota = round_half_up(group_ratio * model_ratio * weighted)
+    if quota == 0 and (prompt_tokens or completion_tokens) and group_ratio > 0 and model_ratio > 0:
+        return 1
+    return quota
+
+
+def quota_for_call(*, price_usd: Decimal, group_ratio: Decimal) -> int:
+    return round_half_up(price_usd * QUOTA_PER_USD * group_ratio)
+
+
+def usd_per_million(*, model_ratio: Decimal, group_ratio: Decimal, side_ratio: Decimal = Decimal(1)) -> Decimal:
+    """Price in USD per million tokens shown to users (input: side_ratio 1; output: the completion ratio)."""
+    return (USD_PER_MILLION_AT_RATIO_1 * model_ratio * group_ratio * side_ratio).normalize()
+
+
+def quota_to_usd(quota: int) -> Decimal:
+    return (Decimal(quota) / QUOTA_PER_USD).quantize(Decimal("0.000001"))

@@ -1,0 +1,56 @@
+"""Accounts: the user, their balance counters and their management-API access token."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class UserRole(models.TextChoices):
+    USER = "user", _("User")
+    ADMIN = "admin", _("Administrator")
+
+
+class UserStatus(models.TextChoices):
+    ENABLED = "enabled", _("Enabled")
+    DISABLED = "disabled", _("Disabled")
+
+
+class User(AbstractUser):
+    """A platform account. `quota` is the balance; it changes only through `billing.ledger`."""
+
+    display_name = models.CharField(_("display name"), max_length=64, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    group = models.ForeignKey(
+        "billing.UserGroup", on_delete=models.PROTECT, related_name="users", verbose_name=_("pricing group")
+    )
+    quota = models.BigIntegerField(_("balance (quota)"), default=0)
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    request_count = models.BigIntegerField(_("request count"), default=0)
+    role = models.CharField(_("role"), max_length=16, choices=UserRole.choices, default=UserRole.USER)
+    status = models.CharField(_("status"), max_length=16, choices=UserStatus.choices, default=UserStatus.ENABLED)
+    last_checkin_date = models.DateField(_("last check-in"), null=True, blank=True)
+    invite_code = models.CharField(_("invite code"), max_length=16, unique=True, null=True, blank=True)
+    invited_by = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="invitees", verbose_name=_("invited by")
+    )
+    access_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    access_token_hint = models.CharField(_("access token"), max_length=32, blank=True, editable=False)
+
+    objects = UserManager()
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == UserRole.ADMIN or self.is_superuser
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.status == UserStatus.ENABLED and self.is_active

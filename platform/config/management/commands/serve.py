@@ -1,0 +1,68 @@
+"""Run the whole product in the foreground: Daphne (web + relay) and a Celery worker with beat.
+
+Migrates and bootstraps first; Ctrl-C (or SIGTERM) stops every process; if one dies, the others are stopped too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from config.env import BASE_DIR, VAR_DIR, env, env_int
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed, then serve web + relay (Daphne) and a Celery worker with beat until stopped."
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("--no-worker", action="store_true", help="Serve web + relay only.")
+
+    def handle(self, *args: object, **options: object) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("bootstrap")
+        for folder in ("broker", "processed"):
+            (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
+        host, port = env("HOST", "127.0.0.1"), env_int("PORT", 8000)
+        child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASE_DIR), str(BASE_DIR / "platform")])}
+        commands = [[sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"]]
+        if not options["no_worker"]:
+            commands.append([
+                sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
+                "--concurrency", str(env_int("WORKER_CONCURRENCY", 2)), "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ])
+        procs = [subprocess.Popen(cmd, env=child_env, cwd=BASE_DIR) for cmd in commands]
+        self.stdout.write(self.style.SUCCESS(f"Modelgate is serving on http://{host}:{port}/ (Ctrl-C stops it)"))
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        code = 0
+        while not stopping:
+            exited = [p for p in procs if p.poll() is not None]
+            if exited:
+                code = exited[0].returncode or 1
+                break
+            time.sleep(0.3)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sys.exit(code)

@@ -1,0 +1,60 @@
+"""Upstreams: the provider accounts (channels) the relay forwards requests to."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from relay.key_vault import keys_decrypt, keys_encrypt
+from relay.providers import PROVIDER_CHOICES
+
+
+class UpstreamStatus(models.TextChoices):
+    ENABLED = "enabled", _("Enabled")
+    DISABLED = "disabled", _("Disabled")
+    AUTO_DISABLED = "auto_disabled", _("Disabled automatically")
+
+
+class Upstream(models.Model):
+    """One provider account: where to send requests, with which keys, for which models and groups."""
+
+    name = models.CharField(_("name"), max_length=64)
+    type = models.CharField(_("provider type"), max_length=32, choices=PROVIDER_CHOICES)
+    base_url = models.URLField(_("base URL"), max_length=255, blank=True, help_text=_("Empty: the provider's default."))
+    keys_encrypted = models.TextField(blank=True, editable=False)
+    key_count = models.PositiveSmallIntegerField(_("keys"), default=0, editable=False)
+    served_models = models.JSONField(_("models served"), default=list, blank=True)
+    model_mapping = models.JSONField(
+        _("model mapping"), default=dict, blank=True, help_text=_("Requested model name -> upstream model name.")
+    )
+    groups = models.ManyToManyField("billing.UserGroup", related_name="upstreams", verbose_name=_("groups served"))
+    priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher is tried first."))
+    weight = models.PositiveIntegerField(_("weight"), default=1, help_text=_("Share of traffic within a priority."))
+    status = models.CharField(_("status"), max_length=16, choices=UpstreamStatus.choices, default=UpstreamStatus.ENABLED)
+    status_reason = models.CharField(_("status reason"), max_length=255, blank=True)
+    test_model = models.CharField(_("test model"), max_length=128, blank=True)
+    last_test_latency_ms = models.PositiveIntegerField(_("last test latency (ms)"), null=True, blank=True)
+    last_tested_at = models.DateTimeField(_("last tested"), null=True, blank=True)
+    connect_timeout = models.FloatField(_("connect timeout (s)"), default=10)
+    first_byte_timeout = models.FloatField(_("first byte timeout (s)"), default=60)
+    total_timeout = models.FloatField(_("total timeout (s)"), default=600)
+    extras = models.JSONField(
+        _("provider settings"), default=dict, blank=True, help_text=_("For example Azure's api_version.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        verbose_name = _("upstream")
+        verbose_name_plural = _("upstreams")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+    def set_keys(self, keys: list[str]) -> None:
+        self.keys_encrypted = keys_encrypt(keys)
+        self.key_count = len(keys)
+
+    def get_keys(self) -> list[str]:
+        return keys_decrypt(self.keys_encrypted)
