@@ -17,13 +17,21 @@ class UserStatus(models.TextChoices):
     DISABLED = "disabled", _("Disabled")
 
 
+def default_group_id() -> int:
+    """New accounts, including `createsuperuser` ones, join the default pricing group."""
+    from billing.groups import group_default
+
+    return group_default().pk
+
+
 class User(AbstractUser):
     """A platform account. `quota` is the balance; it changes only through `billing.ledger`."""
 
     display_name = models.CharField(_("display name"), max_length=64, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     group = models.ForeignKey(
-        "billing.UserGroup", on_delete=models.PROTECT, related_name="users", verbose_name=_("pricing group")
+        "billing.UserGroup", on_delete=models.PROTECT, related_name="users", verbose_name=_("pricing group"),
+        default=default_group_id,
     )
     quota = models.BigIntegerField(_("balance (quota)"), default=0)
     used_quota = models.BigIntegerField(_("used quota"), default=0)

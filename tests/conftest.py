@@ -1,0 +1,84 @@
+"""Shared fixtures: users, groups and API clients for the management API."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import User, UserRole
+from accounts.services import access_token_issue, user_register
+from billing.groups import group_default
+from billing.ledger import ledger_sum
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def default_group(db):
+    return group_default()
+
+
+@pytest.fixture
+def make_user(db):
+    """A registered user (trial credit and all), as registration makes them."""
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, password: str = "s3cret-pass-word", **extra) -> User:
+        user = user_register(username=username or f"user{next(counter)}", password=password)
+        for name, value in extra.items():
+            setattr(user, name, value)
+        if extra:
+            user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("root", role=UserRole.ADMIN)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def client_for():
+    """An API client authenticated by the user's access token (Authorization: Bearer)."""
+
+    def make(user: User) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_issue(user=user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def assert_books_balance():
+    """Every user's balance equals the sum of their ledger."""
+
+    def check(*users: User) -> None:
+        for user in users or User.objects.all():
+            user.refresh_from_db(fields=["quota"])
+            assert user.quota == ledger_sum(user_id=user.pk), user.username
+
+    return check
