@@ -17,11 +17,15 @@ class UserStatus(models.TextChoices):
     DISABLED = "disabled", _("Disabled")
 
 
-def default_group_id() -> int:
-    """New accounts, including `createsuperuser` ones, join the default pricing group."""
-    from billing.groups import group_default
+class AccountManager(UserManager):
+    """Accounts made without a group (`createsuperuser`, for one) join the default pricing group."""
 
-    return group_default().pk
+    def _create_user_object(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
+        if "group" not in extra_fields and "group_id" not in extra_fields:
+            from billing.groups import group_default
+
+            extra_fields["group"] = group_default()
+        return super()._create_user_object(username, email, password, **extra_fields)
 
 
 class User(AbstractUser):
@@ -30,8 +34,7 @@ class User(AbstractUser):
     display_name = models.CharField(_("display name"), max_length=64, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     group = models.ForeignKey(
-        "billing.UserGroup", on_delete=models.PROTECT, related_name="users", verbose_name=_("pricing group"),
-        default=default_group_id,
+        "billing.UserGroup", on_delete=models.PROTECT, related_name="users", verbose_name=_("pricing group")
     )
     quota = models.BigIntegerField(_("balance (quota)"), default=0)
     used_quota = models.BigIntegerField(_("used quota"), default=0)
@@ -46,7 +49,7 @@ class User(AbstractUser):
     access_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     access_token_hint = models.CharField(_("access token"), max_length=32, blank=True, editable=False)
 
-    objects = UserManager()
+    objects = AccountManager()
 
     class Meta:
         verbose_name = _("user")
