@@ -2,4 +2,41 @@
 
 from django.urls import path
 
-urlpatterns: list = []
+from accounts import api as accounts_api
+from accounts import api_users
+from billing import api as billing_api
+from config.status import status_view
+from relay import api as relay_api
+from tokens import api as tokens_api
+
+urlpatterns = [
+    path("status", status_view, name="api-status"),
+    # accounts
+    path("user/register", accounts_api.register),
+    path("user/login", accounts_api.login_view),
+    path("user/logout", accounts_api.logout_view),
+    path("user/self", accounts_api.self_view),
+    path("user/token", accounts_api.access_token),
+    path("user/topup", accounts_api.topup),
+    path("user/checkin", accounts_api.checkin),
+    path("user/manage", api_users.manage),
+    path("user/", api_users.users),
+    path("user/<int:user_id>", api_users.user_detail),
+    path("user/<int:user_id>/quota", api_users.user_quota),
+    # API tokens
+    path("token/", tokens_api.tokens),
+    path("token/<int:token_id>", tokens_api.token_detail),
+    # upstreams ("channels")
+    path("channel/", relay_api.upstreams),
+    path("channel/<int:upstream_id>", relay_api.upstream_detail),
+    # billing
+    path("redemption/", billing_api.redemptions),
+    path("redemption/<int:card_id>", billing_api.redemption_detail),
+    path("group/", billing_api.groups),
+    path("group/<int:group_id>", billing_api.group_detail),
+    path("pricing", billing_api.public_pricing),
+    path("pricing/", billing_api.prices),
+    path("pricing/<int:price_id>", billing_api.price_detail),
+    path("log/self", billing_api.logs_self),
+    path("log/", billing_api.logs_all),
+]

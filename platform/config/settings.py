@@ -181,6 +181,8 @@ LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 7)
 DISPLAY_CURRENCY = env("DISPLAY_CURRENCY", "USD")
 USD_EXCHANGE_RATE = env_decimal("USD_EXCHANGE_RATE", "7.2")
 LOGIN_ATTEMPTS_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_MINUTE", 10)
+# Proxies whose X-Forwarded-For is believed (the compose reverse proxy, a load balancer).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 
 LOGGING = {
     "version": 1,

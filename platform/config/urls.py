@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("config.api_urls")),
 ]
+
+handler404 = "config.error_views.not_found"
+handler500 = "config.error_views.server_error"

@@ -1,0 +1,128 @@
+"""Management API for accounts: register, log in and out, self, access token, top-up, check-in."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import User
+from accounts.services import access_token_issue, checkin_claim, user_authenticate, user_register
+from billing.redemption import redemption_redeem
+from config.api import ok
+from config.api_fields import unix
+from config.errors import ServiceError
+from relay.client_ip import client_ip
+
+
+class RegisterIn(serializers.Serializer):
+    username = serializers.CharField(max_length=32)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    display_name = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    aff_code = serializers.CharField(required=False, allow_blank=True, max_length=16)
+
+
+class LoginIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class TopupIn(serializers.Serializer):
+    key = serializers.CharField(max_length=128)
+
+
+def user_render(user: User) -> dict:
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "phone": user.phone,
+        "role": user.role,
+        "status": user.status,
+        "group": user.group.name,
+        "quota": user.quota,
+        "used_quota": user.used_quota,
+        "request_count": user.request_count,
+        "invite_code": user.invite_code,
+        "last_checkin_date": user.last_checkin_date.isoformat() if user.last_checkin_date else None,
+        "access_token": user.access_token_hint or None,
+        "created_time": unix(user.date_joined),
+    }
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+@extend_schema(request=RegisterIn, responses=dict)
+@api_view(["POST"])
+@permission_classes([AllowAny])
+def register(request: Request) -> Response:
+    if not settings.REGISTRATION_ENABLED:
+        raise ServiceError(_("Registration is closed."), status=403)
+    data = _valid(RegisterIn, request)
+    user = user_register(
+        username=data["username"], password=data["password"], email=data.get("email", ""),
+        display_name=data.get("display_name", ""), invite_code=data.get("aff_code", ""),
+    )
+    return ok(user_render(user), _("Account created."), http_status=201)
+
+
+@extend_schema(request=LoginIn, responses=dict)
+@api_view(["POST"])
+@permission_classes([AllowAny])
+def login_view(request: Request) -> Response:
+    data = _valid(LoginIn, request)
+    user = user_authenticate(
+        request=request._request, username=data["username"], password=data["password"],
+        client_ip=client_ip(request._request) or "",
+    )
+    login(request._request, user)
+    return ok(user_render(user), _("Logged in."))
+
+
+@extend_schema(request=None, responses=dict)
+@api_view(["GET", "POST"])
+@permission_classes([AllowAny])
+def logout_view(request: Request) -> Response:
+    logout(request._request)
+    return ok(None, _("Logged out."))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def self_view(request: Request) -> Response:
+    return ok(user_render(request.user))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def access_token(request: Request) -> Response:
+    """Issue a new access token for the management API, replacing the previous one. Shown once."""
+    return ok(access_token_issue(user=request.user), _("Keep this token safe: it is shown only once."))
+
+
+@extend_schema(request=TopupIn, responses=dict)
+@api_view(["POST"])
+def topup(request: Request) -> Response:
+    data = _valid(TopupIn, request)
+    card = redemption_redeem(user_id=request.user.pk, code=data["key"])
+    request.user.refresh_from_db(fields=["quota"])
+    return ok({"quota": card.quota, "balance": request.user.quota}, _("Card key redeemed."))
+
+
+@extend_schema(request=None, responses=dict)
+@api_view(["POST"])
+def checkin(request: Request) -> Response:
+    amount = checkin_claim(user=request.user)
+    return ok({"quota": amount, "balance": request.user.quota}, _("Checked in."))

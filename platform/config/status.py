@@ -1,0 +1,34 @@
+"""`GET /api/status`: what a console or script needs to know about this installation."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.pricing import QUOTA_PER_USD
+from config.api import ok
+
+VERSION = "0.1.0"
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def status_view(request: Request) -> Response:
+    return ok({
+        "version": VERSION,
+        "system_name": settings.SITE_NAME,
+        "registration_enabled": settings.REGISTRATION_ENABLED,
+        "quota_per_unit": QUOTA_PER_USD,
+        "display_currency": settings.DISPLAY_CURRENCY,
+        "usd_exchange_rate": str(settings.USD_EXCHANGE_RATE),
+        "new_user_quota": settings.NEW_USER_QUOTA,
+        "checkin_quota": [settings.CHECKIN_QUOTA_MIN, settings.CHECKIN_QUOTA_MAX],
+        "log_retention_days": settings.LOG_RETENTION_DAYS,
+        "server_time": int(timezone.now().timestamp()),
+    })

@@ -1,0 +1,112 @@
+"""Management API for upstreams (new-api's "channels"): operators only; keys are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import IsPlatformAdmin, ok, paginated
+from config.api_fields import FlexibleListField, unix
+from config.errors import NotFound
+from relay.models import Upstream, UpstreamStatus
+from relay.providers import PROVIDER_CHOICES
+from relay.upstreams import upstream_save
+
+STATUS_ALIASES = {1: "enabled", 2: "disabled", 3: "auto_disabled"}
+
+
+class UpstreamStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=UpstreamStatus.choices, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(STATUS_ALIASES.get(data, data))
+
+
+class UpstreamIn(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    base_url = serializers.URLField(required=False, allow_blank=True, max_length=255)
+    key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    models = FlexibleListField(required=False)
+    groups = FlexibleListField(required=False)
+    model_mapping = serializers.DictField(child=serializers.CharField(), required=False)
+    priority = serializers.IntegerField(required=False, min_value=-1_000_000, max_value=1_000_000)
+    weight = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000)
+    status = UpstreamStatusField(required=False)
+    test_model = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    connect_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=600)
+    first_byte_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=3600)
+    total_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=86400)
+    extras = serializers.DictField(required=False)
+
+
+class UpstreamUpdateIn(UpstreamIn):
+    id = serializers.IntegerField()
+    name = serializers.CharField(max_length=64, required=False)
+    type = serializers.ChoiceField(choices=PROVIDER_CHOICES, required=False)
+
+
+def upstream_render(upstream: Upstream) -> dict[str, Any]:
+    return {
+        "id": upstream.pk, "name": upstream.name, "type": upstream.type, "base_url": upstream.base_url,
+        "key_count": upstream.key_count, "models": upstream.served_models, "model_mapping": upstream.model_mapping,
+        "groups": [g.name for g in upstream.groups.all()], "priority": upstream.priority, "weight": upstream.weight,
+        "status": upstream.status, "status_reason": upstream.status_reason, "test_model": upstream.test_model,
+        "response_time": upstream.last_test_latency_ms, "test_time": unix(upstream.last_tested_at),
+        "connect_timeout": upstream.connect_timeout, "first_byte_timeout": upstream.first_byte_timeout,
+        "total_timeout": upstream.total_timeout, "extras": upstream.extras, "created_time": unix(upstream.created_at),
+    }
+
+
+def _save(data: dict[str, Any], upstream: Upstream | None = None) -> Upstream:
+    fields = {k: v for k, v in data.items() if k not in {"id", "key", "models", "groups"}}
+    if "models" in data:
+        fields["served_models"] = data["models"]
+    key = data.get("key") or None  # blank on update keeps the stored keys
+    return upstream_save(upstream=upstream, keys=key, groups=data.get("groups"), **fields)
+
+
+@extend_schema(request=UpstreamIn, responses=dict)
+@api_view(["GET", "POST", "PUT"])
+@permission_classes([IsPlatformAdmin])
+def upstreams(request: Request) -> Response:
+    if request.method == "GET":
+        rows = Upstream.objects.prefetch_related("groups").order_by("-priority", "id")
+        if request.query_params.get("type"):
+            rows = rows.filter(type=request.query_params["type"])
+        if request.query_params.get("status"):
+            rows = rows.filter(status=request.query_params["status"])
+        return paginated(request, rows, upstream_render)
+    if request.method == "POST":
+        serializer = UpstreamIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return ok(upstream_render(_save(serializer.validated_data)), _("Upstream created."), http_status=201)
+    serializer = UpstreamUpdateIn(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    upstream = _get(serializer.validated_data["id"])
+    return ok(upstream_render(_save(serializer.validated_data, upstream)), _("Upstream updated."))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET", "DELETE"])
+@permission_classes([IsPlatformAdmin])
+def upstream_detail(request: Request, upstream_id: int) -> Response:
+    upstream = _get(upstream_id)
+    if request.method == "DELETE":
+        upstream.delete()
+        return ok(None, _("Upstream deleted."))
+    return ok(upstream_render(upstream))
+
+
+def _get(upstream_id: int) -> Upstream:
+    upstream = Upstream.objects.prefetch_related("groups").filter(pk=upstream_id).first()
+    if upstream is None:
+        raise NotFound(_("Upstream not found."))
+    return upstream

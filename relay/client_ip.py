@@ -1,0 +1,34 @@
+"""The caller's IP address: the peer, or the X-Forwarded-For client when the peer is a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+@lru_cache(maxsize=1)
+def _trusted(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def ip_from(peer: str | None, forwarded_for: str | None) -> str | None:
+    """Walk X-Forwarded-For from the right, skipping trusted proxies; the first untrusted hop is the client."""
+    trusted = _trusted(tuple(settings.TRUSTED_PROXIES))
+    hops = [peer] if peer else []
+    if forwarded_for:
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] + hops
+    for hop in reversed(hops):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return None
+        if not any(address in net for net in trusted):
+            return str(address)
+    return hops[0] if hops else None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return ip_from(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))

@@ -1,0 +1,66 @@
+"""Upstream writes for operators; keys go in encrypted and never come back out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from billing.groups import group_default
+from billing.models import UserGroup
+from config.errors import ServiceError
+from relay.key_vault import keys_parse
+from relay.models import Upstream, UpstreamStatus
+from relay.providers import PROVIDERS
+
+FIELDS = {
+    "name", "type", "base_url", "served_models", "model_mapping", "priority", "weight", "status", "test_model",
+    "connect_timeout", "first_byte_timeout", "total_timeout", "extras",
+}
+
+
+def _groups(names: list[str]) -> list[UserGroup]:
+    found = {g.name: g for g in UserGroup.objects.filter(name__in=names)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ServiceError(_("Unknown groups: %(names)s") % {"names": ", ".join(missing)})
+    return [found[n] for n in names]
+
+
+@transaction.atomic
+def upstream_save(
+    *, upstream: Upstream | None = None, keys: str | list[str] | None = None, groups: list[str] | None = None,
+    **fields: Any,
+) -> Upstream:
+    """Create or update an upstream. `keys` replaces the stored keys when given; `groups` are group names."""
+    creating = upstream is None
+    upstream = upstream or Upstream()
+    unknown = set(fields) - FIELDS
+    if unknown:
+        raise ServiceError(_("Unknown fields: %(names)s") % {"names": ", ".join(sorted(unknown))})
+    for name, value in fields.items():
+        setattr(upstream, name, value)
+    if upstream.type not in PROVIDERS:
+        raise ServiceError(_("Unknown provider type: %(type)s") % {"type": upstream.type})
+    if not upstream.base_url and not PROVIDERS[upstream.type].default_base_url and upstream.type != "demo":
+        raise ServiceError(_("This provider type needs a base URL."))
+    if keys is not None:
+        upstream.set_keys(keys_parse(keys))
+    if creating and not upstream.key_count and upstream.type != "demo":
+        raise ServiceError(_("At least one key is required."))
+    if "status" in fields and fields["status"] == UpstreamStatus.ENABLED:
+        upstream.status_reason = ""
+    upstream.save()
+    if groups is not None:
+        upstream.groups.set(_groups(groups))
+    elif creating:
+        upstream.groups.set([group_default()])
+    return upstream
+
+
+def upstream_set_status(*, upstream: Upstream, status: UpstreamStatus, reason: str = "") -> Upstream:
+    upstream.status = status
+    upstream.status_reason = reason[:255]
+    upstream.save(update_fields=["status", "status_reason", "updated_at"])
+    return upstream
