@@ -17,7 +17,7 @@ from billing.models import ModelCategory, ModelPrice, RedemptionCode, UsageLog, 
 from billing.redemption import redemption_batch_create, redemption_delete
 from billing.selectors import LogFilter, price_list, price_render, usage_logs
 from config.api import IsPlatformAdmin, ok, paginated
-from config.api_fields import UnixTimeField, quota_field, unix
+from config.api_fields import MAX_QUOTA, UnixTimeField, unix
 from config.errors import NotFound
 
 RATIO = {"max_digits": 14, "decimal_places": 6, "min_value": 0}
@@ -27,7 +27,7 @@ RATIO = {"max_digits": 14, "decimal_places": 6, "min_value": 0}
 
 class BatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=64)
-    quota = quota_field()
+    quota = serializers.IntegerField(min_value=1, max_value=MAX_QUOTA)
     count = serializers.IntegerField(min_value=1, max_value=1000)
     expired_time = UnixTimeField(required=False, allow_null=True)
 
