@@ -112,6 +112,7 @@ else:
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -125,6 +126,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
+if env_bool("TRUST_X_FORWARDED_PROTO", False):  # behind a TLS-terminating proxy that sets it
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
@@ -183,6 +186,18 @@ USD_EXCHANGE_RATE = env_decimal("USD_EXCHANGE_RATE", "7.2")
 LOGIN_ATTEMPTS_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_MINUTE", 10)
 # Proxies whose X-Forwarded-For is believed (the compose reverse proxy, a load balancer).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+
+# --- Relay ---
+RELAY_CACHE_SECONDS = float(env("RELAY_CACHE_SECONDS", "1"))
+RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_MB", 32) * 1024 * 1024
+RELAY_RETRIES = env_int("RELAY_RETRIES", 2)
+RELAY_DEFAULT_MAX_TOKENS = env_int("RELAY_DEFAULT_MAX_TOKENS", 4096)
+# Unpriced models are refused unless a default model ratio is set here (for example 1).
+RELAY_UNPRICED_MODEL_RATIO = env("RELAY_UNPRICED_MODEL_RATIO")
+RELAY_RESERVATION_TIMEOUT_MINUTES = env_int("RELAY_RESERVATION_TIMEOUT_MINUTES", 30)
+UPSTREAM_FAILURES_TO_DISABLE = env_int("UPSTREAM_FAILURES_TO_DISABLE", 5)
+UPSTREAM_FAILURE_WINDOW_SECONDS = env_int("UPSTREAM_FAILURE_WINDOW_SECONDS", 60)
+DEMO_CHUNK_DELAY_MS = env_int("DEMO_CHUNK_DELAY_MS", 20)
 
 LOGGING = {
     "version": 1,

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("bootstrap")
-        for folder in ("broker", "processed"):
+        for folder in ("broker", "processed", "control"):
             (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
         host, port = env("HOST", "127.0.0.1"), env_int("PORT", 8000)
         child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASE_DIR), str(BASE_DIR / "platform")])}
