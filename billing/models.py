@@ -93,6 +93,12 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "-id"]), models.Index(fields=["ref"])]
+        constraints = [
+            # A request's reservation is closed (settled or refunded) exactly once.
+            models.UniqueConstraint(
+                fields=["ref"], condition=models.Q(reason__in=["settle", "refund"]), name="ledger_one_closing_row",
+            ),
+        ]
         verbose_name = _("ledger entry")
         verbose_name_plural = _("ledger entries")
 

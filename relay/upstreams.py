@@ -64,3 +64,10 @@ def upstream_set_status(*, upstream: Upstream, status: UpstreamStatus, reason: s
     upstream.status_reason = reason[:255]
     upstream.save(update_fields=["status", "status_reason", "updated_at"])
     return upstream
+
+
+def upstream_auto_disable(*, upstream_id: int, reason: str) -> None:
+    """Taken out of rotation by the relay; the periodic test puts it back when it answers again."""
+    Upstream.objects.filter(pk=upstream_id, status=UpstreamStatus.ENABLED).update(
+        status=UpstreamStatus.AUTO_DISABLED, status_reason=reason[:255]
+    )

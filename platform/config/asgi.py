@@ -1,4 +1,4 @@
-"""ASGI entry: Django for HTTP today; the relay's own app and the Realtime WebSocket route join here."""
+"""ASGI entry: relay prefixes (/v1/, /v1beta/) go to the relay's own app; everything else to Django."""
 
 import os
 
@@ -9,4 +9,16 @@ django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
 
-application = ProtocolTypeRouter({"http": django_asgi})
+from relay.asgi import RelayApp, is_relay_path  # noqa: E402
+
+relay_app = RelayApp()
+
+
+async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
+    if is_relay_path(scope["path"]):
+        await relay_app(scope, receive, send)
+    else:
+        await django_asgi(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http_app})

@@ -1,0 +1,101 @@
+"""Charging a relayed request: reserve the worst case, then settle to the real cost or refund, exactly once.
+
+A request's ledger rows share the reference `req:<request id>`: one RESERVE row, then one closing row (SETTLE or
+REFUND). A partial unique index allows only one closing row per reference, so a second settlement of the same
+request (a retry, a second worker, the sweeper) fails and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from billing.ledger import InsufficientQuota, ledger_apply
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+from tokens.models import ApiToken
+
+CLOSING = (LedgerReason.SETTLE, LedgerReason.REFUND)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A reservation in force for one request."""
+
+    request_id: str
+    user_id: int
+    token_id: int | None
+    unlimited: bool
+    amount: int
+
+    @property
+    def ref(self) -> str:
+        return f"req:{self.request_id}"
+
+
+@transaction.atomic
+def charge_reserve(*, hold: Hold) -> None:
+    """Take the worst-case cost from the balance and from the token's own quota, or refuse with nothing taken."""
+    if hold.token_id is not None and not hold.unlimited:
+        taken = ApiToken.objects.filter(pk=hold.token_id, remain_quota__gte=hold.amount).update(
+            remain_quota=F("remain_quota") - hold.amount
+        )
+        if taken != 1:
+            raise InsufficientQuota(_("This API key's quota is used up."), code="token_quota_exhausted")
+    try:
+        ledger_apply(user_id=hold.user_id, amount=-hold.amount, reason=LedgerReason.RESERVE, ref=hold.ref,
+                     token_id=hold.token_id)
+    except InsufficientQuota:
+        raise InsufficientQuota(_("Your balance is too low for this request; please top up.")) from None
+
+
+def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: bool = False) -> bool:
+    """Close the reservation at `cost` (0 and REFUND when the call failed) and write the usage log. False if it
+    was already closed."""
+    reason = LedgerReason.REFUND if refund else LedgerReason.SETTLE
+    try:
+        with transaction.atomic():
+            ledger_apply(user_id=hold.user_id, amount=hold.amount - cost, reason=reason, ref=hold.ref,
+                         token_id=hold.token_id, allow_negative=True)
+            user_model = get_user_model()
+            counts = {"used_quota": F("used_quota") + cost}
+            if not refund:
+                counts["request_count"] = F("request_count") + 1
+            user_model.objects.filter(pk=hold.user_id).update(**counts)
+            if hold.token_id is not None:
+                token_fields: dict[str, Any] = {"used_quota": F("used_quota") + cost, "last_used_at": timezone.now()}
+                if not hold.unlimited:
+                    token_fields["remain_quota"] = F("remain_quota") + (hold.amount - cost)
+                ApiToken.objects.filter(pk=hold.token_id).update(**token_fields)
+            if log is not None:
+                UsageLog.objects.create(user_id=hold.user_id, token_id=hold.token_id, quota=cost,
+                                        request_id=hold.request_id, **log)
+    except IntegrityError:
+        return False
+    return True
+
+
+def reservations_open(*, older_than: timedelta) -> list[LedgerEntry]:
+    """RESERVE rows with no closing row, older than `older_than` (their worker stopped before settling)."""
+    closed = LedgerEntry.objects.filter(ref=OuterRef("ref"), reason__in=CLOSING)
+    return list(
+        LedgerEntry.objects.filter(reason=LedgerReason.RESERVE, created_at__lt=timezone.now() - older_than)
+        .filter(~Exists(closed)).select_related("token")[:500]
+    )
+
+
+def reservations_sweep(*, older_than: timedelta) -> int:
+    """Refund reservations whose request never settled; returns how many were closed here."""
+    closed = 0
+    for entry in reservations_open(older_than=older_than):
+        token = entry.token
+        hold = Hold(request_id=entry.ref.removeprefix("req:"), user_id=entry.user_id, token_id=entry.token_id,
+                    unlimited=bool(token and token.unlimited_quota), amount=-entry.amount)
+        closed += charge_settle(hold=hold, cost=0, log=None, refund=True)
+    return closed

@@ -1,0 +1,15 @@
+"""Adapters by upstream family."""
+
+from __future__ import annotations
+
+from relay.adapters.base import Adapter
+from relay.adapters.demo import DemoAdapter
+from relay.adapters.openai import OpenAIAdapter
+from relay.snapshots import UpstreamInfo
+
+ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter())}
+
+
+def adapter_for(upstream: UpstreamInfo) -> Adapter | None:
+    """The adapter for the upstream's family; None for families the relay core does not speak yet."""
+    return ADAPTERS.get(upstream.provider.family)

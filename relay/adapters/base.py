@@ -1,0 +1,52 @@
+"""The adapter interface: one small class per upstream family; each overrides only what it supports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Mapping, Protocol
+
+import httpx
+
+from relay.snapshots import UpstreamInfo
+
+
+@dataclass
+class Call:
+    """One attempt at one upstream: the body is already what the upstream should receive."""
+
+    upstream: UpstreamInfo
+    key: str
+    operation: str  # "chat/completions", "completions", "embeddings", "moderations"
+    body: dict[str, Any]
+    stream: bool
+
+
+class UpstreamResponse(Protocol):
+    status_code: int
+    headers: Mapping[str, str]
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Adapter:
+    family = ""
+    supports_stream_usage = True  # accepts stream_options.include_usage
+
+    def url(self, call: Call) -> str:
+        raise NotImplementedError
+
+    def headers(self, call: Call) -> dict[str, str]:
+        return {"content-type": "application/json"}
+
+    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes) -> UpstreamResponse:
+        """Open the upstream response (headers read, body not yet)."""
+        upstream = call.upstream
+        timeout = httpx.Timeout(connect=upstream.connect_timeout, read=upstream.first_byte_timeout,
+                                write=upstream.first_byte_timeout, pool=upstream.connect_timeout)
+        request = client.build_request("POST", self.url(call), content=content, headers=self.headers(call),
+                                       timeout=timeout)
+        return await client.send(request, stream=True)

@@ -1,0 +1,156 @@
+"""Operator screen for upstreams. Keys are write-only: typed in, encrypted, and never shown again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
+
+from billing.groups import group_default
+from relay.key_vault import keys_parse
+from relay.models import Upstream, UpstreamStatus
+from relay.providers import PROVIDERS
+from relay.upstreams import FIELDS as UPSTREAM_FIELDS
+from relay.upstreams import upstream_save, upstream_set_status
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, not even the one just submitted (as PasswordInput does)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class UpstreamAdminForm(forms.ModelForm):
+    base_url = Upstream._meta.get_field("base_url").formfield(assume_scheme="https")  # Django 6's default, now
+    keys = forms.CharField(
+        label=_("API keys"), required=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    class Meta:
+        model = Upstream
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            help_text = gettext("One key per line. They are stored encrypted and never shown again.")
+        else:
+            help_text = ngettext(
+                "Leave empty to keep the %(count)d stored key. Keys entered here (one per line) replace it.",
+                "Leave empty to keep the %(count)d stored keys. Keys entered here (one per line) replace them all.",
+                self.instance.key_count,
+            ) % {"count": self.instance.key_count}
+        self.fields["keys"].help_text = help_text
+
+    def clean_keys(self) -> list[str]:
+        return keys_parse(self.cleaned_data.get("keys") or "")
+
+    def clean_served_models(self) -> list[str]:
+        value = self.cleaned_data["served_models"] or []
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+            raise forms.ValidationError(_('Enter a list of model names, for example ["gpt-4o", "gpt-4o-mini"].'))
+        return [item.strip() for item in value]
+
+    def clean_model_mapping(self) -> dict[str, str]:
+        value = self.cleaned_data["model_mapping"] or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
+            raise forms.ValidationError(
+                _('Enter an object of model names, for example {"gpt-4o": "gpt-4o-2024-11-20"}.')
+            )
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        provider = PROVIDERS.get(cleaned.get("type") or "")
+        if provider is None:
+            return cleaned
+        if self.instance.pk is None and not cleaned.get("keys") and provider.key != "demo":
+            self.add_error("keys", gettext("At least one key is required."))
+        if not cleaned.get("base_url") and not provider.default_base_url and provider.key != "demo":
+            self.add_error("base_url", gettext("This provider type needs a base URL."))
+        return cleaned
+
+
+@admin.register(Upstream)
+class UpstreamAdmin(admin.ModelAdmin):
+    form = UpstreamAdminForm
+    list_display = (
+        "name", "type", "status", "priority", "weight", "key_count", "models_count", "last_test_latency_ms",
+    )
+    list_filter = ("type", "status", "groups")
+    search_fields = ("name", "base_url")
+    filter_horizontal = ("groups",)
+    fieldsets = (
+        (None, {"fields": ("name", "type", "base_url", "keys", "key_count")}),
+        (_("Routing"), {"fields": ("served_models", "model_mapping", "groups", "priority", "weight")}),
+        (_("Status"), {"fields": ("status", "status_reason", "test_model", "last_test_latency_ms", "last_tested_at")}),
+        (_("Timeouts and provider settings"), {
+            "classes": ("collapse",),
+            "fields": ("connect_timeout", "first_byte_timeout", "total_timeout", "extras"),
+        }),
+        (_("History"), {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("key_count", "last_test_latency_ms", "last_tested_at", "created_at", "updated_at")
+    actions = ("enable_upstreams", "disable_upstreams")
+
+    @method_decorator(sensitive_post_parameters("keys"))  # keep keys out of error reports
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("models"))
+    def models_count(self, obj: Upstream) -> int:
+        return len(obj.served_models or [])
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"groups": [group_default().pk], **super().get_changeform_initial_data(request)}
+
+    def save_model(self, request: HttpRequest, obj: Upstream, form: forms.ModelForm, change: bool) -> None:
+        # The form has already put its values on `obj`; naming the changed ones lets the service react
+        # (enabling clears the status reason). Groups are saved afterwards by save_related.
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in UPSTREAM_FIELDS}
+        upstream_save(upstream=obj, keys=form.cleaned_data["keys"] or None, **fields)
+
+    def _set_status(
+        self, queryset: QuerySet[Upstream], *, status: UpstreamStatus, reason: str = ""
+    ) -> tuple[int, int]:
+        changed = 0
+        for upstream in queryset:
+            if upstream.status != status:
+                upstream_set_status(upstream=upstream, status=status, reason=reason)
+                changed += 1
+        return changed, len(queryset) - changed
+
+    @admin.action(description=_("Enable selected upstreams"), permissions=["change"])
+    def enable_upstreams(self, request: HttpRequest, queryset: QuerySet[Upstream]) -> None:
+        changed, unchanged = self._set_status(queryset, status=UpstreamStatus.ENABLED)
+        message = ngettext("%(count)d upstream enabled.", "%(count)d upstreams enabled.", changed) % {"count": changed}
+        if unchanged:
+            message += " " + ngettext(
+                "%(count)d was already enabled.", "%(count)d were already enabled.", unchanged
+            ) % {"count": unchanged}
+        self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(description=_("Disable selected upstreams"), permissions=["change"])
+    def disable_upstreams(self, request: HttpRequest, queryset: QuerySet[Upstream]) -> None:
+        reason = gettext("Disabled by %(user)s.") % {"user": request.user.get_username()}
+        changed, unchanged = self._set_status(queryset, status=UpstreamStatus.DISABLED, reason=reason)
+        message = ngettext(
+            "%(count)d upstream disabled.", "%(count)d upstreams disabled.", changed
+        ) % {"count": changed}
+        if unchanged:
+            message += " " + ngettext(
+                "%(count)d was already disabled.", "%(count)d were already disabled.", unchanged
+            ) % {"count": unchanged}
+        self.message_user(request, message, messages.SUCCESS)

@@ -1,0 +1,171 @@
+"""The relay's own ASGI app: `/v1/...` requests never pass through Django's request stack."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import uuid
+import httpx
+from django.conf import settings
+
+from billing.charges import Hold, charge_reserve, charge_settle
+from billing.ledger import InsufficientQuota
+from billing.models import UsageStatus
+from relay import errors, gate, info
+from relay.forward import Forwarder, Job, Outcome
+from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
+from relay.limits import Limits
+from relay.snapshots import Snapshots, UpstreamInfo, in_thread
+from relay.upstreams import upstream_auto_disable
+
+logger = logging.getLogger("relay")
+
+OPERATIONS = {
+    "/v1/chat/completions": "chat/completions",
+    "/v1/completions": "completions",
+    "/v1/code/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/moderations": "moderations",
+}
+PREFIXES = ("/v1/", "/v1beta/")
+
+
+def is_relay_path(path: str) -> bool:
+    return path.startswith(PREFIXES)
+
+
+class RelayApp:
+    def __init__(self) -> None:
+        self.snapshots = Snapshots()
+        self.limits = Limits()
+        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                                        follow_redirects=False, trust_env=False)
+        self.forwarder = Forwarder(self.client, settings.RELAY_RETRIES, self._upstream_failed)
+        self._reserve = in_thread(charge_reserve)
+        self._settle = in_thread(charge_settle)
+        self._disable = in_thread(upstream_auto_disable)
+        self._failures: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = uuid.uuid4().hex
+        headers = [(b"x-request-id", request_id.encode())]
+        try:
+            req = await read_request(scope, receive, max_body=settings.RELAY_MAX_BODY_BYTES, request_id=request_id)
+            req.extra_headers = headers
+            await self.dispatch(req, receive, send)
+        except ClientGone:
+            return
+        except errors.RelayError as exc:
+            await send_json(send, exc.status, exc.body(),
+                            headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
+        except Exception:
+            logger.exception("relay request %s failed", request_id)
+            error = errors.RelayError(500, "Internal error; it has been logged.", type="server_error")
+            try:
+                await send_json(send, 500, error.body(), headers=headers)
+            except Exception:  # the response had already started
+                pass
+
+    async def dispatch(self, req: RelayRequest, receive: Receive, send: Send) -> None:
+        operation = OPERATIONS.get(req.path)
+        if operation is not None:
+            if req.method != "POST":
+                raise errors.RelayError(405, f"Use POST for {req.path}.")
+            await self.relay(req, operation, receive, send)
+            return
+        handler = info.route(req.path)
+        if handler is None or req.method != "GET":
+            raise errors.not_found(f"Unknown path: {req.method} {req.path}", code="unknown_url")
+        ctx = await gate.authenticate(self.snapshots, req)
+        status, body = await handler(self, ctx, req)
+        await send_json(send, status, body, headers=req.extra_headers)
+
+    async def relay(self, req: RelayRequest, operation: str, receive: Receive, send: Send) -> None:
+        started = time.monotonic()
+        body = req.json()
+        ctx = await gate.authenticate(self.snapshots, req)
+        model = gate.validate(body, operation)
+        pin = body.pop("provider", None) or req.headers.get("x-ai-provider", "")
+        if not isinstance(pin, str):
+            raise errors.bad_request("'provider' must be a string.", param="provider")
+        route = await gate.route(self.snapshots, ctx, body, model, pin)
+        if operation == "completions" and req.path == "/v1/code/completions":
+            body.pop("language", None)
+        headers = list(req.extra_headers)
+        if ctx.rpm_limit:
+            rpm = await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
+            headers += rpm.headers()
+            if rpm.remaining < 0:
+                wait = max(rpm.reset - int(time.time()), 1)
+                raise errors.RelayError(
+                    429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
+                    type="rate_limit_error", code="rate_limit_exceeded",
+                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(wait)})
+        worst = gate.worst_case(body, operation)
+        hold = Hold(request_id=req.request_id, user_id=ctx.user_id, token_id=ctx.token_id, unlimited=ctx.unlimited,
+                    amount=gate.cost_of(route.price, ctx.group_ratio, worst))
+        entered = False
+        if ctx.concurrency_limit:
+            entered = await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit)
+            if not entered:
+                raise errors.RelayError(
+                    429, f"Too many concurrent requests: at most {ctx.concurrency_limit} for this key.",
+                    type="rate_limit_error", code="concurrency_limit_exceeded",
+                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": "1"})
+        try:
+            try:
+                await self._reserve(hold=hold)
+            except InsufficientQuota as exc:
+                raise errors.forbidden(exc.message, "insufficient_quota") from None
+            job = Job(req=req, ctx=ctx, body=body, operation=operation, model=model, price=route.price,
+                      upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens, headers=headers,
+                      started=started)
+            outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
+            try:
+                outcome = await self.forwarder.run(job, send, receive)
+            finally:
+                await self._close(job, outcome)
+        finally:
+            if entered:
+                await self.limits.concurrency_leave(ctx.token_id)
+
+    async def _close(self, job: Job, outcome: Outcome) -> None:
+        """Settle at the real cost (or refund) and write the usage log: once, whatever happened above."""
+        cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage) if outcome.charge and outcome.usage else 0
+        usage = outcome.usage if outcome.charge and outcome.usage else None
+        upstream = outcome.upstream
+        log = {
+            "token_name": job.ctx.token_name, "upstream_id": upstream.id if upstream else None,
+            "provider": upstream.type if upstream else "", "model": job.model,
+            "upstream_model": outcome.upstream_model, "endpoint": job.req.path, "is_stream": job.stream,
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "cached_tokens": usage.cached_tokens if usage else 0, "group_ratio": job.ctx.group_ratio,
+            "model_ratio": job.price.model_ratio, "completion_ratio": job.price.completion_ratio,
+            "cache_ratio": job.price.cache_ratio, "price_per_call": job.price.price_per_call,
+            "usage_estimated": bool(usage and usage.estimated),
+            "latency_ms": int((time.monotonic() - job.started) * 1000), "first_byte_ms": outcome.first_byte_ms,
+            "status": outcome.status, "status_code": outcome.status_code, "error": outcome.error[:2000],
+            "client_ip": job.req.client_ip,
+        }
+        await self._settle(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)
+
+    async def _upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
+        """Count a failure; disable the upstream on bad credentials or too many failures in the window."""
+        now = time.monotonic()
+        window = self._failures[upstream.id]
+        window.append(now)
+        while window and window[0] < now - settings.UPSTREAM_FAILURE_WINDOW_SECONDS:
+            window.popleft()
+        if disable or len(window) >= settings.UPSTREAM_FAILURES_TO_DISABLE:
+            window.clear()
+            why = reason if disable else (
+                f"{settings.UPSTREAM_FAILURES_TO_DISABLE} failures within "
+                f"{settings.UPSTREAM_FAILURE_WINDOW_SECONDS} s (last: {reason})")
+            logger.warning("upstream %s (%s) disabled automatically: %s", upstream.id, upstream.name, why)
+            await self._disable(upstream_id=upstream.id, reason=why)
+            self.snapshots.clear()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,51 @@
+"""Relay errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RelayError(Exception):
+    """A request the relay answers with an error of its own (not an upstream's passed-through body)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> RelayError:
+    return RelayError(400, message, param=param, code=code)
+
+
+def unauthorized(message: str) -> RelayError:
+    return RelayError(401, message, code="invalid_api_key")
+
+
+def forbidden(message: str, code: str) -> RelayError:
+    return RelayError(403, message, type="insufficient_quota" if code == "insufficient_quota" else "permission_error",
+                      code=code)
+
+
+def not_found(message: str, code: str = "model_not_found") -> RelayError:
+    return RelayError(404, message, code=code)
+
+
+def unavailable(message: str) -> RelayError:
+    return RelayError(503, message, type="server_error", code="no_upstream_available")
+
+
+def upstream_failed(message: str, status: int = 502) -> RelayError:
+    return RelayError(status, message, type="upstream_error", code="upstream_error")

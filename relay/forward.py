@@ -1,0 +1,267 @@
+"""Going upstream: try candidates in order, pass the answer through (streams chunk by chunk), then settle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from billing.charges import Hold
+from billing.models import UsageStatus
+from relay import errors
+from relay.adapters import adapter_for
+from relay.adapters.base import Call, UpstreamResponse
+from relay.http import RelayRequest, Send, json_bytes, send_json, start_stream, watch_disconnect
+from relay.protocols.openai_stream import StreamMeter
+from relay.protocols.sse import FrameSplitter
+from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
+from relay.tokenizer import count_text
+from relay.usage import Usage, usage_from_openai
+
+RETRYABLE = {408, 409, 429}
+KEY_PATTERN = re.compile(r"(sk|key|AIza)[-_A-Za-z0-9]{8,}")
+
+
+def redact(text: str, keys: tuple[str, ...]) -> str:
+    """Upstream messages may quote the upstream key ("Incorrect API key provided: sk-..."): never pass it on."""
+    for key in keys:
+        if key:
+            text = text.replace(key, "***")
+    return KEY_PATTERN.sub("***", text)[:2000]
+
+
+@dataclass
+class Outcome:
+    """What happened, for settlement and the usage log."""
+
+    upstream: UpstreamInfo | None = None
+    upstream_model: str = ""
+    usage: Usage | None = None
+    status: str = UsageStatus.SUCCESS
+    status_code: int = 200
+    error: str = ""
+    first_byte_ms: int | None = None
+    charge: bool = True  # False: refund the whole reservation
+    failures: list[tuple[UpstreamInfo, str]] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    req: RelayRequest
+    ctx: TokenContext
+    body: dict[str, Any]
+    operation: str
+    model: str
+    price: PriceInfo
+    upstreams: list[UpstreamInfo]
+    hold: Hold
+    prompt_estimate: int
+    headers: list[tuple[bytes, bytes]]
+    started: float
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def client_wants_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _upstream_body(job: Job, upstream: UpstreamInfo, stream_usage: bool) -> dict[str, Any]:
+    body = dict(job.body)
+    body["model"] = upstream.upstream_model(job.model)
+    if job.stream and stream_usage and job.operation in {"chat/completions", "completions"}:
+        options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        body["stream_options"] = {**options, "include_usage": True}
+    return body
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw[:300].decode("utf-8", errors="replace")
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        return str(err)
+    return str(data)[:300]
+
+
+class Forwarder:
+    """Per-process: the pooled HTTP client and the attempt loop."""
+
+    def __init__(self, client: httpx.AsyncClient, retries: int, on_failure: Any) -> None:
+        self.client, self.retries, self.on_failure = client, retries, on_failure
+
+    async def run(self, job: Job, send: Send, receive: Any) -> Outcome:
+        outcome = Outcome()
+        last: errors.RelayError | None = None
+        for upstream in job.upstreams[: self.retries + 1]:
+            adapter = adapter_for(upstream)
+            if adapter is None:
+                continue
+            key = random.choice(upstream.keys) if upstream.keys else ""
+            body = _upstream_body(job, upstream, adapter.supports_stream_usage)
+            call = Call(upstream=upstream, key=key, operation=job.operation, body=body, stream=job.stream)
+            outcome.upstream, outcome.upstream_model = upstream, body["model"]
+            try:
+                async with asyncio.timeout(upstream.first_byte_timeout + upstream.connect_timeout):
+                    response = await adapter.send(self.client, call, json_bytes(body))
+            except (httpx.TimeoutException, TimeoutError):
+                last = errors.upstream_failed("The upstream timed out.", 504)
+                await self._failed(outcome, upstream, "timeout")
+                continue
+            except httpx.HTTPError:
+                last = errors.upstream_failed("The upstream could not be reached.")
+                await self._failed(outcome, upstream, "connection error")
+                continue
+            status = response.status_code
+            if status >= 400:
+                raw = await self._read_quietly(response)
+                message = redact(_error_message(raw), upstream.keys)
+                if status in RETRYABLE or status >= 500:
+                    last = errors.upstream_failed(f"Upstream error ({status}): {message}")
+                    await self._failed(outcome, upstream, f"HTTP {status}")
+                    continue
+                if status in (401, 403):
+                    last = errors.upstream_failed("The upstream refused its credentials.")
+                    await self._failed(outcome, upstream, f"HTTP {status} (credentials)", disable=True)
+                    continue
+                return await self._client_error(job, send, outcome, status, raw, message)
+            if job.stream and "text/event-stream" in response.headers.get("content-type", ""):
+                delivered = await self._stream(job, send, receive, response, outcome)
+            else:
+                delivered = await self._plain(job, send, response, outcome)
+            if delivered:
+                return outcome
+            last = errors.upstream_failed("The upstream sent an unreadable answer.")
+            await self._failed(outcome, upstream, "unreadable answer")
+        outcome.charge = False
+        outcome.status, outcome.status_code = UsageStatus.ERROR, (last.status if last else 503)
+        error = last or errors.unavailable("No upstream is available for this model.")
+        outcome.error = error.message
+        await send_json(send, error.status, error.body(), headers=job.headers)
+        return outcome
+
+    async def _failed(self, outcome: Outcome, upstream: UpstreamInfo, reason: str, *, disable: bool = False) -> None:
+        outcome.failures.append((upstream, reason))
+        await self.on_failure(upstream, reason, disable)
+
+    @staticmethod
+    async def _read_quietly(response: UpstreamResponse) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError:
+            return b""
+        finally:
+            await response.aclose()
+
+    async def _client_error(self, job: Job, send: Send, outcome: Outcome, status: int, raw: bytes,
+                            message: str) -> Outcome:
+        """A 4xx about the request itself: the caller gets it as the upstream said it; nothing is charged."""
+        outcome.charge, outcome.status, outcome.status_code, outcome.error = False, UsageStatus.ERROR, status, message
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+        try:
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+                parsed["error"]["message"] = message
+                body = parsed
+        except ValueError:
+            pass
+        await send_json(send, status, body, headers=job.headers)
+        return outcome
+
+    async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome) -> bool:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            return False
+        finally:
+            await response.aclose()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return False
+        if not isinstance(data, dict):
+            return False
+        outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
+        outcome.usage = usage_from_openai(data.get("usage")) or self._estimate(job, data)
+        await send_json(send, 200, None, headers=job.headers, raw=raw)
+        return True
+
+    def _estimate(self, job: Job, data: dict[str, Any]) -> Usage:
+        produced = ""
+        for choice in data.get("choices") or []:
+            if isinstance(choice, dict):
+                message = choice.get("message") or {}
+                produced += str(message.get("content") or "") + str(message.get("reasoning_content") or "")
+                produced += str(choice.get("text") or "")
+        return Usage(job.prompt_estimate, count_text(produced), estimated=True)
+
+    async def _stream(self, job: Job, send: Send, receive: Any, response: UpstreamResponse,
+                      outcome: Outcome) -> bool:
+        """Pass the stream through frame by frame. Returns False (so the next upstream is tried) only when the
+        upstream failed before anything reached the client."""
+        meter = StreamMeter(client_wants_usage=job.client_wants_usage)
+        splitter = FrameSplitter()
+        chunks = response.aiter_raw()
+        pending: list[bytes] = []
+        try:
+            while not pending:  # hold the response headers until the first real frame: failover stays possible
+                chunk = await chunks.__anext__()
+                pending = [out for frame in splitter.feed(chunk) if (out := meter.frame(frame))]
+        except (StopAsyncIteration, httpx.HTTPError):
+            await response.aclose()
+            return False
+        outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
+        await start_stream(send, 200, job.headers, b"text/event-stream")
+        gone, watcher = watch_disconnect(receive)
+
+        async def pump() -> None:
+            for out in pending:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+            async for piece in chunks:
+                for frame in splitter.feed(piece):
+                    out = meter.frame(frame)
+                    if out is not None:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+            rest = splitter.rest()
+            if rest.strip():
+                out = meter.frame(rest + b"\n\n")
+                if out is not None:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+
+        pumping = asyncio.create_task(pump())
+        done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        failure = ""
+        if pumping in done and pumping.exception() is not None:
+            failure = "The upstream stream broke off."
+        elif pumping not in done:
+            pumping.cancel()
+            failure = "" if gone.is_set() else "The upstream stream took longer than the total timeout."
+        watcher.cancel()
+        await asyncio.gather(pumping, watcher, return_exceptions=True)
+        await response.aclose()
+        if gone.is_set() and not meter.done:
+            outcome.status, outcome.status_code, outcome.error = UsageStatus.CLIENT_CLOSED, 499, "client disconnected"
+        elif failure or meter.error:
+            outcome.status, outcome.error = UsageStatus.ERROR, failure or redact(meter.error, outcome.upstream.keys)
+            if failure:
+                err = {"error": {"message": failure, "type": "upstream_error", "param": None, "code": "upstream_error"}}
+                await send({"type": "http.response.body", "body": b"data: " + json_bytes(err) + b"\n\n",
+                            "more_body": True})
+        if not gone.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        outcome.usage = meter.usage or Usage(job.prompt_estimate, count_text(meter.text), estimated=True)
+        return True

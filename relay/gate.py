@@ -1,0 +1,128 @@
+"""Everything decided before a request goes upstream: who calls, may they, what it costs at worst, where to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from billing.pricing import quota_for_call, quota_for_tokens
+from relay import errors
+from relay.http import RelayRequest
+from relay.routing import candidates
+from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts
+from relay.tokenizer import estimate_prompt
+from relay.usage import Usage
+
+MAX_N = 128
+
+
+def api_key_from(headers: dict[str, str]) -> str:
+    """`Authorization: Bearer sk-...`, `X-API-Key` or `x-api-key` (header names are case-insensitive)."""
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return headers.get("x-api-key", "").strip()
+
+
+async def authenticate(snapshots: Snapshots, req: RelayRequest) -> TokenContext:
+    key = api_key_from(req.headers)
+    if not key:
+        raise errors.unauthorized("No API key provided. Send it as 'Authorization: Bearer sk-...'.")
+    ctx = await snapshots.token(key) if key.startswith("sk-") and len(key) < 128 else None
+    if ctx is None:
+        raise errors.unauthorized("Incorrect API key provided.")
+    if not ctx.active:
+        raise errors.unauthorized(ctx.refusal)
+    if ctx.expires_at is not None and ctx.expires_at <= now_ts():
+        raise errors.unauthorized("This API key has expired.")
+    if not ctx.ip_allowed(req.client_ip):
+        raise errors.forbidden(f"This API key may not be used from {req.client_ip}.", "ip_not_allowed")
+    return ctx
+
+
+def _positive_int(body: dict[str, Any], name: str, *, maximum: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise errors.bad_request(f"'{name}' must be an integer from 1 to {maximum}.", param=name)
+    return value
+
+
+def validate(body: dict[str, Any], operation: str) -> str:
+    """Check the fields every upstream needs; returns the model name."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise errors.bad_request("'model' is required and must be a string.", param="model")
+    if operation == "chat/completions":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise errors.bad_request("'messages' is required and must be a non-empty array.", param="messages")
+        if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+            raise errors.bad_request("Each message must be an object with a 'role'.", param="messages")
+    elif operation == "completions" and body.get("prompt") in (None, "", []):
+        raise errors.bad_request("'prompt' is required.", param="prompt")
+    elif operation in {"embeddings", "moderations"} and body.get("input") in (None, "", []):
+        raise errors.bad_request("'input' is required.", param="input")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise errors.bad_request("'stream' must be a boolean.", param="stream")
+    for name in ("max_tokens", "max_completion_tokens"):
+        _positive_int(body, name, maximum=10_000_000)
+    _positive_int(body, "n", maximum=MAX_N)
+    return model.strip()
+
+
+def price_for(prices: dict[str, PriceInfo], model: str) -> PriceInfo:
+    price = prices.get(model)
+    if price is not None:
+        return price
+    default_ratio = settings.RELAY_UNPRICED_MODEL_RATIO
+    if default_ratio:
+        ratio = Decimal(default_ratio)
+        return PriceInfo(model, "", "general", None, ratio, Decimal(1), Decimal(1), None)
+    raise errors.forbidden(f"The model '{model}' has no price set; ask the operator to add one.",
+                           "model_price_not_set")
+
+
+def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage) -> int:
+    if price.price_per_call is not None:
+        return quota_for_call(price_usd=price.price_per_call, group_ratio=group_ratio)
+    return quota_for_tokens(
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens, group_ratio=group_ratio, model_ratio=price.model_ratio,
+        completion_ratio=price.completion_ratio, cache_ratio=price.cache_ratio,
+    )
+
+
+def worst_case(body: dict[str, Any], operation: str) -> Usage:
+    """The usage a request can reach at most: estimated prompt plus its output cap (times n)."""
+    prompt = estimate_prompt(body, operation)
+    if operation in {"embeddings", "moderations"}:
+        return Usage(prompt, 0)
+    cap = body.get("max_completion_tokens") or body.get("max_tokens") or settings.RELAY_DEFAULT_MAX_TOKENS
+    return Usage(prompt, cap * (body.get("n") or 1))
+
+
+@dataclass
+class Route:
+    model: str
+    price: PriceInfo
+    upstreams: list[UpstreamInfo]
+
+
+async def route(snapshots: Snapshots, ctx: TokenContext, body: dict[str, Any], model: str, pin: str) -> Route:
+    if ctx.model_limits and model not in ctx.model_limits:
+        raise errors.forbidden(f"This API key may not use the model '{model}'.", "model_not_allowed")
+    upstreams = await snapshots.upstreams()
+    prices = await snapshots.prices()
+    if model not in prices and not any(u.serves(model, g) for u in upstreams for g in u.groups):
+        raise errors.not_found(f"The model '{model}' does not exist or is not offered here.")
+    price = price_for(prices, model)
+    found = candidates(upstreams, model=model, group=ctx.group, provider=pin)
+    if not found:
+        where = f" from provider '{pin}'" if pin else ""
+        raise errors.unavailable(f"No upstream is available for '{model}'{where} in group '{ctx.group}'.")
+    return Route(model=model, price=price, upstreams=found)

@@ -1,0 +1,54 @@
+"""Server-sent events: split a byte stream into frames and read their `event:` and `data:` fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FrameSplitter:
+    """Feed bytes, get whole frames (the bytes up to and including the blank line that ends each)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._buffer += chunk.replace(b"\r\n", b"\n")
+        frames = []
+        while True:
+            end = self._buffer.find(b"\n\n")
+            if end < 0:
+                return frames
+            frames.append(self._buffer[: end + 2])
+            self._buffer = self._buffer[end + 2:]
+
+    def rest(self) -> bytes:
+        """Bytes after the last complete frame (a stream that ended without a blank line)."""
+        rest, self._buffer = self._buffer, b""
+        return rest
+
+
+@dataclass
+class Frame:
+    event: str
+    data: str
+    is_comment_only: bool
+
+
+def frame_parse(raw: bytes) -> Frame:
+    event, data_lines, other = "", [], False
+    for line in raw.decode("utf-8", errors="replace").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        other = True
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data_lines.append(value)
+        elif name == "event":
+            event = value
+    return Frame(event=event, data="\n".join(data_lines), is_comment_only=not other)
+
+
+def frame_build(data: str, event: str = "") -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {data}\n\n".encode()

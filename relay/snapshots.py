@@ -1,0 +1,215 @@
+"""What the relay needs from the database, read through short-lived in-process caches.
+
+With warm caches an authenticated request reaches the upstream without waiting on a query. A change made by an
+operator or a user (a disabled token, a new price) is seen by every process within RELAY_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Generic, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from accounts.models import UserStatus
+from billing.models import ModelPrice
+from relay.models import Upstream, UpstreamStatus
+from relay.providers import PROVIDERS, Provider
+from tokens.keys import secret_hash
+from tokens.models import ApiToken, TokenStatus
+
+T = TypeVar("T")
+
+
+class TtlCache(Generic[T]):
+    """A dict whose entries expire; misses are loaded by the caller. Single-threaded use on the event loop."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[Any, tuple[float, T]] = {}
+
+    def get(self, key: Any) -> tuple[bool, T | None]:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: Any, value: T) -> None:
+        if len(self._items) > 50_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def in_thread(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Run a blocking ORM function in the thread pool (not serialised on one thread), with a healthy connection."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(wrapped, thread_sensitive=False)
+
+
+@dataclass(frozen=True)
+class TokenContext:
+    token_id: int
+    token_name: str
+    user_id: int
+    active: bool
+    refusal: str  # why the token cannot be used, when not active
+    expires_at: float | None
+    unlimited: bool
+    model_limits: frozenset[str]
+    allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    group: str
+    group_ratio: Decimal
+    rpm_limit: int | None
+    concurrency_limit: int | None
+
+    def ip_allowed(self, ip: str | None) -> bool:
+        if not self.allow_ips:
+            return True
+        try:
+            address = ipaddress.ip_address(ip or "")
+        except ValueError:
+            return False
+        return any(address in net for net in self.allow_ips)
+
+
+@dataclass(frozen=True)
+class PriceInfo:
+    model: str
+    provider: str
+    category: str
+    context_window: int | None
+    model_ratio: Decimal
+    completion_ratio: Decimal
+    cache_ratio: Decimal
+    price_per_call: Decimal | None
+
+
+@dataclass(frozen=True)
+class UpstreamInfo:
+    id: int
+    name: str
+    type: str
+    provider: Provider
+    base_url: str
+    keys: tuple[str, ...]
+    models: frozenset[str]
+    model_mapping: dict[str, str]
+    groups: frozenset[str]
+    priority: int
+    weight: int
+    connect_timeout: float
+    first_byte_timeout: float
+    total_timeout: float
+    extras: dict[str, Any]
+
+    def serves(self, model: str, group: str) -> bool:
+        return group in self.groups and (model in self.models or model in self.model_mapping)
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_mapping.get(model, model)
+
+
+def _token_load(key: str) -> TokenContext | None:
+    token = ApiToken.objects.select_related("user", "user__group", "group").filter(key_hash=secret_hash(key)).first()
+    if token is None:
+        return None
+    user = token.user
+    group = token.group or user.group
+    refusal = ""
+    if token.status != TokenStatus.ENABLED:
+        refusal = "This API key has been disabled."
+    elif user.status != UserStatus.ENABLED or not user.is_active:
+        refusal = "This account has been disabled."
+    nets = []
+    for value in token.allow_ips:
+        try:
+            nets.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            continue
+    return TokenContext(
+        token_id=token.pk, token_name=token.name, user_id=user.pk, active=not refusal, refusal=refusal,
+        expires_at=token.expires_at.timestamp() if token.expires_at else None, unlimited=token.unlimited_quota,
+        model_limits=frozenset(token.model_limits), allow_ips=tuple(nets), group=group.name,
+        group_ratio=group.ratio, rpm_limit=token.rpm_limit or group.rpm_limit,
+        concurrency_limit=token.concurrency_limit or group.concurrency_limit,
+    )
+
+
+def _prices_load() -> dict[str, PriceInfo]:
+    return {
+        p.model: PriceInfo(p.model, p.provider, p.category, p.context_window, p.model_ratio, p.completion_ratio,
+                           p.cache_ratio, p.price_per_call)
+        for p in ModelPrice.objects.all()
+    }
+
+
+def _upstreams_load() -> list[UpstreamInfo]:
+    rows = []
+    for u in Upstream.objects.filter(status=UpstreamStatus.ENABLED).prefetch_related("groups"):
+        provider = PROVIDERS.get(u.type)
+        if provider is None:
+            continue
+        rows.append(UpstreamInfo(
+            id=u.pk, name=u.name, type=u.type, provider=provider,
+            base_url=(u.base_url or provider.default_base_url).rstrip("/"), keys=tuple(u.get_keys()),
+            models=frozenset(u.served_models), model_mapping=dict(u.model_mapping or {}),
+            groups=frozenset(g.name for g in u.groups.all()), priority=u.priority, weight=u.weight,
+            connect_timeout=u.connect_timeout, first_byte_timeout=u.first_byte_timeout,
+            total_timeout=u.total_timeout, extras=dict(u.extras or {}),
+        ))
+    return rows
+
+
+class Snapshots:
+    """The relay's per-process view of tokens, prices and upstreams."""
+
+    def __init__(self) -> None:
+        ttl = settings.RELAY_CACHE_SECONDS
+        self._tokens: TtlCache[TokenContext | None] = TtlCache(ttl)
+        self._prices: TtlCache[dict[str, PriceInfo]] = TtlCache(ttl)
+        self._upstreams: TtlCache[list[UpstreamInfo]] = TtlCache(ttl)
+        self._load_token = in_thread(_token_load)
+        self._load_prices = in_thread(_prices_load)
+        self._load_upstreams = in_thread(_upstreams_load)
+
+    async def token(self, key: str) -> TokenContext | None:
+        hit, ctx = self._tokens.get(key)
+        if not hit:
+            ctx = await self._load_token(key)
+            self._tokens.put(key, ctx)
+        return ctx
+
+    async def prices(self) -> dict[str, PriceInfo]:
+        hit, prices = self._prices.get(None)
+        if not hit:
+            prices = await self._load_prices()
+            self._prices.put(None, prices)
+        return prices or {}
+
+    async def upstreams(self) -> list[UpstreamInfo]:
+        hit, rows = self._upstreams.get(None)
+        if not hit:
+            rows = await self._load_upstreams()
+            self._upstreams.put(None, rows)
+        return rows or []
+
+    def clear(self) -> None:
+        for cache in (self._tokens, self._prices, self._upstreams):
+            cache.clear()
+
+
+def now_ts() -> float:
+    return timezone.now().timestamp()

@@ -1,0 +1,35 @@
+"""One normalised usage record from every protocol; billing reads only this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0  # includes cached tokens
+    completion_tokens: int = 0  # includes reasoning tokens
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_from_openai(data: Any) -> Usage | None:
+    """OpenAI's `usage` object (chat, completions, embeddings; DeepSeek's cache fields too), or None."""
+    if not isinstance(data, dict):
+        return None
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    details = data.get("prompt_tokens_details") or {}
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    cached = cached or _int(data.get("prompt_cache_hit_tokens"))
+    out_details = data.get("completion_tokens_details") or {}
+    reasoning = _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0
+    if not (prompt or completion or "prompt_tokens" in data):
+        return None
+    return Usage(prompt, completion, min(cached, prompt), reasoning)
