@@ -41,7 +41,7 @@ class RelayApp:
         self.limits = Limits()
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
                                         follow_redirects=False, trust_env=False)
-        self.forwarder = Forwarder(self.client, settings.RELAY_RETRIES, self._upstream_failed)
+        self.forwarder = Forwarder(self.client, self._upstream_failed)
         self._reserve = in_thread(charge_reserve)
         self._settle = in_thread(charge_settle)
         self._disable = in_thread(upstream_auto_disable)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from billing.charges import Hold
 from billing.models import UsageStatus
@@ -100,13 +101,13 @@ def _error_message(raw: bytes) -> str:
 class Forwarder:
     """Per-process: the pooled HTTP client and the attempt loop."""
 
-    def __init__(self, client: httpx.AsyncClient, retries: int, on_failure: Any) -> None:
-        self.client, self.retries, self.on_failure = client, retries, on_failure
+    def __init__(self, client: httpx.AsyncClient, on_failure: Any) -> None:
+        self.client, self.on_failure = client, on_failure
 
     async def run(self, job: Job, send: Send, receive: Any) -> Outcome:
         outcome = Outcome()
         last: errors.RelayError | None = None
-        for upstream in job.upstreams[: self.retries + 1]:
+        for upstream in job.upstreams[: settings.RELAY_RETRIES + 1]:
             adapter = adapter_for(upstream)
             if adapter is None:
                 continue

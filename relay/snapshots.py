@@ -30,7 +30,7 @@ T = TypeVar("T")
 class TtlCache(Generic[T]):
     """A dict whose entries expire; misses are loaded by the caller. Single-threaded use on the event loop."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: Callable[[], float]) -> None:
         self.ttl = ttl
         self._items: dict[Any, tuple[float, T]] = {}
 
@@ -43,7 +43,7 @@ class TtlCache(Generic[T]):
     def put(self, key: Any, value: T) -> None:
         if len(self._items) > 50_000:
             self._items.clear()
-        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items[key] = (time.monotonic() + self.ttl(), value)
 
     def clear(self) -> None:
         self._items.clear()
@@ -177,7 +177,9 @@ class Snapshots:
     """The relay's per-process view of tokens, prices and upstreams."""
 
     def __init__(self) -> None:
-        ttl = settings.RELAY_CACHE_SECONDS
+        def ttl() -> float:
+            return settings.RELAY_CACHE_SECONDS
+
         self._tokens: TtlCache[TokenContext | None] = TtlCache(ttl)
         self._prices: TtlCache[dict[str, PriceInfo]] = TtlCache(ttl)
         self._upstreams: TtlCache[list[UpstreamInfo]] = TtlCache(ttl)

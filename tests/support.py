@@ -1,0 +1,24 @@
+"""Helpers for tests that talk to the live server (importable: `from tests.support import ...`)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+
+def settled(predicate, timeout: float = 10.0):
+    """Wait for work the relay does after the response (settlement, usage logs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
+
+
+def post(live, path: str, key: str | None, body: dict | bytes, **headers: str) -> httpx.Response:
+    if key:
+        headers.setdefault("authorization", f"Bearer {key}")
+    kw = {"content": body} if isinstance(body, bytes) else {"json": body}
+    return httpx.post(live.url + path, headers=headers, timeout=30, **kw)
