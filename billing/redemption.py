@@ -75,12 +75,18 @@ def redemption_redeem(*, user_id: int, code: str) -> RedemptionCode:
 
 
 def redemption_set_status(*, card: RedemptionCode, status: RedemptionStatus) -> RedemptionCode:
-    if card.status == RedemptionStatus.USED:
+    """Disable or re-enable an unused card; a card redeemed meanwhile is left as it is (one statement)."""
+    if status == RedemptionStatus.USED:
+        raise ServiceError(_("Cards become used only by being redeemed."))
+    changed = RedemptionCode.objects.filter(pk=card.pk).exclude(status=RedemptionStatus.USED).update(status=status)
+    card.refresh_from_db()
+    if not changed:
         raise ServiceError(_("A used card key cannot be changed."))
-    card.status = status
-    card.save(update_fields=["status"])
     return card
 
 
 def redemption_delete(*, card: RedemptionCode) -> None:
-    card.delete()
+    """Delete an unused card; used cards stay, since the ledger refers to them."""
+    deleted, _rows = RedemptionCode.objects.filter(pk=card.pk).exclude(status=RedemptionStatus.USED).delete()
+    if not deleted:
+        raise ServiceError(_("A used card key cannot be deleted."))

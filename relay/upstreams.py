@@ -34,7 +34,7 @@ def upstream_save(
     **fields: Any,
 ) -> Upstream:
     """Create or update an upstream. `keys` replaces the stored keys when given; `groups` are group names."""
-    creating = upstream is None
+    creating = upstream is None or upstream.pk is None
     upstream = upstream or Upstream()
     unknown = set(fields) - FIELDS
     if unknown:
