@@ -15,6 +15,7 @@ from config.api import IsPlatformAdmin, ok, paginated
 from config.api_fields import FlexibleListField, unix
 from config.errors import NotFound
 from relay.models import Upstream, UpstreamStatus
+from relay.probe import upstream_test
 from relay.providers import PROVIDER_CHOICES
 from relay.upstreams import upstream_save
 
@@ -103,6 +104,17 @@ def upstream_detail(request: Request, upstream_id: int) -> Response:
         upstream.delete()
         return ok(None, _("Upstream deleted."))
     return ok(upstream_render(upstream))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([IsPlatformAdmin])
+def upstream_test_view(request: Request, upstream_id: int) -> Response:
+    """Send a one-token chat request through the upstream; `?model=` picks the model (default: its test model)."""
+    result = upstream_test(upstream=_get(upstream_id), model=request.query_params.get("model", ""))
+    message = _("The upstream answered.") if result.ok else result.message
+    return Response({"success": result.ok, "message": message, "time": result.latency_ms / 1000,
+                     "data": {"latency_ms": result.latency_ms}})
 
 
 def _get(upstream_id: int) -> Upstream:

@@ -85,7 +85,7 @@ def _upstream_body(job: Job, upstream: UpstreamInfo, stream_usage: bool) -> dict
     return body
 
 
-def _error_message(raw: bytes) -> str:
+def error_message(raw: bytes) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -129,7 +129,7 @@ class Forwarder:
             status = response.status_code
             if status >= 400:
                 raw = await self._read_quietly(response)
-                message = redact(_error_message(raw), upstream.keys)
+                message = redact(error_message(raw), upstream.keys)
                 if status in RETRYABLE or status >= 500:
                     last = errors.upstream_failed(f"Upstream error ({status}): {message}")
                     await self._failed(outcome, upstream, f"HTTP {status}")

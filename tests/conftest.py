@@ -21,6 +21,11 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _english(settings):
     """Assertions read English messages; the zh-hans default is covered by the console's tests."""
     settings.LANGUAGE_CODE = "en"

@@ -29,6 +29,7 @@ urlpatterns = [
     # upstreams ("channels")
     path("channel/", relay_api.upstreams),
     path("channel/<int:upstream_id>", relay_api.upstream_detail),
+    path("channel/test/<int:upstream_id>", relay_api.upstream_test_view),
     # billing
     path("redemption/", billing_api.redemptions),
     path("redemption/<int:card_id>", billing_api.redemption_detail),

@@ -116,6 +116,10 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "upstreams-retest": {"task": "relay.tasks.upstreams_retest_task", "schedule": env_int("UPSTREAM_RETEST_SECONDS", 300)},
+    "reservations-sweep": {"task": "relay.tasks.reservations_sweep_task", "schedule": 300},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_TIMEZONE = env("TIME_ZONE", "Asia/Shanghai")
 

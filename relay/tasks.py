@@ -1,0 +1,21 @@
+"""Celery tasks of the relay: one-line wrappers around services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from billing.charges import reservations_sweep
+from relay.probe import upstreams_retest
+
+
+@shared_task
+def upstreams_retest_task() -> int:
+    return upstreams_retest()
+
+
+@shared_task
+def reservations_sweep_task() -> int:
+    return reservations_sweep(older_than=timedelta(minutes=settings.RELAY_RESERVATION_TIMEOUT_MINUTES))
