@@ -1,0 +1,273 @@
+"""The relay against real fake OpenAI upstreams on loopback: forwarding, failover, auto-disable, exact billing."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+from django.utils import timezone
+
+from billing.charges import Hold, charge_reserve, reservations_sweep
+from billing.groups import group_default, group_save, price_save
+from billing.ledger import ledger_sum
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+from relay.models import Upstream, UpstreamStatus
+from relay.probe import upstreams_retest
+from relay.upstreams import upstream_save
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support import post, settled
+
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as a, FakeOpenAI(api_key=UPSTREAM_KEY) as b:
+        yield a, b
+
+
+@pytest.fixture
+def up(fakes):
+    for fake in fakes:
+        fake.reset()
+    return fakes
+
+
+@pytest.fixture
+def priced(transactional_db):
+    price_save(model="gpt-4o", model_ratio=Decimal("1.25"), completion_ratio=Decimal(4), cache_ratio=Decimal("0.5"))
+    price_save(model="gpt-4o-mini", model_ratio=Decimal("0.075"), completion_ratio=Decimal(4))
+
+
+def _upstream(fake, name, *, priority=0, models=("gpt-4o", "gpt-4o-mini"), **fields):
+    return upstream_save(name=name, type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=list(models),
+                         priority=priority, groups=[group_default().name], **fields)
+
+
+def _client(live, key):
+    return openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+
+
+def _chat(**kw):
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **kw}
+
+
+def test_the_upstream_gets_its_own_key_the_mapped_model_and_usage_requested(live, up, priced, funded_key):
+    a, _b = up
+    _upstream(a, "a", model_mapping={"gpt-4o": "gpt-4o-2024-08-06"})
+    _user, key = funded_key()
+    r = post(live, "/v1/chat/completions", key, _chat(stream=True, provider="openai"), cookie="session=x")
+    assert r.status_code == 200
+    frames = [f for f in r.text.split("\n\n") if f.startswith("data: {")]
+    assert all(json.loads(f[6:]).get("choices") for f in frames)  # the usage chunk is not shown
+    sent = a.requests[-1]
+    assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}" and "cookie" not in sent.headers
+    assert sent.json["model"] == "gpt-4o-2024-08-06" and "provider" not in sent.json
+    assert sent.json["stream_options"] == {"include_usage": True}
+    assert settled(lambda: UsageLog.objects.filter(usage_estimated=False).count() == 1)
+    log = UsageLog.objects.get()
+    assert (log.prompt_tokens, log.completion_tokens, log.upstream_model) == (17, 5, "gpt-4o-2024-08-06")
+
+
+def test_tool_calls_and_reasoning_pass_through(live, up, priced, funded_key):
+    a, _b = up
+    _upstream(a, "a")
+    a.behave("gpt-4o", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], finish_reason="tool_calls")
+    a.behave("gpt-4o-mini", reasoning_content="thinking...", content="42")
+    _user, key = funded_key()
+    client = _client(live, key)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    plain = client.chat.completions.create(**_chat(tools=tools))
+    assert plain.choices[0].message.tool_calls[0].function.name == "get_weather"
+    args = ""
+    for chunk in client.chat.completions.create(**_chat(tools=tools, stream=True)):
+        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            args += call.function.arguments or ""
+    assert json.loads(args) == {"city": "Paris"}
+    mini = client.chat.completions.create(**_chat(model="gpt-4o-mini"))
+    assert mini.choices[0].message.model_extra["reasoning_content"] == "thinking..."
+    assert settled(lambda: UsageLog.objects.count() == 3)
+
+
+@pytest.mark.parametrize("group_ratio, usage, expected", [
+    # 1 x 1.25 x (17 + 5 x 4) = 46.25 -> 46
+    ("1", {}, 46),
+    # 1.5 x 1.25 x ((17 - 7) + 7 x 0.5 + 5 x 4) = 1.875 x 33.5 = 62.8125 -> 63
+    ("1.5", {"cached_tokens": 7}, 63),
+    # 0.3 x 1.25 x (1000 + 300 x 4) = 825
+    ("0.3", {"prompt_tokens": 1000, "completion_tokens": 300}, 825),
+])
+def test_charged_quota_equals_the_formula(live, up, priced, funded_key, group_ratio, usage, expected):
+    from accounts.services import user_set_group
+
+    a, _b = up
+    upstream = _upstream(a, "a")
+    a.behave("gpt-4o", **usage)
+    user, key = funded_key()
+    if group_ratio != "1":
+        group = group_save(name="g", ratio=Decimal(group_ratio))
+        user_set_group(user=user, group=group)
+        upstream.groups.add(group)
+    before = user.quota
+    _client(live, key).chat.completions.create(**_chat())
+    assert settled(lambda: UsageLog.objects.exists())
+    user.refresh_from_db()
+    assert UsageLog.objects.get().quota == expected and user.quota == before - expected
+
+
+def test_failover_from_a_500_upstream_to_a_healthy_one(live, up, priced, funded_key):
+    a, b = up
+    _upstream(a, "broken", priority=10)
+    _upstream(b, "healthy", priority=0)
+    a.behave("gpt-4o", status=500)
+    _user, key = funded_key()
+    reply = _client(live, key).chat.completions.create(**_chat())
+    assert reply.choices[0].message.content == "Hello from gpt-4o!"
+    assert len(a.requests) == 1 and len(b.requests) == 1
+    stream = list(_client(live, key).chat.completions.create(**_chat(stream=True)))
+    assert stream[-1].choices[0].finish_reason == "stop"
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
+    assert {log.upstream.name for log in UsageLog.objects.all()} == {"healthy"}
+
+
+def test_failover_on_timeout(live, up, priced, funded_key):
+    a, b = up
+    _upstream(a, "slow", priority=10, first_byte_timeout=0.3)
+    _upstream(b, "fast")
+    a.behave("gpt-4o", delay_before_headers=2)
+    _user, key = funded_key()
+    assert _client(live, key).chat.completions.create(**_chat()).choices[0].message.content
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 1)
+
+
+def test_a_400_is_returned_as_is_without_retry_or_charge(live, up, priced, funded_key):
+    a, b = up
+    _upstream(a, "first", priority=10)
+    _upstream(b, "second")
+    a.behave("gpt-4o", status=400, error_message=f"bad temperature (key {UPSTREAM_KEY})", error_code="bad_value")
+    user, key = funded_key()
+    before = user.quota
+    with pytest.raises(openai.BadRequestError) as exc:
+        _client(live, key).chat.completions.create(**_chat())
+    assert "bad temperature" in exc.value.message and UPSTREAM_KEY not in exc.value.message
+    assert exc.value.code == "bad_value"
+    assert len(b.requests) == 0
+    assert settled(lambda: UsageLog.objects.filter(status="error", status_code=400).count() == 1)
+    user.refresh_from_db()
+    assert user.quota == before
+    assert LedgerEntry.objects.filter(reason=LedgerReason.REFUND).count() == 1
+
+
+def test_all_upstreams_failing_gives_a_clean_502_and_a_full_refund(live, up, priced, funded_key):
+    a, b = up
+    _upstream(a, "a", priority=1)
+    _upstream(b, "b")
+    a.behave("gpt-4o", status=503)
+    b.behave("gpt-4o", status=500, error_message="boom")
+    user, key = funded_key()
+    before = user.quota
+    r = post(live, "/v1/chat/completions", key, _chat())
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error" and "boom" in r.text
+    assert a.url not in r.text and b.url not in r.text
+    assert settled(lambda: UsageLog.objects.filter(status="error").exists())
+    user.refresh_from_db()
+    assert user.quota == before
+
+
+def test_bad_credentials_auto_disable_and_the_retest_brings_it_back(live, up, priced, funded_key):
+    a, b = up
+    broken = upstream_save(name="wrong key", type="openai", base_url=a.url, keys="sk-wrong", served_models=["gpt-4o"],
+                           priority=10, test_model="gpt-4o")
+    _upstream(b, "good")
+    _user, key = funded_key()
+    assert _client(live, key).chat.completions.create(**_chat()).choices
+    broken.refresh_from_db()
+    assert broken.status == UpstreamStatus.AUTO_DISABLED and "401" in broken.status_reason
+    assert upstreams_retest() == 0  # still the wrong key
+    broken.set_keys([UPSTREAM_KEY])
+    broken.save()
+    assert upstreams_retest() == 1
+    broken.refresh_from_db()
+    assert broken.status == UpstreamStatus.ENABLED and broken.last_test_latency_ms is not None
+
+
+def test_repeated_failures_auto_disable(live, up, priced, funded_key, settings):
+    settings.UPSTREAM_FAILURES_TO_DISABLE = 2
+    a, b = up
+    flaky = _upstream(a, "flaky", priority=10)
+    _upstream(b, "steady")
+    a.behave("gpt-4o", status=500)
+    _user, key = funded_key()
+    for _ in range(3):
+        assert post(live, "/v1/chat/completions", key, _chat()).status_code == 200
+    flaky.refresh_from_db()
+    assert flaky.status == UpstreamStatus.AUTO_DISABLED
+    assert len(a.requests) == 2
+
+
+def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_produced(live, up, priced, funded_key):
+    a, _b = up
+    _upstream(a, "a")
+    a.behave("gpt-4o", never_end=True, chunk_delay_ms=10, content="word ")
+    user, key = funded_key()
+    before = user.quota
+    with httpx.stream("POST", live.url + "/v1/chat/completions", json=_chat(stream=True),
+                      headers={"authorization": f"Bearer {key}"}) as r:
+        for i, _line in enumerate(r.iter_lines()):
+            if i > 20:
+                break
+    assert a.wait_streams_closed(timeout=5)
+    assert settled(lambda: UsageLog.objects.filter(status="client_closed").exists())
+    log = UsageLog.objects.get()
+    assert log.usage_estimated and log.completion_tokens > 0
+    reserved = -LedgerEntry.objects.get(reason=LedgerReason.RESERVE).amount
+    user.refresh_from_db()
+    assert 0 < log.quota < reserved and user.quota == before - log.quota
+
+
+def test_upstream_dying_mid_stream_gives_the_client_an_error_and_bills_what_was_produced(live, up, priced,
+                                                                                         funded_key):
+    a, _b = up
+    _upstream(a, "a")
+    a.behave("gpt-4o", cut_after_chunks=3, chunks=10, content="one two three four five six seven eight nine ten")
+    _user, key = funded_key()
+    with pytest.raises(openai.APIError):
+        for _chunk in _client(live, key).chat.completions.create(**_chat(stream=True)):
+            pass
+    assert settled(lambda: UsageLog.objects.filter(status="error").exists())
+    log = UsageLog.objects.get()
+    assert log.usage_estimated and log.quota > 0 and "broke off" in log.error
+
+
+def test_provider_pinning_picks_among_upstreams(live, up, priced, funded_key):
+    a, b = up
+    _upstream(a, "openai one")
+    upstream_save(name="ds", type="deepseek", base_url=b.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"])
+    _user, key = funded_key()
+    for _ in range(3):
+        assert post(live, "/v1/chat/completions", key, _chat(provider="deepseek")).status_code == 200
+        assert post(live, "/v1/chat/completions", key, _chat(), **{"X-AI-Provider": "openai"}).status_code == 200
+    assert len(a.requests) == 3 and len(b.requests) == 3
+
+
+def test_upstream_base_url_with_v1_works_the_same(live, up, priced, funded_key):
+    a, _b = up
+    upstream_save(name="v1", type="openai", base_url=a.url + "/v1", keys=UPSTREAM_KEY, served_models=["gpt-4o"])
+    _user, key = funded_key()
+    assert post(live, "/v1/chat/completions", key, _chat()).status_code == 200
+    assert a.requests[-1].path == "/v1/chat/completions"
+
+
+def test_sweep_refunds_reservations_left_open_exactly_once(make_user, transactional_db):
+    user = make_user("orphan")
+    before = user.quota
+    charge_reserve(hold=Hold(request_id="dead-worker", user_id=user.pk, token_id=None, unlimited=True, amount=900))
+    LedgerEntry.objects.filter(ref="req:dead-worker").update(created_at=timezone.now() - timedelta(hours=1))
+    assert reservations_sweep(older_than=timedelta(minutes=30)) == 1
+    assert reservations_sweep(older_than=timedelta(minutes=30)) == 0
+    user.refresh_from_db()
+    assert user.quota == before == ledger_sum(user_id=user.pk)
