@@ -26,7 +26,7 @@ from relay.tokenizer import count_text
 from relay.usage import Usage, usage_from_openai
 
 RETRYABLE = {408, 409, 429}
-KEY_PATTERN = re.compile(r"(sk|key|AIza)[-_A-Za-z0-9]{8,}")
+KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
 
 
 def redact(text: str, keys: tuple[str, ...]) -> str:
