@@ -16,7 +16,7 @@ from billing.groups import group_delete, group_save, price_save
 from billing.models import ModelCategory, ModelPrice, RedemptionCode, UsageLog, UserGroup
 from billing.redemption import redemption_batch_create, redemption_delete
 from billing.selectors import LogFilter, price_list, price_render, usage_logs
-from config.api import IsPlatformAdmin, ok, paginated
+from config.api import IsPlatformAdmin, ok, paginated, validated
 from config.api_fields import MAX_QUOTA, UnixTimeField, unix
 from config.errors import NotFound
 
@@ -50,9 +50,7 @@ def redemptions(request: Request) -> Response:
         if request.query_params.get("name"):
             cards = cards.filter(batch_name=request.query_params["name"])
         return paginated(request, cards, card_render)
-    serializer = BatchIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
+    data = validated(BatchIn, request)
     codes = redemption_batch_create(
         name=data["name"], quota=data["quota"], count=data["count"], created_by_id=request.user.pk,
         expires_at=data.get("expired_time"),
@@ -102,12 +100,10 @@ def groups(request: Request) -> Response:
     if request.method == "GET":
         return paginated(request, UserGroup.objects.order_by("name"), group_render)
     if request.method == "POST":
-        serializer = GroupIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return ok(group_render(group_save(**serializer.validated_data)), _("Group created."), http_status=201)
-    serializer = GroupUpdateIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    fields = dict(serializer.validated_data)
+        data = validated(GroupIn, request)
+        return ok(group_render(group_save(**data)), _("Group created."), http_status=201)
+    data = validated(GroupUpdateIn, request)
+    fields = dict(data)
     group = _get(UserGroup, fields.pop("id"))
     return ok(group_render(group_save(group=group, **fields)), _("Group updated."))
 
@@ -159,12 +155,10 @@ def prices(request: Request) -> Response:
             rows = rows.filter(model__icontains=request.query_params["model"])
         return paginated(request, rows, price_render)
     if request.method == "POST":
-        serializer = PriceIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return ok(price_render(price_save(**serializer.validated_data)), _("Price created."), http_status=201)
-    serializer = PriceUpdateIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    fields = dict(serializer.validated_data)
+        data = validated(PriceIn, request)
+        return ok(price_render(price_save(**data)), _("Price created."), http_status=201)
+    data = validated(PriceUpdateIn, request)
+    fields = dict(data)
     price = _get(ModelPrice, fields.pop("id"))
     return ok(price_render(price_save(price=price, **fields)), _("Price updated."))
 

@@ -11,7 +11,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import IsPlatformAdmin, ok, paginated
+from config.api import IsPlatformAdmin, ok, paginated, validated
 from config.api_fields import FlexibleListField, unix
 from config.errors import NotFound
 from relay.models import Upstream, UpstreamStatus
@@ -86,13 +86,11 @@ def upstreams(request: Request) -> Response:
             rows = rows.filter(status=request.query_params["status"])
         return paginated(request, rows, upstream_render)
     if request.method == "POST":
-        serializer = UpstreamIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return ok(upstream_render(_save(serializer.validated_data)), _("Upstream created."), http_status=201)
-    serializer = UpstreamUpdateIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    upstream = _get(serializer.validated_data["id"])
-    return ok(upstream_render(_save(serializer.validated_data, upstream)), _("Upstream updated."))
+        data = validated(UpstreamIn, request)
+        return ok(upstream_render(_save(data)), _("Upstream created."), http_status=201)
+    data = validated(UpstreamUpdateIn, request)
+    upstream = _get(data["id"])
+    return ok(upstream_render(_save(data, upstream)), _("Upstream updated."))
 
 
 @extend_schema(responses=dict)

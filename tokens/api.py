@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from billing.groups import group_get
-from config.api import ok, paginated
+from config.api import ok, paginated, validated
 from config.api_fields import FlexibleListField, StatusField, UnixTimeField, quota_field, unix
 from tokens.models import ApiToken
 from tokens.services import token_create, token_delete, token_of, token_update, tokens_of
@@ -76,16 +76,14 @@ def tokens(request: Request) -> Response:
     if request.method == "GET":
         return paginated(request, tokens_of(user=request.user), token_render)
     if request.method == "POST":
-        serializer = TokenIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = _fields(serializer.validated_data, request.user)
+        data = validated(TokenIn, request)
+        fields = _fields(data, request.user)
         token, key = token_create(user=request.user, **fields)
         data = token_render(token) | {"key": key}
         return ok(data, _("Token created. Copy the key now: it is shown only once."), http_status=201)
-    serializer = TokenUpdateIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    token = token_of(user=request.user, token_id=serializer.validated_data["id"])
-    token = token_update(token=token, user=request.user, **_fields(serializer.validated_data, request.user))
+    data = validated(TokenUpdateIn, request)
+    token = token_of(user=request.user, token_id=data["id"])
+    token = token_update(token=token, user=request.user, **_fields(data, request.user))
     return ok(token_render(token), _("Token updated."))
 
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from accounts.models import User
 from accounts.services import access_token_issue, checkin_claim, user_authenticate, user_register
 from billing.redemption import redemption_redeem
-from config.api import ok
+from config.api import ok, validated
 from config.api_fields import unix
 from config.errors import ServiceError
 from relay.client_ip import client_ip
@@ -58,19 +58,13 @@ def user_render(user: User) -> dict:
     }
 
 
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 @extend_schema(request=RegisterIn, responses=dict)
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def register(request: Request) -> Response:
     if not settings.REGISTRATION_ENABLED:
         raise ServiceError(_("Registration is closed."), status=403)
-    data = _valid(RegisterIn, request)
+    data = validated(RegisterIn, request)
     user = user_register(
         username=data["username"], password=data["password"], email=data.get("email", ""),
         display_name=data.get("display_name", ""), invite_code=data.get("aff_code", ""),
@@ -82,7 +76,7 @@ def register(request: Request) -> Response:
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def login_view(request: Request) -> Response:
-    data = _valid(LoginIn, request)
+    data = validated(LoginIn, request)
     user = user_authenticate(
         request=request._request, username=data["username"], password=data["password"],
         client_ip=client_ip(request._request) or "",
@@ -115,7 +109,7 @@ def access_token(request: Request) -> Response:
 @extend_schema(request=TopupIn, responses=dict)
 @api_view(["POST"])
 def topup(request: Request) -> Response:
-    data = _valid(TopupIn, request)
+    data = validated(TopupIn, request)
     card = redemption_redeem(user_id=request.user.pk, code=data["key"])
     request.user.refresh_from_db(fields=["quota"])
     return ok({"quota": card.quota, "balance": request.user.quota}, _("Card key redeemed."))

@@ -14,7 +14,7 @@ from accounts.api import user_render
 from accounts.models import User, UserRole, UserStatus
 from accounts.services import user_adjust_quota, user_set_group, user_set_status
 from billing.groups import group_get
-from config.api import IsPlatformAdmin, ok, paginated
+from config.api import IsPlatformAdmin, ok, paginated, validated
 from config.api_fields import MAX_QUOTA
 from config.errors import NotFound, ServiceError
 
@@ -62,9 +62,7 @@ def users(request: Request) -> Response:
         if request.query_params.get("group"):
             rows = rows.filter(group__name=request.query_params["group"])
         return paginated(request, rows, user_render)
-    serializer = UserUpdateIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
+    data = validated(UserUpdateIn, request)
     user = _user(data["id"])
     if "group" in data:
         user_set_group(user=user, group=group_get(name=data["group"]))
@@ -86,11 +84,10 @@ def users(request: Request) -> Response:
 @permission_classes([IsPlatformAdmin])
 def manage(request: Request) -> Response:
     """new-api's one-word user actions: enable, disable, promote, demote."""
-    serializer = ManageIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    user = _user(serializer.validated_data["id"])
+    data = validated(ManageIn, request)
+    user = _user(data["id"])
     _not_self(request, user)
-    action = serializer.validated_data["action"]
+    action = data["action"]
     if action in {"enable", "disable"}:
         user_set_status(user=user, status=UserStatus.ENABLED if action == "enable" else UserStatus.DISABLED)
     else:
@@ -110,10 +107,9 @@ def user_detail(request: Request, user_id: int) -> Response:
 @api_view(["POST"])
 @permission_classes([IsPlatformAdmin])
 def user_quota(request: Request, user_id: int) -> Response:
-    serializer = QuotaIn(data=request.data)
-    serializer.is_valid(raise_exception=True)
+    data = validated(QuotaIn, request)
     user = user_adjust_quota(
-        user=_user(user_id), amount=serializer.validated_data["amount"],
-        note=serializer.validated_data.get("note", ""), by=request.user,
+        user=_user(user_id), amount=data["amount"],
+        note=data.get("note", ""), by=request.user,
     )
     return ok(user_render(user), _("Balance adjusted."))

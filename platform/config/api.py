@@ -27,6 +27,13 @@ def fail(message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST) -> Res
     return Response({"success": False, "message": message, "data": None}, status=http_status)
 
 
+def validated(serializer_class: type, request: Request) -> dict:
+    """The request's data checked by `serializer_class`; a 400 in the envelope otherwise."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
     """DRF's nested validation detail as `field: message` lines."""
     if isinstance(detail, dict):
