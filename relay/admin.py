@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from billing.groups import group_default
 from relay.key_vault import keys_parse
+from relay.probe import upstream_test
 from relay.models import Upstream, UpstreamStatus
 from relay.providers import PROVIDERS
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
@@ -100,7 +101,7 @@ class UpstreamAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("key_count", "last_test_latency_ms", "last_tested_at", "created_at", "updated_at")
-    actions = ("enable_upstreams", "disable_upstreams")
+    actions = ("enable_upstreams", "disable_upstreams", "test_upstreams")
 
     @method_decorator(sensitive_post_parameters("keys"))  # keep keys out of error reports
     def changeform_view(
@@ -154,3 +155,11 @@ class UpstreamAdmin(admin.ModelAdmin):
                 "%(count)d was already disabled.", "%(count)d were already disabled.", unchanged
             ) % {"count": unchanged}
         self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(description=_("Test selected upstreams (one-token request)"), permissions=["change"])
+    def test_upstreams(self, request: HttpRequest, queryset: QuerySet[Upstream]) -> None:
+        for upstream in queryset[:20]:
+            result = upstream_test(upstream=upstream)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            outcome = gettext("answered") if result.ok else result.message
+            self.message_user(request, f"{upstream.name}: {outcome} ({result.latency_ms} ms)", level)

@@ -184,8 +184,9 @@ class Forwarder:
 
     async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome) -> bool:
         try:
-            raw = await response.aread()
-        except httpx.HTTPError:
+            async with asyncio.timeout(outcome.upstream.total_timeout):
+                raw = await response.aread()
+        except (httpx.HTTPError, TimeoutError):
             return False
         finally:
             await response.aclose()

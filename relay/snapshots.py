@@ -143,7 +143,7 @@ def _token_load(key: str) -> TokenContext | None:
         token_id=token.pk, token_name=token.name, user_id=user.pk, active=not refusal, refusal=refusal,
         expires_at=token.expires_at.timestamp() if token.expires_at else None, unlimited=token.unlimited_quota,
         model_limits=frozenset(token.model_limits), allow_ips=tuple(nets), group=group.name,
-        group_ratio=group.ratio, rpm_limit=token.rpm_limit or group.rpm_limit,
+        group_ratio=group.ratio, rpm_limit=token.rpm_limit or group.rpm_limit or settings.RELAY_DEFAULT_RPM or None,
         concurrency_limit=token.concurrency_limit or group.concurrency_limit,
     )
 

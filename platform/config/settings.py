@@ -195,6 +195,8 @@ TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 RELAY_CACHE_SECONDS = float(env("RELAY_CACHE_SECONDS", "1"))
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_MB", 32) * 1024 * 1024
 RELAY_RETRIES = env_int("RELAY_RETRIES", 2)
+# Requests per minute per key when neither the key nor its group sets a limit; 0 means no limit.
+RELAY_DEFAULT_RPM = env_int("RELAY_DEFAULT_RPM", 600)
 RELAY_DEFAULT_MAX_TOKENS = env_int("RELAY_DEFAULT_MAX_TOKENS", 4096)
 # Unpriced models are refused unless a default model ratio is set here (for example 1).
 RELAY_UNPRICED_MODEL_RATIO = env("RELAY_UNPRICED_MODEL_RATIO")

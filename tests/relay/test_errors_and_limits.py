@@ -143,3 +143,12 @@ def test_unknown_relay_paths_and_methods(live, bootstrap_demo, funded_key):
     _error(post(live, "/v1/nope", key, CHAT), 404, "unknown_url")
     r = httpx.get(live.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"})
     _error(r, 405)
+
+
+def test_keys_without_limits_get_the_platform_default_rpm(live, bootstrap_demo, funded_key, settings):
+    settings.RELAY_DEFAULT_RPM = 5
+    _user, key = funded_key()
+    r = post(live, "/v1/chat/completions", key, CHAT)
+    assert r.headers["x-ratelimit-limit"] == "5" and r.headers["x-ratelimit-remaining"] == "4"
+    settings.RELAY_DEFAULT_RPM = 0
+    assert "x-ratelimit-limit" not in post(live, "/v1/chat/completions", key, CHAT).headers

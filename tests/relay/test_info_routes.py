@@ -85,3 +85,10 @@ def test_operators_can_test_an_upstream(openai_upstream, admin, client_for, fake
     assert r.json()["success"] is False and "down for maintenance" in r.json()["message"]
     openai_upstream.refresh_from_db()
     assert openai_upstream.last_test_latency_ms is not None
+
+
+def test_operators_can_test_upstreams_from_admin(openai_upstream, admin_client, fake):
+    r = admin_client.post("/admin/relay/upstream/", {"action": "test_upstreams", "_selected_action": [openai_upstream.pk]},
+                          follow=True)
+    assert r.status_code == 200 and "a: answered (" in r.content.decode()
+    assert fake.requests[-1].path == "/v1/chat/completions"
