@@ -8,6 +8,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("config.api_urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("console.urls")),
 ]
 
 handler404 = "config.error_views.not_found"
