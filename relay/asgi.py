@@ -18,10 +18,13 @@ from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_requ
 from relay.limits import Limits
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
+from relay.tokenizer import estimate_prompt
+from relay.wires import ANTHROPIC, OPENAI, error_body
 
 logger = logging.getLogger("relay")
 
 OPERATIONS = {
+    "/v1/messages": "messages",
     "/v1/chat/completions": "chat/completions",
     "/v1/completions": "completions",
     "/v1/code/completions": "completions",
@@ -29,6 +32,11 @@ OPERATIONS = {
     "/v1/moderations": "moderations",
 }
 PREFIXES = ("/v1/", "/v1beta/")
+
+
+def client_protocol(path: str) -> str:
+    """The wire format the caller speaks, by path: Anthropic's under /v1/messages, OpenAI's elsewhere."""
+    return ANTHROPIC if path.startswith("/v1/messages") else OPENAI
 
 
 def is_relay_path(path: str) -> bool:
@@ -57,13 +65,16 @@ class RelayApp:
         except ClientGone:
             return
         except errors.RelayError as exc:
-            await send_json(send, exc.status, exc.body(),
+            protocol = client_protocol(scope["path"])
+            body = error_body(protocol, exc.status, exc.message, type=exc.type, code=exc.code)
+            await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
         except Exception:
             logger.exception("relay request %s failed", request_id)
-            error = errors.RelayError(500, "Internal error; it has been logged.", type="server_error")
+            protocol = client_protocol(scope["path"])
             try:
-                await send_json(send, 500, error.body(), headers=headers)
+                await send_json(send, 500, error_body(protocol, 500, "Internal error; it has been logged.",
+                                                      type="server_error"), headers=headers)
             except Exception:  # the response had already started
                 pass
 
@@ -73,6 +84,12 @@ class RelayApp:
             if req.method != "POST":
                 raise errors.RelayError(405, f"Use POST for {req.path}.")
             await self.relay(req, operation, receive, send)
+            return
+        if req.path == "/v1/messages/count_tokens" and req.method == "POST":
+            await gate.authenticate(self.snapshots, req)
+            body = req.json()
+            gate.validate(dict(body, max_tokens=1), "messages")
+            await send_json(send, 200, {"input_tokens": estimate_prompt(body, "messages")}, headers=req.extra_headers)
             return
         handler = info.route(req.path)
         if handler is None or req.method != "GET":
@@ -118,7 +135,8 @@ class RelayApp:
                 await self._reserve(hold=hold)
             except InsufficientQuota as exc:
                 raise errors.forbidden(exc.message, "insufficient_quota") from None
-            job = Job(req=req, ctx=ctx, body=body, operation=operation, model=model, price=route.price,
+            job = Job(client=client_protocol(req.path), req=req, ctx=ctx, body=body, operation=operation, model=model,
+                      price=route.price,
                       upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens, headers=headers,
                       started=started)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")

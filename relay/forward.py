@@ -19,11 +19,11 @@ from relay import errors
 from relay.adapters import adapter_for
 from relay.adapters.base import Call, UpstreamResponse
 from relay.http import RelayRequest, Send, json_bytes, send_json, start_stream, watch_disconnect
-from relay.protocols.openai_stream import StreamMeter
 from relay.protocols.sse import FrameSplitter
 from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
-from relay.usage import Usage, usage_from_openai
+from relay.usage import Usage
+from relay.wires import ANTHROPIC, OPENAI, error_body, wire_for
 
 RETRYABLE = {408, 409, 429}
 KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
@@ -54,6 +54,7 @@ class Outcome:
 
 @dataclass
 class Job:
+    client: str  # the client's protocol: wires.OPENAI or wires.ANTHROPIC
     req: RelayRequest
     ctx: TokenContext
     body: dict[str, Any]
@@ -70,19 +71,12 @@ class Job:
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
-    @property
-    def client_wants_usage(self) -> bool:
-        options = self.body.get("stream_options")
-        return isinstance(options, dict) and bool(options.get("include_usage"))
+    def wire(self, family: str) -> Any:
+        return wire_for(self.client, family, self.operation, self.body,
+                        default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate)
 
-
-def _upstream_body(job: Job, upstream: UpstreamInfo, stream_usage: bool) -> dict[str, Any]:
-    body = dict(job.body)
-    body["model"] = upstream.upstream_model(job.model)
-    if job.stream and stream_usage and job.operation in {"chat/completions", "completions"}:
-        options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-        body["stream_options"] = {**options, "include_usage": True}
-    return body
+    def error(self, error: errors.RelayError) -> dict[str, Any]:
+        return error_body(self.client, error.status, error.message, type=error.type, code=error.code)
 
 
 def error_message(raw: bytes) -> str:
@@ -109,11 +103,12 @@ class Forwarder:
         last: errors.RelayError | None = None
         for upstream in job.upstreams[: settings.RELAY_RETRIES + 1]:
             adapter = adapter_for(upstream)
-            if adapter is None:
+            wire = job.wire(adapter.family) if adapter is not None else None
+            if wire is None:
                 continue
             key = random.choice(upstream.keys) if upstream.keys else ""
-            body = _upstream_body(job, upstream, adapter.supports_stream_usage)
-            call = Call(upstream=upstream, key=key, operation=job.operation, body=body, stream=job.stream)
+            body = wire.request(upstream.upstream_model(job.model), adapter.supports_stream_usage)
+            call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream)
             outcome.upstream, outcome.upstream_model = upstream, body["model"]
             try:
                 async with asyncio.timeout(upstream.first_byte_timeout + upstream.connect_timeout):
@@ -138,11 +133,12 @@ class Forwarder:
                     last = errors.upstream_failed("The upstream refused its credentials.")
                     await self._failed(outcome, upstream, f"HTTP {status} (credentials)", disable=True)
                     continue
-                return await self._client_error(job, send, outcome, status, raw, message)
+                passthrough = wire.client == OPENAI and adapter.family in {"openai", "demo"}
+                return await self._client_error(job, send, outcome, status, raw, message, passthrough)
             if job.stream and "text/event-stream" in response.headers.get("content-type", ""):
-                delivered = await self._stream(job, send, receive, response, outcome)
+                delivered = await self._stream(job, send, receive, response, outcome, wire)
             else:
-                delivered = await self._plain(job, send, response, outcome)
+                delivered = await self._plain(job, send, response, outcome, wire)
             if delivered:
                 return outcome
             last = errors.upstream_failed("The upstream sent an unreadable answer.")
@@ -151,7 +147,7 @@ class Forwarder:
         outcome.status, outcome.status_code = UsageStatus.ERROR, (last.status if last else 503)
         error = last or errors.unavailable("No upstream is available for this model.")
         outcome.error = error.message
-        await send_json(send, error.status, error.body(), headers=job.headers)
+        await send_json(send, error.status, job.error(error), headers=job.headers)
         return outcome
 
     async def _failed(self, outcome: Outcome, upstream: UpstreamInfo, reason: str, *, disable: bool = False) -> None:
@@ -168,21 +164,23 @@ class Forwarder:
             await response.aclose()
 
     async def _client_error(self, job: Job, send: Send, outcome: Outcome, status: int, raw: bytes,
-                            message: str) -> Outcome:
-        """A 4xx about the request itself: the caller gets it as the upstream said it; nothing is charged."""
+                            message: str, passthrough: bool) -> Outcome:
+        """A 4xx about the request itself: the caller gets what the upstream said, in the caller's protocol; nothing
+        is charged."""
         outcome.charge, outcome.status, outcome.status_code, outcome.error = False, UsageStatus.ERROR, status, message
-        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
-        try:
-            parsed = json.loads(raw)
-            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-                parsed["error"]["message"] = message
-                body = parsed
-        except ValueError:
-            pass
+        body = error_body(job.client, status, message)
+        if passthrough:
+            try:
+                parsed = json.loads(raw)
+                if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+                    parsed["error"]["message"] = message
+                    body = parsed
+            except ValueError:
+                pass
         await send_json(send, status, body, headers=job.headers)
         return outcome
 
-    async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome) -> bool:
+    async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome, wire: Any) -> bool:
         try:
             async with asyncio.timeout(outcome.upstream.total_timeout):
                 raw = await response.aread()
@@ -190,38 +188,26 @@ class Forwarder:
             return False
         finally:
             await response.aclose()
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return False
-        if not isinstance(data, dict):
+        answer = wire.plain(raw)
+        if answer is None:
             return False
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
-        outcome.usage = usage_from_openai(data.get("usage")) or self._estimate(job, data)
-        await send_json(send, 200, None, headers=job.headers, raw=raw)
+        outcome.usage = answer.usage or Usage(job.prompt_estimate, count_text(answer.text), estimated=True)
+        await send_json(send, 200, None, headers=job.headers, raw=answer.body)
         return True
 
-    def _estimate(self, job: Job, data: dict[str, Any]) -> Usage:
-        produced = ""
-        for choice in data.get("choices") or []:
-            if isinstance(choice, dict):
-                message = choice.get("message") or {}
-                produced += str(message.get("content") or "") + str(message.get("reasoning_content") or "")
-                produced += str(choice.get("text") or "")
-        return Usage(job.prompt_estimate, count_text(produced), estimated=True)
-
     async def _stream(self, job: Job, send: Send, receive: Any, response: UpstreamResponse,
-                      outcome: Outcome) -> bool:
+                      outcome: Outcome, wire: Any) -> bool:
         """Pass the stream through frame by frame. Returns False (so the next upstream is tried) only when the
         upstream failed before anything reached the client."""
-        meter = StreamMeter(client_wants_usage=job.client_wants_usage)
+        meter = wire.stream()
         splitter = FrameSplitter()
         chunks = response.aiter_raw()
         pending: list[bytes] = []
         try:
             while not pending:  # hold the response headers until the first real frame: failover stays possible
                 chunk = await chunks.__anext__()
-                pending = [out for frame in splitter.feed(chunk) if (out := meter.frame(frame))]
+                pending = [out for frame in splitter.feed(chunk) for out in meter.feed(frame)]
         except (StopAsyncIteration, httpx.HTTPError):
             await response.aclose()
             return False
@@ -234,14 +220,12 @@ class Forwarder:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             async for piece in chunks:
                 for frame in splitter.feed(piece):
-                    out = meter.frame(frame)
-                    if out is not None:
+                    for out in meter.feed(frame):
                         await send({"type": "http.response.body", "body": out, "more_body": True})
             rest = splitter.rest()
-            if rest.strip():
-                out = meter.frame(rest + b"\n\n")
-                if out is not None:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            tail = meter.feed(rest + b"\n\n") if rest.strip() else []
+            for out in tail + meter.finish():
+                await send({"type": "http.response.body", "body": out, "more_body": True})
 
         pumping = asyncio.create_task(pump())
         done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
@@ -255,13 +239,14 @@ class Forwarder:
         watcher.cancel()
         await asyncio.gather(pumping, watcher, return_exceptions=True)
         await response.aclose()
-        if gone.is_set() and not meter.done:
+        if gone.is_set() and not meter.complete:
             outcome.status, outcome.status_code, outcome.error = UsageStatus.CLIENT_CLOSED, 499, "client disconnected"
         elif failure or meter.error:
             outcome.status, outcome.error = UsageStatus.ERROR, failure or redact(meter.error, outcome.upstream.keys)
             if failure:
-                err = {"error": {"message": failure, "type": "upstream_error", "param": None, "code": "upstream_error"}}
-                await send({"type": "http.response.body", "body": b"data: " + json_bytes(err) + b"\n\n",
+                err = error_body(job.client, 502, failure, type="upstream_error", code="upstream_error")
+                event = b"event: error\n" if job.client == ANTHROPIC else b""
+                await send({"type": "http.response.body", "body": event + b"data: " + json_bytes(err) + b"\n\n",
                             "more_body": True})
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})

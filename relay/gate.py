@@ -57,7 +57,15 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
-    if operation == "chat/completions":
+    if operation == "messages":  # Anthropic: max_tokens is required, roles are user and assistant only
+        if isinstance(body.get("max_tokens"), bool) or not isinstance(body.get("max_tokens"), int):
+            raise errors.bad_request("max_tokens: Field required (an integer).", param="max_tokens")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise errors.bad_request("messages: Field required (a non-empty array).", param="messages")
+        if not all(isinstance(m, dict) and m.get("role") in {"user", "assistant"} for m in messages):
+            raise errors.bad_request("messages: each message needs role 'user' or 'assistant'.", param="messages")
+    elif operation == "chat/completions":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise errors.bad_request("'messages' is required and must be a non-empty array.", param="messages")
@@ -102,6 +110,8 @@ def worst_case(body: dict[str, Any], operation: str) -> Usage:
     prompt = estimate_prompt(body, operation)
     if operation in {"embeddings", "moderations"}:
         return Usage(prompt, 0)
+    if operation == "messages":
+        return Usage(prompt, body["max_tokens"])
     cap = body.get("max_completion_tokens") or body.get("max_tokens") or settings.RELAY_DEFAULT_MAX_TOKENS
     return Usage(prompt, cap * (body.get("n") or 1))
 

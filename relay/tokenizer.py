@@ -48,6 +48,10 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         if body.get("tools"):
             total += count_text(str(body["tools"]))
         return total
+    if operation == "messages":  # Anthropic: a top-level system prompt, then the same turns as chat
+        system = body.get("system")
+        return estimate_prompt({"messages": body.get("messages") or [], "tools": body.get("tools")},
+                               "chat/completions") + _content_tokens(system)
     field = "prompt" if operation == "completions" else "input"
     value = body.get(field)
     if isinstance(value, str):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from relay.adapters.anthropic import AnthropicAdapter
 from relay.adapters.base import Adapter
 from relay.adapters.demo import DemoAdapter
 from relay.adapters.openai import OpenAIAdapter
 from relay.snapshots import UpstreamInfo
 
-ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter())}
 
 
 def adapter_for(upstream: UpstreamInfo) -> Adapter | None:

@@ -1,0 +1,307 @@
+"""Wires: how one client protocol is carried over one upstream family.
+
+A wire turns the client's request into the upstream's, and the upstream's answer (plain or streamed) back into the
+client's protocol, reading usage on the way. When both sides speak the same protocol the bytes pass through
+untouched. Billing, failover and settlement never look at protocols: they see only `Usage` and produced text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from relay.protocols.anthropic_request import anthropic_request_to_openai_chat, openai_chat_to_anthropic
+from relay.protocols.anthropic_response import (
+    anthropic_error_body, anthropic_to_openai_chat_response, openai_chat_response_to_anthropic,
+    token_usage_from_anthropic,
+)
+from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
+from relay.protocols.openai_stream import StreamMeter
+from relay.protocols.sse import frame_parse
+from relay.usage import Usage, usage_from_openai
+
+OPENAI, ANTHROPIC = "openai", "anthropic"
+
+
+@dataclass
+class Plain:
+    body: bytes
+    usage: Usage | None
+    text: str  # what was produced, to estimate usage when the upstream gave none
+
+
+class StreamConverter(Protocol):
+    usage: Usage | None
+    text: str
+    error: str
+    complete: bool
+
+    def feed(self, frame: bytes) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+
+def error_body(protocol: str, status: int, message: str, *, type: str = "", code: str | None = None) -> dict:
+    """A relay error in the client protocol's own shape."""
+    if protocol == ANTHROPIC:
+        return anthropic_error_body(status, message)
+    return {"error": {"message": message, "type": type or "invalid_request_error", "param": None, "code": code}}
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _openai_text(data: dict[str, Any]) -> str:
+    produced = ""
+    for choice in data.get("choices") or []:
+        if isinstance(choice, dict):
+            message = choice.get("message") or {}
+            produced += str(message.get("content") or "") + str(message.get("reasoning_content") or "")
+            produced += str(choice.get("text") or "")
+    return produced
+
+
+def _anthropic_text(data: dict[str, Any]) -> str:
+    parts = []
+    for block in data.get("content") or []:
+        if isinstance(block, dict):
+            parts.append(str(block.get("text") or block.get("thinking") or ""))
+            if block.get("type") == "tool_use":
+                parts.append(json.dumps(block.get("input") or {}))
+    return "".join(parts)
+
+
+# --- OpenAI client --------------------------------------------------------------------------------------------
+
+class _MeterStream:
+    """An OpenAI stream passed through; the meter reads usage and text on the side."""
+
+    def __init__(self, client_wants_usage: bool) -> None:
+        self.meter = StreamMeter(client_wants_usage=client_wants_usage)
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        out = self.meter.frame(frame)
+        return [out] if out is not None else []
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    usage = property(lambda self: self.meter.usage)
+    text = property(lambda self: self.meter.text)
+    error = property(lambda self: self.meter.error)
+    complete = property(lambda self: self.meter.done or self.meter.finished)
+
+
+class OpenAIPassThrough:
+    client = OPENAI
+
+    def __init__(self, operation: str, body: dict[str, Any]) -> None:
+        self.operation, self.client_body = operation, body
+        options = body.get("stream_options")
+        self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        body = dict(self.client_body, model=model)
+        if body.get("stream") and stream_usage and self.operation in {"chat/completions", "completions"}:
+            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            body["stream_options"] = {**options, "include_usage": True}
+        return body
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None:
+            return None
+        return Plain(raw, usage_from_openai(data.get("usage")), _openai_text(data))
+
+    def stream(self) -> StreamConverter:
+        return _MeterStream(self.client_wants_usage)
+
+
+class _AnthropicToOpenAI:
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.converter = AnthropicToOpenAIStream(model, include_usage)
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        parsed = frame_parse(frame)
+        data = _json(parsed.data.encode()) if parsed.data else None
+        return self.converter.feed(parsed.event, data) if data is not None else []
+
+    def finish(self) -> list[bytes]:
+        return self.converter.finish()
+
+    usage = property(lambda self: self.converter.usage.as_usage() if self.converter.usage else None)
+    text = property(lambda self: self.converter.text)
+    error = property(lambda self: self.converter.error or "")
+    complete = property(lambda self: self.converter.complete)
+
+
+class OpenAIChatViaAnthropic:
+    """An OpenAI chat client served by an Anthropic upstream."""
+
+    client = OPENAI
+    operation = "messages"
+
+    def __init__(self, body: dict[str, Any], default_max_tokens: int) -> None:
+        self.client_body, self.default_max_tokens = body, default_max_tokens
+        options = body.get("stream_options")
+        self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self.model = str(body.get("model", ""))
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return openai_chat_to_anthropic(dict(self.client_body, model=model),
+                                        default_max_tokens=self.default_max_tokens)
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None or data.get("type") != "message":
+            return None
+        converted = anthropic_to_openai_chat_response(data, model=self.model)
+        usage = token_usage_from_anthropic(data.get("usage"))
+        return Plain(json.dumps(converted, ensure_ascii=False).encode(), usage.as_usage() if usage else None,
+                     _anthropic_text(data))
+
+    def stream(self) -> StreamConverter:
+        return _AnthropicToOpenAI(self.model, self.client_wants_usage)
+
+
+# --- Anthropic client -----------------------------------------------------------------------------------------
+
+class _AnthropicMeter:
+    """An Anthropic stream passed through; usage from message_start and the last message_delta."""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self._input: dict[str, Any] = {}
+        self._output: dict[str, Any] = {}
+        self.parts: list[str] = []
+        self.error = ""
+        self.complete = False
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        parsed = frame_parse(frame)
+        if parsed.is_comment_only:
+            return []
+        data = _json(parsed.data.encode()) or {}
+        kind = parsed.event or str(data.get("type", ""))
+        if kind == "message_start":
+            self._input = dict((data.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            self._output = dict(data.get("usage") or {})
+        elif kind == "message_stop":
+            self.complete = True
+        elif kind == "error":
+            err = data.get("error")
+            self.error = str(err.get("message") if isinstance(err, dict) else err or "upstream error")
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            self.parts.append(str(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or ""))
+        if self._input or self._output:
+            merged = token_usage_from_anthropic({**self._input, **self._output})
+            self.usage = merged.as_usage() if merged else None
+        return [frame]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class AnthropicPassThrough:
+    client = ANTHROPIC
+    operation = "messages"
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.client_body = body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return dict(self.client_body, model=model)
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None:
+            return None
+        usage = token_usage_from_anthropic(data.get("usage"))
+        return Plain(raw, usage.as_usage() if usage else None, _anthropic_text(data))
+
+    def stream(self) -> StreamConverter:
+        return _AnthropicMeter()
+
+
+class _OpenAIToAnthropic:
+    def __init__(self, model: str, input_estimate: int) -> None:
+        self.converter = OpenAIToAnthropicStream(model, input_estimate)
+        self._closed = False
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        parsed = frame_parse(frame)
+        if parsed.is_comment_only:
+            return []
+        if parsed.data.strip() == "[DONE]":
+            return self.finish()
+        data = _json(parsed.data.encode())
+        return self.converter.feed(data) if data is not None else []
+
+    def finish(self) -> list[bytes]:
+        if self._closed:
+            return []
+        self._closed = True
+        return self.converter.done()
+
+    usage = property(lambda self: self.converter.usage.as_usage() if self.converter.usage else None)
+    text = property(lambda self: self.converter.text)
+    error = property(lambda self: self.converter.error)
+    complete = property(lambda self: self.converter.complete)
+
+
+class AnthropicViaOpenAI:
+    """An Anthropic client served by an OpenAI-compatible upstream."""
+
+    client = ANTHROPIC
+    operation = "chat/completions"
+
+    def __init__(self, body: dict[str, Any], input_estimate: int) -> None:
+        self.client_body, self.input_estimate = body, input_estimate
+        self.model = str(body.get("model", ""))
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        body = anthropic_request_to_openai_chat(dict(self.client_body, model=model))
+        if body.get("stream") and stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None or "choices" not in data:
+            return None
+        converted = openai_chat_response_to_anthropic(data, model=self.model)
+        return Plain(json.dumps(converted, ensure_ascii=False).encode(), usage_from_openai(data.get("usage")),
+                     _openai_text(data))
+
+    def stream(self) -> StreamConverter:
+        return _OpenAIToAnthropic(self.model, self.input_estimate)
+
+
+def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, default_max_tokens: int,
+             input_estimate: int) -> Any | None:
+    """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
+    openai_like = family in {"openai", "demo"}
+    if client == OPENAI:
+        if openai_like:
+            return OpenAIPassThrough(operation, body)
+        if family == "anthropic" and operation == "chat/completions":
+            return OpenAIChatViaAnthropic(body, default_max_tokens)
+        return None
+    if client == ANTHROPIC:
+        if family == "anthropic":
+            return AnthropicPassThrough(body)
+        if openai_like:
+            return AnthropicViaOpenAI(body, input_estimate)
+    return None
