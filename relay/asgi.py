@@ -66,7 +66,7 @@ class RelayApp:
             return
         except errors.RelayError as exc:
             protocol = client_protocol(scope["path"])
-            body = error_body(protocol, exc.status, exc.message, type=exc.type, code=exc.code)
+            body = error_body(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
             await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
         except Exception:

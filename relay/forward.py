@@ -76,7 +76,8 @@ class Job:
                         default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate)
 
     def error(self, error: errors.RelayError) -> dict[str, Any]:
-        return error_body(self.client, error.status, error.message, type=error.type, code=error.code)
+        return error_body(self.client, error.status, error.message, type=error.type, code=error.code,
+                          param=error.param)
 
 
 def error_message(raw: bytes) -> str:

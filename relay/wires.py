@@ -42,11 +42,12 @@ class StreamConverter(Protocol):
     def finish(self) -> list[bytes]: ...
 
 
-def error_body(protocol: str, status: int, message: str, *, type: str = "", code: str | None = None) -> dict:
+def error_body(protocol: str, status: int, message: str, *, type: str = "", code: str | None = None,
+               param: str | None = None) -> dict:
     """A relay error in the client protocol's own shape."""
     if protocol == ANTHROPIC:
         return anthropic_error_body(status, message)
-    return {"error": {"message": message, "type": type or "invalid_request_error", "param": None, "code": code}}
+    return {"error": {"message": message, "type": type or "invalid_request_error", "param": param, "code": code}}
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:
