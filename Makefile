@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate bootstrap shell clean
+.PHONY: run test migrate bootstrap shell clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.test-deps
 	scripts/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The relay against a fast fake upstream versus the upstream called directly, on throwaway PostgreSQL and Redis.
+bench: $(VENV)/.test-deps
+	scripts/with-services.sh $(BIN)/python bench/relay.py $(BENCH_ARGS)
 
 migrate: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate

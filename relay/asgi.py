@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 import logging
 import time
 import uuid
@@ -20,6 +21,7 @@ from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
+from relay.wires_gemini import GEMINI
 
 logger = logging.getLogger("relay")
 
@@ -34,9 +36,17 @@ OPERATIONS = {
 PREFIXES = ("/v1/", "/v1beta/")
 
 
+GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent)$")
+
+
 def client_protocol(path: str) -> str:
-    """The wire format the caller speaks, by path: Anthropic's under /v1/messages, OpenAI's elsewhere."""
-    return ANTHROPIC if path.startswith("/v1/messages") else OPENAI
+    """The wire format the caller speaks, by path: Anthropic's under /v1/messages, Google's under /v1beta and on
+    `models/{model}:generateContent`, OpenAI's elsewhere."""
+    if path.startswith("/v1/messages"):
+        return ANTHROPIC
+    if path.startswith("/v1beta/") or GEMINI_ACTION.match(path):
+        return GEMINI
+    return OPENAI
 
 
 def is_relay_path(path: str) -> bool:
@@ -85,6 +95,15 @@ class RelayApp:
                 raise errors.RelayError(405, f"Use POST for {req.path}.")
             await self.relay(req, operation, receive, send)
             return
+        gemini = GEMINI_ACTION.match(req.path)
+        if gemini is not None and req.method == "POST":
+            await self.relay(req, "generateContent", receive, send, model=gemini["model"],
+                             stream=gemini["action"] == "streamGenerateContent")
+            return
+        if req.path.rstrip("/") == "/v1beta/models" and req.method == "GET":
+            ctx = await gate.authenticate(self.snapshots, req, query_key=True)
+            await send_json(send, 200, await info.gemini_models(self, ctx), headers=req.extra_headers)
+            return
         if req.path == "/v1/messages/count_tokens" and req.method == "POST":
             await gate.authenticate(self.snapshots, req)
             body = req.json()
@@ -98,11 +117,17 @@ class RelayApp:
         status, body = await handler(self, ctx, req)
         await send_json(send, status, body, headers=req.extra_headers)
 
-    async def relay(self, req: RelayRequest, operation: str, receive: Receive, send: Send) -> None:
+    async def relay(self, req: RelayRequest, operation: str, receive: Receive, send: Send, *, model: str = "",
+                    stream: bool | None = None) -> None:
+        """Relay one model call; Gemini calls name the model and whether to stream in the path."""
         started = time.monotonic()
         body = req.json()
-        ctx = await gate.authenticate(self.snapshots, req)
-        model = gate.validate(body, operation)
+        client = client_protocol(req.path)
+        ctx = await gate.authenticate(self.snapshots, req, query_key=client == GEMINI)
+        model = model or gate.validate(body, operation)
+        if client == GEMINI:
+            gate.validate(body, operation)
+        stream = bool(body.get("stream")) if stream is None else stream
         pin = body.pop("provider", None) or req.headers.get("x-ai-provider", "")
         if not isinstance(pin, str):
             raise errors.bad_request("'provider' must be a string.", param="provider")
@@ -135,10 +160,9 @@ class RelayApp:
                 await self._reserve(hold=hold)
             except InsufficientQuota as exc:
                 raise errors.forbidden(exc.message, "insufficient_quota") from None
-            job = Job(client=client_protocol(req.path), req=req, ctx=ctx, body=body, operation=operation, model=model,
-                      price=route.price,
-                      upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens, headers=headers,
-                      started=started)
+            job = Job(client=client, req=req, ctx=ctx, body=body, operation=operation, model=model,
+                      price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
+                      headers=headers, started=started, stream=stream)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
             try:
                 outcome = await self.forwarder.run(job, send, receive)

@@ -23,7 +23,8 @@ from relay.protocols.sse import FrameSplitter
 from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
 from relay.usage import Usage
-from relay.wires import ANTHROPIC, OPENAI, error_body, wire_for
+from relay.wires import ANTHROPIC, OPENAI, error_body
+from relay.wiring import wire_for
 
 RETRYABLE = {408, 409, 429}
 KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
@@ -54,7 +55,7 @@ class Outcome:
 
 @dataclass
 class Job:
-    client: str  # the client's protocol: wires.OPENAI or wires.ANTHROPIC
+    client: str  # the client's protocol: openai, anthropic or gemini
     req: RelayRequest
     ctx: TokenContext
     body: dict[str, Any]
@@ -66,13 +67,10 @@ class Job:
     prompt_estimate: int
     headers: list[tuple[bytes, bytes]]
     started: float
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.body.get("stream"))
+    stream: bool
 
     def wire(self, family: str) -> Any:
-        return wire_for(self.client, family, self.operation, self.body,
+        return wire_for(self.client, family, self.operation, self.body, model=self.model, stream=self.stream,
                         default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate)
 
     def error(self, error: errors.RelayError) -> dict[str, Any]:
@@ -108,9 +106,11 @@ class Forwarder:
             if wire is None:
                 continue
             key = random.choice(upstream.keys) if upstream.keys else ""
-            body = wire.request(upstream.upstream_model(job.model), adapter.supports_stream_usage)
-            call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream)
-            outcome.upstream, outcome.upstream_model = upstream, body["model"]
+            upstream_model = upstream.upstream_model(job.model)
+            body = wire.request(upstream_model, adapter.supports_stream_usage)
+            call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream,
+                        model=upstream_model)
+            outcome.upstream, outcome.upstream_model = upstream, upstream_model
             try:
                 async with asyncio.timeout(upstream.first_byte_timeout + upstream.connect_timeout):
                     response = await adapter.send(self.client, call, json_bytes(body))

@@ -20,15 +20,16 @@ MAX_N = 128
 
 
 def api_key_from(headers: dict[str, str]) -> str:
-    """`Authorization: Bearer sk-...`, `X-API-Key` or `x-api-key` (header names are case-insensitive)."""
+    """`Authorization: Bearer sk-...`, `X-API-Key`/`x-api-key`, or Google's `x-goog-api-key`."""
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return headers.get("x-api-key", "").strip()
+    return (headers.get("x-api-key") or headers.get("x-goog-api-key") or "").strip()
 
 
-async def authenticate(snapshots: Snapshots, req: RelayRequest) -> TokenContext:
-    key = api_key_from(req.headers)
+async def authenticate(snapshots: Snapshots, req: RelayRequest, *, query_key: bool = False) -> TokenContext:
+    """The caller's token context; Gemini clients may also send the key as `?key=` (`query_key`)."""
+    key = api_key_from(req.headers) or (req.query.get("key", "").strip() if query_key else "")
     if not key:
         raise errors.unauthorized("No API key provided. Send it as 'Authorization: Bearer sk-...'.")
     ctx = await snapshots.token(key) if key.startswith("sk-") and len(key) < 128 else None
@@ -54,6 +55,11 @@ def _positive_int(body: dict[str, Any], name: str, *, maximum: int) -> int | Non
 
 def validate(body: dict[str, Any], operation: str) -> str:
     """Check the fields every upstream needs; returns the model name."""
+    if operation == "generateContent":  # Gemini: the model is in the path, the turns in `contents`
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents or not all(isinstance(c, dict) for c in contents):
+            raise errors.bad_request("contents: a non-empty array of turns is required.", param="contents")
+        return str(body.get("model", ""))
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
@@ -112,6 +118,12 @@ def worst_case(body: dict[str, Any], operation: str) -> Usage:
         return Usage(prompt, 0)
     if operation == "messages":
         return Usage(prompt, body["max_tokens"])
+    if operation == "generateContent":
+        config = body.get("generationConfig") or body.get("generation_config") or {}
+        cap = config.get("maxOutputTokens") if isinstance(config, dict) else None
+        count = config.get("candidateCount") if isinstance(config, dict) else None
+        cap = cap if isinstance(cap, int) and cap > 0 else settings.RELAY_DEFAULT_MAX_TOKENS
+        return Usage(prompt, cap * (count if isinstance(count, int) and 0 < count <= MAX_N else 1))
     cap = body.get("max_completion_tokens") or body.get("max_tokens") or settings.RELAY_DEFAULT_MAX_TOKENS
     return Usage(prompt, cap * (body.get("n") or 1))
 

@@ -145,6 +145,16 @@ async def dashboard_usage(app: "RelayApp", ctx: TokenContext, req: RelayRequest)
     return 200, {"object": "list", "total_usage": float(Decimal(used) / QUOTA_PER_USD * 100)}
 
 
+async def gemini_models(app: "RelayApp", ctx: TokenContext) -> dict[str, Any]:
+    """The key's models in Google's list shape, for Gemini SDKs."""
+    return {"models": [
+        {"name": f"models/{row['id']}", "baseModelId": row["id"], "version": "001", "displayName": row["id"],
+         "description": f"{row['provider']} via Modelgate", "inputTokenLimit": row["context_window"] or 0,
+         "outputTokenLimit": 0, "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
+        for row in await _models(app, ctx)
+    ]}
+
+
 ROUTES: dict[str, Handler] = {
     "/v1/models": models_list,
     "/v1/usage": usage,

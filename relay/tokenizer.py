@@ -48,6 +48,10 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         if body.get("tools"):
             total += count_text(str(body["tools"]))
         return total
+    if operation == "generateContent":  # Gemini: count it as the chat it translates to
+        from relay.protocols.gemini_request import gemini_request_to_openai_chat
+
+        return estimate_prompt(gemini_request_to_openai_chat("", body), "chat/completions")
     if operation == "messages":  # Anthropic: a top-level system prompt, then the same turns as chat
         system = body.get("system")
         return estimate_prompt({"messages": body.get("messages") or [], "tools": body.get("tools")},

@@ -17,6 +17,7 @@ from relay.protocols.anthropic_response import (
     token_usage_from_anthropic,
 )
 from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
+from relay.protocols.gemini_response import gemini_error_body
 from relay.protocols.openai_stream import StreamMeter
 from relay.protocols.sse import frame_parse
 from relay.usage import Usage, usage_from_openai
@@ -47,6 +48,8 @@ def error_body(protocol: str, status: int, message: str, *, type: str = "", code
     """A relay error in the client protocol's own shape."""
     if protocol == ANTHROPIC:
         return anthropic_error_body(status, message)
+    if protocol == "gemini":
+        return gemini_error_body(status, message)
     return {"error": {"message": message, "type": type or "invalid_request_error", "param": param, "code": code}}
 
 
@@ -289,20 +292,3 @@ class AnthropicViaOpenAI:
     def stream(self) -> StreamConverter:
         return _OpenAIToAnthropic(self.model, self.input_estimate)
 
-
-def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, default_max_tokens: int,
-             input_estimate: int) -> Any | None:
-    """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
-    openai_like = family in {"openai", "demo"}
-    if client == OPENAI:
-        if openai_like:
-            return OpenAIPassThrough(operation, body)
-        if family == "anthropic" and operation == "chat/completions":
-            return OpenAIChatViaAnthropic(body, default_max_tokens)
-        return None
-    if client == ANTHROPIC:
-        if family == "anthropic":
-            return AnthropicPassThrough(body)
-        if openai_like:
-            return AnthropicViaOpenAI(body, input_estimate)
-    return None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from relay.adapters.anthropic import AnthropicAdapter
 from relay.adapters.base import Adapter
 from relay.adapters.demo import DemoAdapter
+from relay.adapters.gemini import GeminiAdapter
 from relay.adapters.openai import OpenAIAdapter
 from relay.snapshots import UpstreamInfo
 
-ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter(), GeminiAdapter())}
 
 
 def adapter_for(upstream: UpstreamInfo) -> Adapter | None:

@@ -19,6 +19,7 @@ class Call:
     operation: str  # "chat/completions", "completions", "embeddings", "moderations"
     body: dict[str, Any]
     stream: bool
+    model: str = ""  # the upstream's model name (Gemini puts it in the path, not the body)
 
 
 class UpstreamResponse(Protocol):

@@ -1,0 +1,18 @@
+"""Google's Gemini API (AI Studio keys): the model and the action are in the path."""
+
+from __future__ import annotations
+
+from relay.adapters.base import Adapter, Call
+
+
+class GeminiAdapter(Adapter):
+    family = "gemini"
+    supports_stream_usage = False  # usageMetadata always arrives on the last chunk
+
+    def url(self, call: Call) -> str:
+        base = call.upstream.base_url.removesuffix("/v1beta")
+        action = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
+        return f"{base}/v1beta/models/{call.model}:{action}"
+
+    def headers(self, call: Call) -> dict[str, str]:
+        return {"content-type": "application/json", "x-goog-api-key": call.key}

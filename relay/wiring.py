@@ -1,0 +1,36 @@
+"""Which wire carries a client protocol over an upstream family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.wires import (
+    ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
+)
+from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+
+OPENAI_LIKE = {"openai", "demo"}
+
+
+def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
+             default_max_tokens: int, input_estimate: int) -> Any | None:
+    """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
+    chat = operation == "chat/completions"
+    if client == OPENAI:
+        if family in OPENAI_LIKE:
+            return OpenAIPassThrough(operation, body)
+        if family == "anthropic" and chat:
+            return OpenAIChatViaAnthropic(body, default_max_tokens)
+        if family == "gemini" and chat:
+            return OpenAIChatViaGemini(body)
+    elif client == ANTHROPIC:
+        if family == "anthropic":
+            return AnthropicPassThrough(body)
+        if family in OPENAI_LIKE:
+            return AnthropicViaOpenAI(body, input_estimate)
+    elif client == GEMINI:
+        if family == "gemini":
+            return GeminiPassThrough(body)
+        if family in OPENAI_LIKE:
+            return GeminiViaOpenAI(body, model, stream)
+    return None
