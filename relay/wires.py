@@ -239,30 +239,42 @@ class AnthropicPassThrough:
         return _AnthropicMeter()
 
 
-class _OpenAIToAnthropic:
-    def __init__(self, model: str, input_estimate: int) -> None:
-        self.converter = OpenAIToAnthropicStream(model, input_estimate)
+class OpenAIChunkStream:
+    """An OpenAI chat stream turned into another protocol's frames by `converter` (feed(chunk) -> frames, and a
+    closing method that flushes what it held back)."""
+
+    def __init__(self, converter: Any, close: str) -> None:
+        self.converter, self._close = converter, getattr(converter, close)
         self._closed = False
+        self.complete = False
 
     def feed(self, frame: bytes) -> list[bytes]:
         parsed = frame_parse(frame)
         if parsed.is_comment_only:
             return []
         if parsed.data.strip() == "[DONE]":
+            self.complete = True
             return self.finish()
         data = _json(parsed.data.encode())
-        return self.converter.feed(data) if data is not None else []
+        if data is None:
+            return []
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in data.get("choices") or []):
+            self.complete = True
+        return self.converter.feed(data)
 
     def finish(self) -> list[bytes]:
         if self._closed:
             return []
         self._closed = True
-        return self.converter.done()
+        return self._close()
 
-    usage = property(lambda self: self.converter.usage.as_usage() if self.converter.usage else None)
+    @property
+    def usage(self) -> Usage | None:
+        usage = self.converter.usage
+        return usage.as_usage() if hasattr(usage, "as_usage") else usage
+
     text = property(lambda self: self.converter.text)
     error = property(lambda self: self.converter.error)
-    complete = property(lambda self: self.converter.complete)
 
 
 class AnthropicViaOpenAI:
@@ -290,5 +302,5 @@ class AnthropicViaOpenAI:
                      _openai_text(data))
 
     def stream(self) -> StreamConverter:
-        return _OpenAIToAnthropic(self.model, self.input_estimate)
+        return OpenAIChunkStream(OpenAIToAnthropicStream(self.model, self.input_estimate), "done")
 

@@ -12,7 +12,7 @@ from relay.protocols.gemini import (
 )
 from relay.protocols.sse import frame_parse
 from relay.usage import usage_from_openai
-from relay.wires import OPENAI, Plain, StreamConverter, _json, _openai_text
+from relay.wires import OPENAI, OpenAIChunkStream, Plain, StreamConverter, _json, _openai_text
 
 GEMINI = "gemini"
 
@@ -129,37 +129,6 @@ class OpenAIChatViaGemini:
         return _GeminiToOpenAI(self.model, self.client_wants_usage)
 
 
-class _OpenAIToGemini:
-    def __init__(self, model: str) -> None:
-        self.converter = OpenAIToGeminiStream(model)
-        self.complete = False
-        self._closed = False
-
-    def feed(self, frame: bytes) -> list[bytes]:
-        parsed = frame_parse(frame)
-        if parsed.is_comment_only:
-            return []
-        if parsed.data.strip() == "[DONE]":
-            self.complete = True
-            return self.finish()
-        data = _json(parsed.data.encode())
-        if data is None:
-            return []
-        if any((c or {}).get("finish_reason") for c in data.get("choices") or []):
-            self.complete = True
-        return self.converter.feed(data)
-
-    def finish(self) -> list[bytes]:
-        if self._closed:
-            return []
-        self._closed = True
-        return self.converter.finish()
-
-    usage = property(lambda self: self.converter.usage)
-    text = property(lambda self: self.converter.text)
-    error = property(lambda self: self.converter.error)
-
-
 class GeminiViaOpenAI:
     """A Gemini client served by an OpenAI-compatible upstream."""
 
@@ -186,4 +155,4 @@ class GeminiViaOpenAI:
                      _openai_text(data))
 
     def stream(self) -> StreamConverter:
-        return _OpenAIToGemini(self.model)
+        return OpenAIChunkStream(OpenAIToGeminiStream(self.model), "finish")
