@@ -1,8 +1,6 @@
-"""Relay errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`."""
+"""Relay errors; `relay.wires.error_body` renders them in the caller's protocol."""
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class RelayError(Exception):
@@ -21,9 +19,6 @@ class RelayError(Exception):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
         self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> RelayError:

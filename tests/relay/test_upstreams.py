@@ -15,7 +15,7 @@ from billing.charges import Hold, charge_reserve, reservations_sweep
 from billing.groups import group_default, group_save, price_save
 from billing.ledger import ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
-from relay.models import Upstream, UpstreamStatus
+from relay.models import UpstreamStatus
 from relay.probe import upstreams_retest
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI

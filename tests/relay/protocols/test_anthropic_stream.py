@@ -220,7 +220,7 @@ def test_openai_sdk_sees_usage_chunk_and_raises_on_error_frame():
     "deepseek_reasoning_block_closed_before_text_block_usage_with_finish",
 ])
 def test_anthropic_sdk_reassembles_the_message_from_an_openai_stream(name):
-    anthropic = pytest.importorskip("anthropic")
+    pytest.importorskip("anthropic")
     case = _case(OPENAI_TO_ANTHROPIC, name)
     _, frames = _run_openai_to_anthropic(case)
     client = _anthropic_client(frames)
