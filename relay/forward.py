@@ -24,7 +24,7 @@ from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
 from relay.usage import Usage
 from relay.wires import ANTHROPIC, OPENAI, error_body
-from relay.wiring import wire_for
+from relay.wiring import OPENAI_LIKE, wire_for
 
 RETRYABLE = {408, 409, 429}
 KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
@@ -134,7 +134,7 @@ class Forwarder:
                     last = errors.upstream_failed("The upstream refused its credentials.")
                     await self._failed(outcome, upstream, f"HTTP {status} (credentials)", disable=True)
                     continue
-                passthrough = wire.client == OPENAI and adapter.family in {"openai", "demo"}
+                passthrough = wire.client == OPENAI and adapter.family in OPENAI_LIKE
                 return await self._client_error(job, send, outcome, status, raw, message, passthrough)
             if job.stream and "text/event-stream" in response.headers.get("content-type", ""):
                 delivered = await self._stream(job, send, receive, response, outcome, wire)

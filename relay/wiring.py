@@ -9,7 +9,7 @@ from relay.wires import (
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 
-OPENAI_LIKE = {"openai", "demo"}
+OPENAI_LIKE = {"openai", "demo", "azure"}
 
 
 def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,

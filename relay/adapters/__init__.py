@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from relay.adapters.anthropic import AnthropicAdapter
+from relay.adapters.azure import AzureAdapter
 from relay.adapters.base import Adapter
 from relay.adapters.demo import DemoAdapter
 from relay.adapters.gemini import GeminiAdapter
 from relay.adapters.openai import OpenAIAdapter
 from relay.snapshots import UpstreamInfo
 
-ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter(), GeminiAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter(), GeminiAdapter(), AzureAdapter())}
 
 
 def adapter_for(upstream: UpstreamInfo) -> Adapter | None:

@@ -60,6 +60,8 @@ class StreamMeter:
                 self.text_parts.append(choice["text"])
         if usage is not None and not choices and not self.client_wants_usage:
             return None  # the usage-only chunk we asked for on the client's behalf
+        if usage is None and isinstance(choices, list) and not choices:
+            return None  # Azure's prompt-filter chunks: no choices, no usage; clients reading choices[0] break
         return raw
 
     @property

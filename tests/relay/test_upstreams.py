@@ -271,3 +271,19 @@ def test_sweep_refunds_reservations_left_open_exactly_once(make_user, transactio
     assert reservations_sweep(older_than=timedelta(minutes=30)) == 0
     user.refresh_from_db()
     assert user.quota == before == ledger_sum(user_id=user.pk)
+
+
+def test_azure_gets_the_deployment_path_api_version_and_api_key(live, priced, funded_key):
+    with FakeOpenAI(api_key=None, prefix="/openai/deployments/gpt4o-prod") as azure:
+        upstream_save(name="azure", type="azure", base_url=azure.url, keys="azure-key", served_models=["gpt-4o"],
+                      extras={"api_version": "2024-10-21", "deployments": {"gpt-4o": "gpt4o-prod"}})
+        _user, key = funded_key()
+        client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+        assert client.chat.completions.create(**_chat()).choices[0].message.content
+        chunks = list(client.chat.completions.create(**_chat(stream=True)))
+        assert all(chunk.choices for chunk in chunks)
+        sent = azure.requests[-1]
+        assert sent.path == "/openai/deployments/gpt4o-prod/chat/completions"
+        assert sent.query == {"api-version": "2024-10-21"}
+        assert sent.headers["api-key"] == "azure-key" and "authorization" not in sent.headers
+        assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
