@@ -22,6 +22,7 @@ from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_gemini import GEMINI
+from relay.wires_rerank import COHERE
 
 logger = logging.getLogger("relay")
 
@@ -32,8 +33,12 @@ OPERATIONS = {
     "/v1/code/completions": "completions",
     "/v1/embeddings": "embeddings",
     "/v1/moderations": "moderations",
+    "/v1/rerank": "rerank",
+    "/v1/v1/rerank": "rerank",  # the cohere SDK joins its own path to a base URL that already ends in /v1
+    "/v2/rerank": "rerank",
+    "/v1/v2/rerank": "rerank",
 }
-PREFIXES = ("/v1/", "/v1beta/")
+PREFIXES = ("/v1/", "/v1beta/", "/v2/")
 
 
 GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent)$")
@@ -44,6 +49,8 @@ def client_protocol(path: str) -> str:
     `models/{model}:generateContent`, OpenAI's elsewhere."""
     if path.startswith("/v1/messages"):
         return ANTHROPIC
+    if path in {"/v2/rerank", "/v1/v2/rerank"}:
+        return COHERE
     if path.startswith("/v1beta/") or GEMINI_ACTION.match(path):
         return GEMINI
     return OPENAI

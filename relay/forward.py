@@ -69,9 +69,10 @@ class Job:
     started: float
     stream: bool
 
-    def wire(self, family: str) -> Any:
+    def wire(self, family: str, upstream_type: str) -> Any:
         return wire_for(self.client, family, self.operation, self.body, model=self.model, stream=self.stream,
-                        default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate)
+                        default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate,
+                        upstream_type=upstream_type, request_id=self.req.request_id)
 
     def error(self, error: errors.RelayError) -> dict[str, Any]:
         return error_body(self.client, error.status, error.message, type=error.type, code=error.code,
@@ -102,7 +103,7 @@ class Forwarder:
         last: errors.RelayError | None = None
         for upstream in job.upstreams[: settings.RELAY_RETRIES + 1]:
             adapter = adapter_for(upstream)
-            wire = job.wire(adapter.family) if adapter is not None else None
+            wire = job.wire(adapter.family, upstream.type) if adapter is not None else None
             if wire is None:
                 continue
             key = random.choice(upstream.keys) if upstream.keys else ""

@@ -63,6 +63,13 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
+    if operation == "rerank":
+        if not isinstance(body.get("query"), str) or not body["query"].strip():
+            raise errors.bad_request("'query' is required and must be a string.", param="query")
+        documents = body.get("documents")
+        if not isinstance(documents, list) or not documents or len(documents) > 10_000:
+            raise errors.bad_request("'documents' must be a non-empty array (at most 10,000).", param="documents")
+        _positive_int(body, "top_n", maximum=10_000)
     if operation == "messages":  # Anthropic: max_tokens is required, roles are user and assistant only
         if isinstance(body.get("max_tokens"), bool) or not isinstance(body.get("max_tokens"), int):
             raise errors.bad_request("max_tokens: Field required (an integer).", param="max_tokens")
@@ -114,7 +121,7 @@ def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage) -> int:
 def worst_case(body: dict[str, Any], operation: str) -> Usage:
     """The usage a request can reach at most: estimated prompt plus its output cap (times n)."""
     prompt = estimate_prompt(body, operation)
-    if operation in {"embeddings", "moderations"}:
+    if operation in {"embeddings", "moderations", "rerank"}:
         return Usage(prompt, 0)
     if operation == "messages":
         return Usage(prompt, body["max_tokens"])

@@ -48,6 +48,10 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         if body.get("tools"):
             total += count_text(str(body["tools"]))
         return total
+    if operation == "rerank":  # the query and every document
+        documents = body.get("documents") or []
+        texts = [d.get("text", "") if isinstance(d, dict) else str(d) for d in documents]
+        return count_text(str(body.get("query") or "")) + sum(count_text(t) for t in texts)
     if operation == "generateContent":  # Gemini: count it as the chat it translates to
         from relay.protocols.gemini_request import gemini_request_to_openai_chat
 

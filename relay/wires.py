@@ -50,6 +50,8 @@ def error_body(protocol: str, status: int, message: str, *, type: str = "", code
         return anthropic_error_body(status, message)
     if protocol == "gemini":
         return gemini_error_body(status, message)
+    if protocol == "cohere":
+        return {"message": message}
     return {"error": {"message": message, "type": type or "invalid_request_error", "param": param, "code": code}}
 
 

@@ -8,14 +8,19 @@ from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+from relay.wires_rerank import RerankWire
 
 OPENAI_LIKE = {"openai", "demo", "azure"}
 
 
 def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
-             default_max_tokens: int, input_estimate: int) -> Any | None:
+             default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "") -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
     chat = operation == "chat/completions"
+    if operation == "rerank":
+        if family == "rerank" or family in OPENAI_LIKE - {"demo"}:
+            return RerankWire(client, body, cohere_upstream=upstream_type == "cohere", request_id=request_id)
+        return None
     if client == OPENAI:
         if family in OPENAI_LIKE:
             return OpenAIPassThrough(operation, body)

@@ -8,9 +8,10 @@ from relay.adapters.base import Adapter
 from relay.adapters.demo import DemoAdapter
 from relay.adapters.gemini import GeminiAdapter
 from relay.adapters.openai import OpenAIAdapter
+from relay.adapters.rerank import RerankAdapter
 from relay.snapshots import UpstreamInfo
 
-ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter(), GeminiAdapter(), AzureAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.family: a for a in (OpenAIAdapter(), DemoAdapter(), AnthropicAdapter(), GeminiAdapter(), AzureAdapter(), RerankAdapter())}
 
 
 def adapter_for(upstream: UpstreamInfo) -> Adapter | None:
