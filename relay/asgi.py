@@ -33,6 +33,7 @@ OPERATIONS = {
     "/v1/code/completions": "completions",
     "/v1/embeddings": "embeddings",
     "/v1/moderations": "moderations",
+    "/v1/responses": "responses",
     "/v1/rerank": "rerank",
     "/v1/v1/rerank": "rerank",  # the cohere SDK joins its own path to a base URL that already ends in /v1
     "/v2/rerank": "rerank",

@@ -63,6 +63,8 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
+    if operation == "responses" and body.get("input") in (None, "", []):
+        raise errors.bad_request("'input' is required.", param="input")
     if operation == "rerank":
         if not isinstance(body.get("query"), str) or not body["query"].strip():
             raise errors.bad_request("'query' is required and must be a string.", param="query")
@@ -90,7 +92,7 @@ def validate(body: dict[str, Any], operation: str) -> str:
         raise errors.bad_request("'input' is required.", param="input")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise errors.bad_request("'stream' must be a boolean.", param="stream")
-    for name in ("max_tokens", "max_completion_tokens"):
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         _positive_int(body, name, maximum=10_000_000)
     _positive_int(body, "n", maximum=MAX_N)
     return model.strip()
@@ -131,7 +133,8 @@ def worst_case(body: dict[str, Any], operation: str) -> Usage:
         count = config.get("candidateCount") if isinstance(config, dict) else None
         cap = cap if isinstance(cap, int) and cap > 0 else settings.RELAY_DEFAULT_MAX_TOKENS
         return Usage(prompt, cap * (count if isinstance(count, int) and 0 < count <= MAX_N else 1))
-    cap = body.get("max_completion_tokens") or body.get("max_tokens") or settings.RELAY_DEFAULT_MAX_TOKENS
+    cap = (body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
+           or settings.RELAY_DEFAULT_MAX_TOKENS)
     return Usage(prompt, cap * (body.get("n") or 1))
 
 

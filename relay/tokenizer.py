@@ -48,6 +48,15 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         if body.get("tools"):
             total += count_text(str(body["tools"]))
         return total
+    if operation == "responses":  # instructions plus input: a string, or items whose content holds text
+        items = body.get("input")
+        items = [{"content": items}] if isinstance(items, str) else items if isinstance(items, list) else []
+        total = count_text(str(body.get("instructions") or ""))
+        for item in items:
+            if isinstance(item, dict):
+                total += PER_MESSAGE_OVERHEAD + _content_tokens(item.get("content"))
+                total += count_text(str(item.get("output") or item.get("arguments") or ""))
+        return total
     if operation == "rerank":  # the query and every document
         documents = body.get("documents") or []
         texts = [d.get("text", "") if isinstance(d, dict) else str(d) for d in documents]

@@ -33,3 +33,13 @@ def usage_from_openai(data: Any) -> Usage | None:
     if not (prompt or completion or "prompt_tokens" in data):
         return None
     return Usage(prompt, completion, min(cached, prompt), reasoning)
+
+
+def usage_from_responses(data: Any) -> Usage | None:
+    """The Responses API's `usage` (input includes cached, output includes reasoning), or None."""
+    if not isinstance(data, dict) or "input_tokens" not in data:
+        return None
+    cached = _int((data.get("input_tokens_details") or {}).get("cached_tokens"))
+    reasoning = _int((data.get("output_tokens_details") or {}).get("reasoning_tokens"))
+    prompt = _int(data.get("input_tokens"))
+    return Usage(prompt, _int(data.get("output_tokens")), min(cached, prompt), reasoning)

@@ -20,7 +20,7 @@ from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAn
 from relay.protocols.gemini_response import gemini_error_body
 from relay.protocols.openai_stream import StreamMeter
 from relay.protocols.sse import frame_parse
-from relay.usage import Usage, usage_from_openai
+from relay.usage import Usage, usage_from_openai, usage_from_responses
 
 OPENAI, ANTHROPIC = "openai", "anthropic"
 
@@ -306,3 +306,72 @@ class AnthropicViaOpenAI:
     def stream(self) -> StreamConverter:
         return OpenAIChunkStream(OpenAIToAnthropicStream(self.model, self.input_estimate), "done")
 
+
+# --- OpenAI Responses API -------------------------------------------------------------------------------------
+
+TERMINAL_RESPONSE_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
+
+
+def _responses_text(response: dict[str, Any]) -> str:
+    parts = []
+    for item in response.get("output") or []:
+        if isinstance(item, dict):
+            parts.append(str(item.get("arguments") or ""))
+            for content in item.get("content") or []:
+                if isinstance(content, dict):
+                    parts.append(str(content.get("text") or ""))
+    return "".join(parts)
+
+
+class _ResponsesMeter:
+    """A Responses event stream passed through; usage from the terminal event's response."""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.parts: list[str] = []
+        self.error = ""
+        self.complete = False
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        parsed = frame_parse(frame)
+        if parsed.is_comment_only:
+            return []
+        data = _json(parsed.data.encode()) or {}
+        kind = str(data.get("type") or parsed.event)
+        if kind in TERMINAL_RESPONSE_EVENTS:
+            self.complete = True
+            self.usage = usage_from_responses((data.get("response") or {}).get("usage"))
+        elif kind.endswith(".delta") and isinstance(data.get("delta"), str):
+            self.parts.append(data["delta"])
+        elif kind == "error":
+            self.error = str(data.get("message") or "upstream error")
+        return [frame]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class ResponsesPassThrough:
+    """OpenAI's Responses API, relayed natively to upstreams that offer it."""
+
+    client = OPENAI
+    operation = "responses"
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.client_body = body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return dict(self.client_body, model=model)
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None or data.get("object") != "response":
+            return None
+        return Plain(raw, usage_from_responses(data.get("usage")), _responses_text(data))
+
+    def stream(self) -> StreamConverter:
+        return _ResponsesMeter()

@@ -6,6 +6,7 @@ from typing import Any
 
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
+    ResponsesPassThrough,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.wires_rerank import RerankWire
@@ -17,6 +18,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
              default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "") -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
     chat = operation == "chat/completions"
+    if operation == "responses":  # natively only, for now
+        return ResponsesPassThrough(body) if client == OPENAI and family in OPENAI_LIKE - {"demo"} else None
     if operation == "rerank":
         if family == "rerank" or family in OPENAI_LIKE - {"demo"}:
             return RerankWire(client, body, cohere_upstream=upstream_type == "cohere", request_id=request_id)

@@ -176,6 +176,7 @@ class FakeOpenAIApp:
             ("POST", "/completions"): self._completions,
             ("POST", "/embeddings"): self._embeddings,
             ("POST", "/moderations"): self._moderations,
+            ("POST", "/responses"): self._responses,
             ("GET", "/models"): self._models,
         }
 
@@ -345,6 +346,36 @@ class FakeOpenAIApp:
         await _send_json(send, 200, {"object": "list", "data": [_model_object(name) for name in names]})
 
     # ---- sending ------------------------------------------------------------------------------------------------
+
+    async def _responses(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
+                         b: Behaviour) -> None:
+        """The Responses API: a response object, or typed events ending with `response.completed`."""
+        if request.body.get("input") is None:
+            return await _send_missing(send, "input")
+        text = b.content if b.content is not None else f"Hello from {model}!"
+        usage = {"input_tokens": b.prompt_tokens, "input_tokens_details": {"cached_tokens": b.cached_tokens},
+                 "output_tokens": b.completion_tokens,
+                 "output_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
+                 "total_tokens": b.prompt_tokens + b.completion_tokens}
+        item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        response = {"id": f"resp_{uuid.uuid4().hex[:16]}", "object": "response", "created_at": int(time.time()),
+                    "status": "completed", "model": model, "output": [item], "usage": usage, "error": None,
+                    "incomplete_details": None, "instructions": None, "parallel_tool_calls": True,
+                    "tool_choice": "auto", "tools": []}
+        if not request.body.get("stream"):
+            return await self._reply(send, stop, b, response)
+        pending = {**response, "status": "in_progress", "output": [], "usage": None}
+        pieces = _split(text, b.chunks)
+
+        def events() -> Iterator[dict[str, Any]]:
+            yield {"type": "response.created", "sequence_number": 0, "response": pending}
+            for i, piece in enumerate(pieces, 1):
+                yield {"type": "response.output_text.delta", "sequence_number": i, "item_id": "msg_1",
+                       "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}
+            yield {"type": "response.completed", "sequence_number": len(pieces) + 1, "response": response}
+
+        await self._stream(send, stop, b, events())
 
     async def _reply(self, send: Send, stop: asyncio.Event, b: Behaviour, result: dict[str, Any]) -> None:
         if await _pause(stop, b.latency_ms / 1000):

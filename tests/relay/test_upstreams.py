@@ -287,3 +287,22 @@ def test_azure_gets_the_deployment_path_api_version_and_api_key(live, priced, fu
         assert sent.query == {"api-version": "2024-10-21"}
         assert sent.headers["api-key"] == "azure-key" and "authorization" not in sent.headers
         assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
+
+
+def test_responses_api_plain_and_streaming_natively(live, up, priced, funded_key):
+    a, _b = up
+    _upstream(a, "a")
+    a.behave("gpt-4o", content="Hello there, Codex", prompt_tokens=40, cached_tokens=20, completion_tokens=8,
+             chunks=4)
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    response = client.responses.create(model="gpt-4o", input="Say hi", instructions="Be brief.")
+    assert response.output_text == "Hello there, Codex" and response.usage.input_tokens == 40
+    events = list(client.responses.create(model="gpt-4o", input=[{"role": "user", "content": "Say hi"}],
+                                          stream=True))
+    assert events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hello there, Codex"
+    assert a.requests[-1].path == "/v1/responses"
+    assert settled(lambda: UsageLog.objects.filter(status="success", usage_estimated=False).count() == 2)
+    # gpt-4o: 1.25 x ((40 - 20) + 20 x 0.5 + 8 x 4) = 1.25 x 62 = 77.5 -> 78
+    assert {log.quota for log in UsageLog.objects.all()} == {78}
