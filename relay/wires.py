@@ -178,13 +178,12 @@ class OpenAIChatViaAnthropic:
 
 # --- Anthropic client -----------------------------------------------------------------------------------------
 
-class _AnthropicMeter:
-    """An Anthropic stream passed through; usage from message_start and the last message_delta."""
+class PassThroughMeter:
+    """A stream passed to the client untouched (keep-alive comments aside); subclasses read, in `observe`, what
+    billing needs from each frame's event name and JSON data."""
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
-        self._input: dict[str, Any] = {}
-        self._output: dict[str, Any] = {}
         self.parts: list[str] = []
         self.error = ""
         self.complete = False
@@ -193,8 +192,31 @@ class _AnthropicMeter:
         parsed = frame_parse(frame)
         if parsed.is_comment_only:
             return []
-        data = _json(parsed.data.encode()) or {}
-        kind = parsed.event or str(data.get("type", ""))
+        self.observe(parsed.event, _json(parsed.data.encode()) if parsed.data else None, frame)
+        return [frame]
+
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class _AnthropicMeter(PassThroughMeter):
+    """Usage from message_start and the last (cumulative) message_delta."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._input: dict[str, Any] = {}
+        self._output: dict[str, Any] = {}
+
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        data = data or {}
+        kind = event or str(data.get("type", ""))
         if kind == "message_start":
             self._input = dict((data.get("message") or {}).get("usage") or {})
         elif kind == "message_delta":
@@ -210,14 +232,6 @@ class _AnthropicMeter:
         if self._input or self._output:
             merged = token_usage_from_anthropic({**self._input, **self._output})
             self.usage = merged.as_usage() if merged else None
-        return [frame]
-
-    def finish(self) -> list[bytes]:
-        return []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class AnthropicPassThrough:
@@ -323,21 +337,12 @@ def _responses_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-class _ResponsesMeter:
-    """A Responses event stream passed through; usage from the terminal event's response."""
+class _ResponsesMeter(PassThroughMeter):
+    """Usage from the terminal event's response; text from the deltas."""
 
-    def __init__(self) -> None:
-        self.usage: Usage | None = None
-        self.parts: list[str] = []
-        self.error = ""
-        self.complete = False
-
-    def feed(self, frame: bytes) -> list[bytes]:
-        parsed = frame_parse(frame)
-        if parsed.is_comment_only:
-            return []
-        data = _json(parsed.data.encode()) or {}
-        kind = str(data.get("type") or parsed.event)
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        data = data or {}
+        kind = str(data.get("type") or event)
         if kind in TERMINAL_RESPONSE_EVENTS:
             self.complete = True
             self.usage = usage_from_responses((data.get("response") or {}).get("usage"))
@@ -345,14 +350,6 @@ class _ResponsesMeter:
             self.parts.append(data["delta"])
         elif kind == "error":
             self.error = str(data.get("message") or "upstream error")
-        return [frame]
-
-    def finish(self) -> list[bytes]:
-        return []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class ResponsesPassThrough:

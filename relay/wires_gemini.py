@@ -12,7 +12,7 @@ from relay.protocols.gemini import (
 )
 from relay.protocols.sse import frame_parse
 from relay.usage import usage_from_openai
-from relay.wires import OPENAI, OpenAIChunkStream, Plain, StreamConverter, _json, _openai_text
+from relay.wires import OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, _openai_text
 
 GEMINI = "gemini"
 
@@ -35,33 +35,19 @@ def _frame_json(frame: bytes) -> dict[str, Any] | None:
     return data if data is not None else _json(frame.strip())
 
 
-class _GeminiMeter:
-    """A Gemini stream passed through; the last usageMetadata seen is the whole request's."""
+class _GeminiMeter(PassThroughMeter):
+    """The last usageMetadata seen is the whole request's; a bare JSON error object may arrive without `data:`."""
 
-    def __init__(self) -> None:
-        self.usage = None
-        self.parts: list[str] = []
-        self.error = ""
-        self.complete = False
-
-    def feed(self, frame: bytes) -> list[bytes]:
-        data = _frame_json(frame)
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        data = data if data is not None else _json(frame.strip())
         if data is None:
-            return [frame]
+            return
         if isinstance(data.get("error"), dict):
             self.error = str(data["error"].get("message") or "upstream error")
         self.usage = usage_from_gemini(data.get("usageMetadata")) or self.usage
         self.parts.append(_gemini_text(data))
         if any((c or {}).get("finishReason") for c in data.get("candidates") or []):
             self.complete = True
-        return [frame]
-
-    def finish(self) -> list[bytes]:
-        return []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class GeminiPassThrough:
