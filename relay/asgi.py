@@ -34,6 +34,7 @@ OPERATIONS = {
     "/v1/embeddings": "embeddings",
     "/v1/moderations": "moderations",
     "/v1/responses": "responses",
+    "/v1/images/generations": "images/generations",
     "/v1/rerank": "rerank",
     "/v1/v1/rerank": "rerank",  # the cohere SDK joins its own path to a base URL that already ends in /v1
     "/v2/rerank": "rerank",
@@ -154,7 +155,7 @@ class RelayApp:
                     headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(wait)})
         worst = gate.worst_case(body, operation)
         hold = Hold(request_id=req.request_id, user_id=ctx.user_id, token_id=ctx.token_id, unlimited=ctx.unlimited,
-                    amount=gate.cost_of(route.price, ctx.group_ratio, worst))
+                    amount=gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation)))
         entered = False
         if ctx.concurrency_limit:
             entered = await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit)
@@ -182,7 +183,9 @@ class RelayApp:
 
     async def _close(self, job: Job, outcome: Outcome) -> None:
         """Settle at the real cost (or refund) and write the usage log: once, whatever happened above."""
-        cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage) if outcome.charge and outcome.usage else 0
+        calls = gate.calls_of(job.body, job.operation)
+        cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage, calls) if outcome.charge and outcome.usage \
+            else 0
         usage = outcome.usage if outcome.charge and outcome.usage else None
         upstream = outcome.upstream
         log = {

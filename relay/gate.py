@@ -63,6 +63,10 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
+    if operation == "images/generations":
+        if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+            raise errors.bad_request("'prompt' is required and must be a string.", param="prompt")
+        _positive_int(body, "n", maximum=10)
     if operation == "responses" and body.get("input") in (None, "", []):
         raise errors.bad_request("'input' is required.", param="input")
     if operation == "rerank":
@@ -110,9 +114,10 @@ def price_for(prices: dict[str, PriceInfo], model: str) -> PriceInfo:
                            "model_price_not_set")
 
 
-def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage) -> int:
+def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1) -> int:
+    """The quota for `usage`, or for `calls` calls (images: one per image) of a per-call price."""
     if price.price_per_call is not None:
-        return quota_for_call(price_usd=price.price_per_call, group_ratio=group_ratio)
+        return quota_for_call(price_usd=price.price_per_call, group_ratio=group_ratio) * calls
     return quota_for_tokens(
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, group_ratio=group_ratio, model_ratio=price.model_ratio,
@@ -120,10 +125,15 @@ def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage) -> int:
     )
 
 
+def calls_of(body: dict[str, Any], operation: str) -> int:
+    """How many priced calls a request is: one per image for image generation, else one."""
+    return (body.get("n") or 1) if operation == "images/generations" else 1
+
+
 def worst_case(body: dict[str, Any], operation: str) -> Usage:
     """The usage a request can reach at most: estimated prompt plus its output cap (times n)."""
     prompt = estimate_prompt(body, operation)
-    if operation in {"embeddings", "moderations", "rerank"}:
+    if operation in {"embeddings", "moderations", "rerank", "images/generations"}:
         return Usage(prompt, 0)
     if operation == "messages":
         return Usage(prompt, body["max_tokens"])

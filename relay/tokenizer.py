@@ -69,7 +69,7 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         system = body.get("system")
         return estimate_prompt({"messages": body.get("messages") or [], "tools": body.get("tools")},
                                "chat/completions") + _content_tokens(system)
-    field = "prompt" if operation == "completions" else "input"
+    field = "prompt" if operation in {"completions", "images/generations"} else "input"
     value = body.get(field)
     if isinstance(value, str):
         return count_text(value)

@@ -177,6 +177,7 @@ class FakeOpenAIApp:
             ("POST", "/embeddings"): self._embeddings,
             ("POST", "/moderations"): self._moderations,
             ("POST", "/responses"): self._responses,
+            ("POST", "/images/generations"): self._images,
             ("GET", "/models"): self._models,
         }
 
@@ -376,6 +377,18 @@ class FakeOpenAIApp:
             yield {"type": "response.completed", "sequence_number": len(pieces) + 1, "response": response}
 
         await self._stream(send, stop, b, events())
+
+    async def _images(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
+                      b: Behaviour) -> None:
+        """Image generation: `n` image URLs (or tiny base64 images), DALL-E style, without usage."""
+        if not request.body.get("prompt"):
+            return await _send_missing(send, "prompt")
+        n = int(request.body.get("n") or 1)
+        as_b64 = request.body.get("response_format") == "b64_json"
+        data = [{"b64_json": "iVBORw0KGgo="} if as_b64 else {"url": f"https://images.example/{i}.png",
+                                                              "revised_prompt": request.body["prompt"]}
+                for i in range(n)]
+        await self._reply(send, stop, b, {"created": int(time.time()), "data": data})
 
     async def _reply(self, send: Send, stop: asyncio.Event, b: Behaviour, result: dict[str, Any]) -> None:
         if await _pause(stop, b.latency_ms / 1000):

@@ -306,3 +306,22 @@ def test_responses_api_plain_and_streaming_natively(live, up, priced, funded_key
     assert settled(lambda: UsageLog.objects.filter(status="success", usage_estimated=False).count() == 2)
     # gpt-4o: 1.25 x ((40 - 20) + 20 x 0.5 + 8 x 4) = 1.25 x 62 = 77.5 -> 78
     assert {log.quota for log in UsageLog.objects.all()} == {78}
+
+
+def test_image_generation_is_priced_per_image(live, up, priced, funded_key):
+    from billing.models import ModelPrice
+
+    a, _b = up
+    ModelPrice.objects.create(model="dall-e-3", category="image", price_per_call=Decimal("0.04"))
+    _upstream(a, "a", models=("dall-e-3",))
+    user, key = funded_key()
+    before = user.quota
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    images = client.images.generate(model="dall-e-3", prompt="a red panda", n=2, size="1024x1024")
+    assert len(images.data) == 2 and images.data[0].url
+    assert a.requests[-1].json["n"] == 2
+    assert settled(lambda: UsageLog.objects.filter(status="success").exists())
+    user.refresh_from_db()
+    assert UsageLog.objects.get().quota == 40_000 == before - user.quota  # 2 x $0.04 x 500,000
+    with pytest.raises(openai.BadRequestError):
+        client.images.generate(model="dall-e-3", prompt="")
