@@ -73,6 +73,15 @@ def _openai_text(data: dict[str, Any]) -> str:
     return produced
 
 
+def plain_from_openai_chat(raw: bytes, convert: Any) -> Plain | None:
+    """An OpenAI chat.completion converted to the client's protocol by `convert(data)`; usage read from OpenAI's."""
+    data = _json(raw)
+    if data is None or "choices" not in data:
+        return None
+    return Plain(json.dumps(convert(data), ensure_ascii=False).encode(), usage_from_openai(data.get("usage")),
+                 _openai_text(data))
+
+
 def _anthropic_text(data: dict[str, Any]) -> str:
     parts = []
     for block in data.get("content") or []:
@@ -310,12 +319,7 @@ class AnthropicViaOpenAI:
         return body
 
     def plain(self, raw: bytes) -> Plain | None:
-        data = _json(raw)
-        if data is None or "choices" not in data:
-            return None
-        converted = openai_chat_response_to_anthropic(data, model=self.model)
-        return Plain(json.dumps(converted, ensure_ascii=False).encode(), usage_from_openai(data.get("usage")),
-                     _openai_text(data))
+        return plain_from_openai_chat(raw, lambda data: openai_chat_response_to_anthropic(data, model=self.model))
 
     def stream(self) -> StreamConverter:
         return OpenAIChunkStream(OpenAIToAnthropicStream(self.model, self.input_estimate), "done")

@@ -11,8 +11,9 @@ from relay.protocols.gemini import (
     openai_chat_response_to_gemini, openai_chat_to_gemini, usage_from_gemini,
 )
 from relay.protocols.sse import frame_parse
-from relay.usage import usage_from_openai
-from relay.wires import OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, _openai_text
+from relay.wires import (
+    OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, plain_from_openai_chat,
+)
 
 GEMINI = "gemini"
 
@@ -133,12 +134,7 @@ class GeminiViaOpenAI:
         return body
 
     def plain(self, raw: bytes) -> Plain | None:
-        data = _json(raw)
-        if data is None or "choices" not in data:
-            return None
-        converted = openai_chat_response_to_gemini(data, model=self.model)
-        return Plain(json.dumps(converted, ensure_ascii=False).encode(), usage_from_openai(data.get("usage")),
-                     _openai_text(data))
+        return plain_from_openai_chat(raw, lambda data: openai_chat_response_to_gemini(data, model=self.model))
 
     def stream(self) -> StreamConverter:
         return OpenAIChunkStream(OpenAIToGeminiStream(self.model), "finish")
