@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.utils import translation
@@ -11,6 +13,9 @@ from accounts.models import User, UserRole
 from accounts.services import access_token_issue, user_register
 from billing.groups import group_default
 from billing.ledger import ledger_sum
+from billing.charges import reservations_open
+from tests.live_server import LiveServer
+from tests.support import settled
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +101,30 @@ def assert_books_balance():
             assert user.quota == ledger_sum(user_id=user.pk), user.username
 
     return check
+
+
+@pytest.fixture(scope="session")
+def _live_server(django_db_setup, django_db_blocker):
+    server = LiveServer()
+    yield server
+    server.stop()
+    with django_db_blocker.unblock():  # the server's pool threads still hold sessions on the test database
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture
+def live(_live_server, transactional_db, settings):
+    """The live server over a clean database; per-process caches emptied so each test sees its own rows."""
+    settings.RELAY_CACHE_SECONDS = 0
+    _live_server.relay.snapshots.clear()
+    _live_server.relay._failures.clear()
+    yield _live_server
+    _live_server.relay.snapshots.clear()
+    # Every request this test made is settled or refunded, and every balance equals its ledger.
+    assert settled(lambda: not reservations_open(older_than=timedelta(0))), "a reservation was left open"
+    for user in User.objects.all():
+        assert user.quota == ledger_sum(user_id=user.pk), user.username
