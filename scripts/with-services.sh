@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run a command against a throwaway PostgreSQL cluster and Redis server on loopback, then stop both.
+# Installs what is missing from Debian first: PostgreSQL, Redis and Chromium.
 # Usage: scripts/with-services.sh COMMAND [ARGS...]   (exports DATABASE_URL and REDIS_URL to COMMAND)
 set -euo pipefail
 
@@ -7,6 +8,7 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 need=()
 [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests (Playwright, no download)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (apt)" >&2
   export DEBIAN_FRONTEND=noninteractive
