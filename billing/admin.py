@@ -83,7 +83,7 @@ class UserGroupAdmin(admin.ModelAdmin):
 class ModelPriceAdmin(admin.ModelAdmin):
     list_display = (
         "model", "provider", "category", "context_window", "model_ratio", "completion_ratio", "cache_ratio",
-        "price_per_call",
+        "price_per_call", "price_per_minute",
     )
     list_editable = ("model_ratio", "completion_ratio", "cache_ratio", "price_per_call")
     list_filter = ("category", "provider")

@@ -126,7 +126,23 @@ class PriceIn(serializers.Serializer):
     model_ratio = serializers.DecimalField(required=False, **RATIO)
     completion_ratio = serializers.DecimalField(required=False, **RATIO)
     cache_ratio = serializers.DecimalField(required=False, **RATIO)
+    cache_write_ratio = serializers.DecimalField(required=False, **RATIO)
+    audio_ratio = serializers.DecimalField(required=False, **RATIO)
+    audio_completion_ratio = serializers.DecimalField(required=False, **RATIO)
     price_per_call = serializers.DecimalField(required=False, allow_null=True, **RATIO)
+    price_per_minute = serializers.DecimalField(required=False, allow_null=True, **RATIO)
+    price_variants = serializers.DictField(child=serializers.DecimalField(**RATIO), required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        for name in ("model_ratio", "completion_ratio", "cache_ratio", "cache_write_ratio", "audio_ratio",
+                     "audio_completion_ratio", "price_per_call", "price_per_minute"):
+            if attrs.get(name) is not None and attrs[name] < 0:
+                raise serializers.ValidationError({name: _("Must not be negative.")})
+        if any(value < 0 for value in attrs.get("price_variants", {}).values()):
+            raise serializers.ValidationError({"price_variants": _("Prices must not be negative.")})
+        if "price_variants" in attrs:
+            attrs["price_variants"] = {key: str(value) for key, value in attrs["price_variants"].items()}
+        return attrs
 
 
 class PriceUpdateIn(PriceIn):

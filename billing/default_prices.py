@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-DEMO_MODELS = ["demo-chat", "demo-reasoner", "demo-embedding"]
+DEMO_MODELS = ["demo-chat", "demo-reasoner", "demo-embedding", "demo-realtime"]
 
 # model, provider, category, context window, model ratio, completion ratio, cache ratio
 DEFAULT_PRICES: list[tuple[str, str, str, int | None, D, D, D]] = [
     ("demo-chat", "demo", "fast", 32_768, D("0.5"), D("2"), D("0.5")),
     ("demo-reasoner", "demo", "general", 65_536, D("1"), D("4"), D("0.25")),
     ("demo-embedding", "demo", "embedding", 8_192, D("0.01"), D("1"), D("1")),
+    ("demo-realtime", "demo", "realtime", 32_768, D("0.5"), D("2"), D("0.5")),
     ("gpt-4o", "openai", "general", 128_000, D("1.25"), D("4"), D("0.5")),
     ("gpt-4o-mini", "openai", "fast", 128_000, D("0.075"), D("4"), D("0.5")),
     ("gpt-4.1", "openai", "long-context", 1_047_576, D("1"), D("4"), D("0.25")),
@@ -33,3 +34,37 @@ DEFAULT_PRICES: list[tuple[str, str, str, int | None, D, D, D]] = [
     ("moonshot-v1-8k", "moonshot", "general", 8_192, D("0.833333"), D("1"), D("1")),
     ("glm-4-plus", "zhipu", "general", 128_000, D("0.35"), D("1"), D("1")),
 ]
+
+# Fields beyond the ratios above, and models priced per image, per character or per audio minute.
+# Speech models bill input characters as prompt tokens (tts-1: $15 per million characters = ratio 7.5).
+PRICE_EXTRAS: dict[str, dict] = {
+    "demo-realtime": {"audio_ratio": D("4"), "audio_completion_ratio": D("8")},
+    "claude-sonnet-4-20250514": {"cache_write_ratio": D("1.25")},
+    "claude-3-5-haiku-20241022": {"cache_write_ratio": D("1.25")},
+    "gpt-4o-realtime-preview": {
+        "provider": "openai", "category": "realtime", "context_window": 128_000, "model_ratio": D("2.5"),
+        "completion_ratio": D("4"), "cache_ratio": D("0.5"), "audio_ratio": D("8"), "audio_completion_ratio": D("16"),
+    },
+    "gpt-4o-mini-realtime-preview": {
+        "provider": "openai", "category": "realtime", "context_window": 128_000, "model_ratio": D("0.3"),
+        "completion_ratio": D("4"), "cache_ratio": D("0.5"), "audio_ratio": D("16.666667"),
+        "audio_completion_ratio": D("33.333333"),
+    },
+    "dall-e-3": {
+        "provider": "openai", "category": "image", "price_per_call": D("0.04"),
+        "price_variants": {"1024x1024": "0.04", "1024x1792": "0.08", "1792x1024": "0.08", "hd 1024x1024": "0.08",
+                           "hd 1024x1792": "0.12", "hd 1792x1024": "0.12"},
+    },
+    "dall-e-2": {
+        "provider": "openai", "category": "image", "price_per_call": D("0.02"),
+        "price_variants": {"256x256": "0.016", "512x512": "0.018", "1024x1024": "0.02"},
+    },
+    "gpt-image-1": {"provider": "openai", "category": "image", "model_ratio": D("2.5"), "completion_ratio": D("8")},
+    "tts-1": {"provider": "openai", "category": "audio", "model_ratio": D("7.5")},
+    "tts-1-hd": {"provider": "openai", "category": "audio", "model_ratio": D("15")},
+    "whisper-1": {"provider": "openai", "category": "audio", "price_per_minute": D("0.006")},
+    "gpt-4o-transcribe": {"provider": "openai", "category": "audio", "model_ratio": D("1.25"),
+                          "audio_ratio": D("2.4"), "completion_ratio": D("4")},
+    "gpt-4o-mini-transcribe": {"provider": "openai", "category": "audio", "model_ratio": D("0.625"),
+                               "audio_ratio": D("2.4"), "completion_ratio": D("4")},
+}

@@ -52,7 +52,19 @@ class ModelPrice(models.Model):
     model_ratio = models.DecimalField(_("model ratio"), default=Decimal(1), **RATIO)
     completion_ratio = models.DecimalField(_("completion ratio"), default=Decimal(1), **RATIO)
     cache_ratio = models.DecimalField(_("cached prompt ratio"), default=Decimal(1), **RATIO)
+    cache_write_ratio = models.DecimalField(_("cache write ratio"), default=Decimal(1), **RATIO)
+    audio_ratio = models.DecimalField(_("audio input ratio"), default=Decimal(1), **RATIO)
+    audio_completion_ratio = models.DecimalField(
+        _("audio output ratio"), default=Decimal(1), help_text=_("Relative to the input price, like the model ratio."),
+        **RATIO)
     price_per_call = models.DecimalField(_("price per call (USD)"), null=True, blank=True, **RATIO)
+    price_variants = models.JSONField(
+        _("prices by size and quality (USD)"), default=dict, blank=True,
+        help_text=_('Per-image prices overriding the price per call, keyed "quality size", "size" or "quality", '
+                    'for example {"1024x1024": 0.04, "hd 1024x1792": 0.12}.'))
+    price_per_minute = models.DecimalField(
+        _("price per audio minute (USD)"), null=True, blank=True,
+        help_text=_("Transcription billed by input duration instead of tokens."), **RATIO)
 
     class Meta:
         ordering = ["model"]
@@ -76,6 +88,7 @@ class LedgerReason(models.TextChoices):
     RESERVE = "reserve", _("Reserved for a request")
     SETTLE = "settle", _("Request settled")
     REFUND = "refund", _("Request refunded")
+    CHARGE = "charge", _("Charged for usage")
 
 
 class LedgerEntry(models.Model):
@@ -161,6 +174,9 @@ class UsageLog(models.Model):
     prompt_tokens = models.BigIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.BigIntegerField(_("completion tokens"), default=0)
     cached_tokens = models.BigIntegerField(_("cached tokens"), default=0)
+    cache_write_tokens = models.BigIntegerField(_("cache write tokens"), default=0)
+    audio_prompt_tokens = models.BigIntegerField(_("audio input tokens"), default=0)
+    audio_completion_tokens = models.BigIntegerField(_("audio output tokens"), default=0)
     quota = models.BigIntegerField(_("quota"), default=0)
     group_ratio = models.DecimalField(_("group ratio"), default=Decimal(1), **RATIO)
     model_ratio = models.DecimalField(_("model ratio"), default=Decimal(1), **RATIO)

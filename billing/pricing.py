@@ -1,6 +1,7 @@
 """The billing formula, as pure functions on Decimals (no floats, no I/O).
 
-quota = round_half_up(group_ratio x model_ratio x (uncached prompt + cached x cache_ratio + completion x completion_ratio))
+quota = round_half_up(group_ratio x model_ratio x (text prompt + cached x cache_ratio + cache writes x cache_write_ratio
+        + audio prompt x audio_ratio + text completion x completion_ratio + audio completion x audio_completion_ratio))
 per call: round_half_up(price_usd x 500,000 x group_ratio). Model ratio 1 is $2 per million tokens.
 """
 
@@ -25,10 +26,23 @@ def quota_for_tokens(
     model_ratio: Decimal,
     completion_ratio: Decimal,
     cache_ratio: Decimal = Decimal(1),
+    cache_write_tokens: int = 0,
+    cache_write_ratio: Decimal = Decimal(1),
+    audio_prompt_tokens: int = 0,
+    audio_ratio: Decimal = Decimal(1),
+    audio_completion_tokens: int = 0,
+    audio_completion_ratio: Decimal = Decimal(1),
 ) -> int:
-    """Quota for a per-token request; at least 1 when any tokens were used."""
+    """Quota for a per-token request; at least 1 when any tokens were used. Cache reads, cache writes and audio
+    input are parts of the prompt; audio output is part of the completion (the audio output ratio is relative to
+    the input price, as the completion ratio is)."""
     cached = min(max(cached_tokens, 0), prompt_tokens)
-    weighted = (prompt_tokens - cached) + cached * cache_ratio + completion_tokens * completion_ratio
+    writes = min(max(cache_write_tokens, 0), prompt_tokens - cached)
+    audio_in = min(max(audio_prompt_tokens, 0), prompt_tokens - cached - writes)
+    audio_out = min(max(audio_completion_tokens, 0), completion_tokens)
+    weighted = ((prompt_tokens - cached - writes - audio_in) + cached * cache_ratio + writes * cache_write_ratio
+                + audio_in * audio_ratio + (completion_tokens - audio_out) * completion_ratio
+                + audio_out * audio_completion_ratio)
     quota = round_half_up(group_ratio * model_ratio * weighted)
     if quota == 0 and (prompt_tokens or completion_tokens) and group_ratio > 0 and model_ratio > 0:
         return 1

@@ -75,7 +75,12 @@ def price_render(price: ModelPrice) -> dict:
         "model_ratio": str(price.model_ratio.normalize()),
         "completion_ratio": str(price.completion_ratio.normalize()),
         "cache_ratio": str(price.cache_ratio.normalize()),
+        "cache_write_ratio": str(price.cache_write_ratio.normalize()),
+        "audio_ratio": str(price.audio_ratio.normalize()),
+        "audio_completion_ratio": str(price.audio_completion_ratio.normalize()),
         "price_per_call": None if price.price_per_call is None else str(price.price_per_call.normalize()),
+        "price_per_minute": None if price.price_per_minute is None else str(price.price_per_minute.normalize()),
+        "price_variants": dict(price.price_variants or {}),
         "quota_type": "per_call" if price.is_per_call else "per_token",
     }
 

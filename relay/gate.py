@@ -122,6 +122,9 @@ def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, group_ratio=group_ratio, model_ratio=price.model_ratio,
         completion_ratio=price.completion_ratio, cache_ratio=price.cache_ratio,
+        cache_write_tokens=usage.cache_write_tokens, cache_write_ratio=price.cache_write_ratio,
+        audio_prompt_tokens=usage.audio_prompt_tokens, audio_ratio=price.audio_ratio,
+        audio_completion_tokens=usage.audio_completion_tokens, audio_completion_ratio=price.audio_completion_ratio,
     )
 
 

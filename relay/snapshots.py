@@ -95,6 +95,11 @@ class PriceInfo:
     completion_ratio: Decimal
     cache_ratio: Decimal
     price_per_call: Decimal | None
+    cache_write_ratio: Decimal = Decimal(1)
+    audio_ratio: Decimal = Decimal(1)
+    audio_completion_ratio: Decimal = Decimal(1)
+    price_per_minute: Decimal | None = None
+    price_variants: tuple[tuple[str, Decimal], ...] = ()  # per-image prices by "quality size", "size" or "quality"
 
 
 @dataclass(frozen=True)
@@ -148,10 +153,24 @@ def _token_load(key: str) -> TokenContext | None:
     )
 
 
+def _variants(raw: Any) -> tuple[tuple[str, Decimal], ...]:
+    """Per-image prices from the JSON field, keys normalised; entries that are not prices are skipped."""
+    out = []
+    for key, value in (raw or {}).items() if isinstance(raw, dict) else ():
+        try:
+            price = Decimal(str(value))
+        except ArithmeticError:
+            continue
+        if price >= 0:
+            out.append((" ".join(str(key).lower().split()), price))
+    return tuple(out)
+
+
 def _prices_load() -> dict[str, PriceInfo]:
     return {
         p.model: PriceInfo(p.model, p.provider, p.category, p.context_window, p.model_ratio, p.completion_ratio,
-                           p.cache_ratio, p.price_per_call)
+                           p.cache_ratio, p.price_per_call, p.cache_write_ratio, p.audio_ratio,
+                           p.audio_completion_ratio, p.price_per_minute, _variants(p.price_variants))
         for p in ModelPrice.objects.all()
     }
 

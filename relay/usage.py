@@ -10,9 +10,12 @@ from typing import Any
 class Usage:
     prompt_tokens: int = 0  # includes cached tokens
     completion_tokens: int = 0  # includes reasoning tokens
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # cache reads
     reasoning_tokens: int = 0
     estimated: bool = False
+    cache_write_tokens: int = 0  # a subset of prompt_tokens (Anthropic's cache creation)
+    audio_prompt_tokens: int = 0  # uncached audio input, a subset of prompt_tokens
+    audio_completion_tokens: int = 0  # a subset of completion_tokens
 
 
 def _int(value: Any) -> int:
@@ -28,11 +31,16 @@ def usage_from_openai(data: Any) -> Usage | None:
     details = data.get("prompt_tokens_details") or {}
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     cached = cached or _int(data.get("prompt_cache_hit_tokens"))
+    writes = _int(details.get("cache_write_tokens")) if isinstance(details, dict) else 0  # Anthropic-backed ones
+    audio_in = _int(details.get("audio_tokens")) if isinstance(details, dict) else 0
     out_details = data.get("completion_tokens_details") or {}
     reasoning = _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0
+    audio_out = _int(out_details.get("audio_tokens")) if isinstance(out_details, dict) else 0
     if not (prompt or completion or "prompt_tokens" in data):
         return None
-    return Usage(prompt, completion, min(cached, prompt), reasoning)
+    cached = min(cached, prompt)
+    return Usage(prompt, completion, cached, reasoning, cache_write_tokens=min(writes, prompt - cached),
+                 audio_prompt_tokens=audio_in, audio_completion_tokens=min(audio_out, completion))
 
 
 def usage_from_responses(data: Any) -> Usage | None:

@@ -53,8 +53,9 @@ class TokenUsage:
     reasoning_tokens: int = 0  # a subset of completion_tokens
 
     def as_usage(self) -> Usage:
-        """The project-wide record (it has no field for cache writes; they stay inside prompt_tokens)."""
-        return Usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.reasoning_tokens)
+        """The project-wide record (cache writes stay inside prompt_tokens and are also counted apart)."""
+        return Usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.reasoning_tokens,
+                     cache_write_tokens=self.cache_write_tokens)
 
 
 def _count(value: Any) -> int:

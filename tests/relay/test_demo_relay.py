@@ -98,7 +98,7 @@ def test_models_list_filters_and_prices_after_group_ratio(live, bootstrap_demo, 
     Upstream.objects.get(type="demo").groups.add(user.group)
     client = _client(live, key)
     ids = [m.id for m in client.models.list()]
-    assert ids == ["demo-chat", "demo-embedding", "demo-reasoner"]
+    assert ids == ["demo-chat", "demo-embedding", "demo-realtime", "demo-reasoner"]
     import httpx
     rows = httpx.get(live.url + "/v1/models?category=embedding", headers={"x-api-key": key}).json()["data"]
     assert [r["id"] for r in rows] == ["demo-embedding"]

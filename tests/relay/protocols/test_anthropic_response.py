@@ -103,7 +103,8 @@ def test_usage_counts_cache_reads_and_writes_once_each_way():
     openai_usage = {"prompt_tokens": 2400, "completion_tokens": 50,
                     "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 300}}
     assert token_usage_from_openai(openai_usage) == usage
-    assert usage.as_usage() == Usage(prompt_tokens=2400, completion_tokens=50, cached_tokens=2000)
+    assert usage.as_usage() == Usage(prompt_tokens=2400, completion_tokens=50, cached_tokens=2000,
+                                     cache_write_tokens=300)
 
 
 @pytest.mark.parametrize("data", [None, {}, {"total_tokens": 3}, "12", {"server_tool_use": {}}])

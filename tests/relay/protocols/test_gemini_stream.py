@@ -34,7 +34,8 @@ def _usage(stream) -> dict | None:
     if usage is None:
         return None
     assert usage.estimated is False
-    return {k: v for k, v in asdict(usage).items() if k != "estimated"}
+    extra = {"estimated", "cache_write_tokens", "audio_prompt_tokens", "audio_completion_tokens"}
+    return {k: v for k, v in asdict(usage).items() if k not in extra or (v and k != "estimated")}
 
 
 def _run(stream, chunks: list) -> list[bytes]:

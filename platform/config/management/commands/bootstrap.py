@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User, UserRole
-from billing.default_prices import DEFAULT_PRICES, DEMO_MODELS
+from billing.default_prices import DEFAULT_PRICES, PRICE_EXTRAS, DEMO_MODELS
 from billing.groups import group_default
 from billing.models import ModelPrice
 from config.env import env, var_path
@@ -25,12 +25,15 @@ class Command(BaseCommand):
         group = group_default()
         self._admin(group)
         created = 0
-        for model, provider, category, window, ratio, completion, cache in DEFAULT_PRICES:
-            _price, made = ModelPrice.objects.get_or_create(
-                model=model,
-                defaults=dict(provider=provider, category=category, context_window=window, model_ratio=ratio,
-                              completion_ratio=completion, cache_ratio=cache),
-            )
+        seeds = {
+            model: dict(provider=provider, category=category, context_window=window, model_ratio=ratio,
+                        completion_ratio=completion, cache_ratio=cache)
+            for model, provider, category, window, ratio, completion, cache in DEFAULT_PRICES
+        }
+        for model, fields in PRICE_EXTRAS.items():
+            seeds[model] = {**seeds.get(model, {}), **fields}
+        for model, fields in seeds.items():
+            _price, made = ModelPrice.objects.get_or_create(model=model, defaults=fields)
             created += made
         if created:
             self.stdout.write(f"Seeded {created} model prices.")
