@@ -53,6 +53,15 @@ def quota_for_call(*, price_usd: Decimal, group_ratio: Decimal) -> int:
     return round_half_up(price_usd * QUOTA_PER_USD * group_ratio)
 
 
+def quota_for_minutes(*, seconds: float, price_usd_per_minute: Decimal, group_ratio: Decimal) -> int:
+    """Quota for audio priced by the minute (to the millisecond); at least 1 for any audio at a non-zero price."""
+    minutes = Decimal(str(round(max(seconds, 0.0), 3))) / 60
+    quota = round_half_up(minutes * price_usd_per_minute * QUOTA_PER_USD * group_ratio)
+    if quota == 0 and seconds > 0 and price_usd_per_minute > 0 and group_ratio > 0:
+        return 1
+    return quota
+
+
 def usd_per_million(*, model_ratio: Decimal, group_ratio: Decimal, side_ratio: Decimal = Decimal(1)) -> Decimal:
     """Price in USD per million tokens shown to users (input: side_ratio 1; output: the completion ratio)."""
     return (USD_PER_MILLION_AT_RATIO_1 * model_ratio * group_ratio * side_ratio).normalize()

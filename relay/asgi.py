@@ -7,6 +7,8 @@ import re
 import logging
 import time
 import uuid
+from typing import Any
+
 import httpx
 from django.conf import settings
 
@@ -17,12 +19,16 @@ from relay import errors, gate, info
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
+from relay.multipart import form_parse
+from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_gemini import GEMINI
+from relay.wires_media import Upload
 from relay.wires_rerank import COHERE
+from relay.wiring import MULTIPART_OPERATIONS
 
 logger = logging.getLogger("relay")
 
@@ -35,6 +41,10 @@ OPERATIONS = {
     "/v1/moderations": "moderations",
     "/v1/responses": "responses",
     "/v1/images/generations": "images/generations",
+    "/v1/images/edits": "images/edits",
+    "/v1/audio/speech": "audio/speech",
+    "/v1/audio/transcriptions": "audio/transcriptions",
+    "/v1/audio/translations": "audio/translations",
     "/v1/rerank": "rerank",
     "/v1/v1/rerank": "rerank",  # the cohere SDK joins its own path to a base URL that already ends in /v1
     "/v2/rerank": "rerank",
@@ -56,6 +66,33 @@ def client_protocol(path: str) -> str:
     if path.startswith("/v1beta/") or GEMINI_ACTION.match(path):
         return GEMINI
     return OPENAI
+
+
+def read_upload(req: RelayRequest, operation: str) -> Upload:
+    """A multipart request's form, with the audio's duration read for transcription (priced per minute)."""
+    form = form_parse(req.body, req.headers.get("content-type", ""))
+    wanted = ("image", "image[]") if operation == "images/edits" else ("file",)
+    files = form.files(*wanted)
+    if not files or not any(part.end > part.start for part in files):
+        raise errors.bad_request(f"Upload the {'image' if operation == 'images/edits' else 'audio file'} as the "
+                                 f"multipart field '{wanted[0]}'.", param=wanted[0])
+    if operation == "images/edits":
+        return Upload(form)
+    seconds, estimated = audio_seconds_estimate(form.file_bytes(files[0]))
+    return Upload(form, seconds, estimated)
+
+
+def upload_fields(upload: Upload) -> dict[str, Any]:
+    """The form's text fields as a request body: numbers and booleans as JSON would carry them."""
+    body: dict[str, Any] = dict(upload.form.fields)
+    if "n" in body:
+        try:
+            body["n"] = int(body["n"])
+        except ValueError:
+            raise errors.bad_request("'n' must be an integer.", param="n") from None
+    if "stream" in body:
+        body["stream"] = body["stream"].strip().lower() == "true"
+    return body
 
 
 def is_relay_path(path: str) -> bool:
@@ -130,7 +167,8 @@ class RelayApp:
                     stream: bool | None = None) -> None:
         """Relay one model call; Gemini calls name the model and whether to stream in the path."""
         started = time.monotonic()
-        body = req.json()
+        upload = read_upload(req, operation) if operation in MULTIPART_OPERATIONS else None
+        body = upload_fields(upload) if upload is not None else req.json()
         client = client_protocol(req.path)
         ctx = await gate.authenticate(self.snapshots, req, query_key=client == GEMINI)
         model = model or gate.validate(body, operation)
@@ -153,9 +191,11 @@ class RelayApp:
                     429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
                     type="rate_limit_error", code="rate_limit_exceeded",
                     headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(wait)})
-        worst = gate.worst_case(body, operation)
+        worst = gate.worst_case(body, operation, audio_seconds=upload.audio_seconds if upload else 0.0)
+        amount = gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation),
+                              **gate.shape_of(body, operation))
         hold = Hold(request_id=req.request_id, user_id=ctx.user_id, token_id=ctx.token_id, unlimited=ctx.unlimited,
-                    amount=gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation)))
+                    amount=amount)
         entered = False
         if ctx.concurrency_limit:
             entered = await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit)
@@ -171,7 +211,7 @@ class RelayApp:
                 raise errors.forbidden(exc.message, "insufficient_quota") from None
             job = Job(client=client, req=req, ctx=ctx, body=body, operation=operation, model=model,
                       price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
-                      headers=headers, started=started, stream=stream)
+                      headers=headers, started=started, stream=stream, upload=upload)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
             try:
                 outcome = await self.forwarder.run(job, send, receive)
@@ -184,8 +224,8 @@ class RelayApp:
     async def _close(self, job: Job, outcome: Outcome) -> None:
         """Settle at the real cost (or refund) and write the usage log: once, whatever happened above."""
         calls = gate.calls_of(job.body, job.operation)
-        cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage, calls) if outcome.charge and outcome.usage \
-            else 0
+        cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage, calls, **gate.shape_of(job.body, job.operation)) \
+            if outcome.charge and outcome.usage else 0
         usage = outcome.usage if outcome.charge and outcome.usage else None
         upstream = outcome.upstream
         log = {

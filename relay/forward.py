@@ -24,6 +24,7 @@ from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
 from relay.usage import Usage
 from relay.wires import ANTHROPIC, OPENAI, error_body
+from relay.wires_media import Upload
 from relay.wiring import OPENAI_LIKE, wire_for
 
 RETRYABLE = {408, 409, 429}
@@ -68,11 +69,12 @@ class Job:
     headers: list[tuple[bytes, bytes]]
     started: float
     stream: bool
+    upload: Upload | None = None  # multipart requests
 
     def wire(self, family: str, upstream_type: str) -> Any:
         return wire_for(self.client, family, self.operation, self.body, model=self.model, stream=self.stream,
                         default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate,
-                        upstream_type=upstream_type, request_id=self.req.request_id)
+                        upstream_type=upstream_type, request_id=self.req.request_id, upload=self.upload)
 
     def error(self, error: errors.RelayError) -> dict[str, Any]:
         return error_body(self.client, error.status, error.message, type=error.type, code=error.code,
@@ -109,12 +111,16 @@ class Forwarder:
             key = random.choice(upstream.keys) if upstream.keys else ""
             upstream_model = upstream.upstream_model(job.model)
             body = wire.request(upstream_model, adapter.supports_stream_usage)
+            if hasattr(wire, "encode"):  # a multipart upload, sent as it came
+                content, content_type, length = wire.encode(body)
+            else:
+                content, content_type, length = json_bytes(body), "application/json", None
             call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream,
-                        model=upstream_model)
+                        model=upstream_model, content_type=content_type)
             outcome.upstream, outcome.upstream_model = upstream, upstream_model
             try:
                 async with asyncio.timeout(upstream.first_byte_timeout + upstream.connect_timeout):
-                    response = await adapter.send(self.client, call, json_bytes(body))
+                    response = await adapter.send(self.client, call, content, length)
             except (httpx.TimeoutException, TimeoutError):
                 last = errors.upstream_failed("The upstream timed out.", 504)
                 await self._failed(outcome, upstream, "timeout")
@@ -137,7 +143,9 @@ class Forwarder:
                     continue
                 passthrough = wire.client == OPENAI and adapter.family in OPENAI_LIKE
                 return await self._client_error(job, send, outcome, status, raw, message, passthrough)
-            if job.stream and "text/event-stream" in response.headers.get("content-type", ""):
+            if getattr(wire, "binary", False):
+                delivered = await self._bytes(job, send, receive, response, outcome, wire)
+            elif job.stream and "text/event-stream" in response.headers.get("content-type", ""):
                 delivered = await self._stream(job, send, receive, response, outcome, wire)
             else:
                 delivered = await self._plain(job, send, response, outcome, wire)
@@ -195,7 +203,48 @@ class Forwarder:
             return False
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
         outcome.usage = answer.usage or Usage(job.prompt_estimate, count_text(answer.text), estimated=True)
-        await send_json(send, 200, None, headers=job.headers, raw=answer.body)
+        content_type = answer.content_type or response.headers.get("content-type", "application/json").encode()
+        await send_json(send, 200, None, headers=job.headers, raw=answer.body, content_type=content_type)
+        return True
+
+    async def _bytes(self, job: Job, send: Send, receive: Any, response: UpstreamResponse, outcome: Outcome,
+                     wire: Any) -> bool:
+        """Pass a binary body (synthesised speech) through as it arrives, with the upstream's content type. The
+        usage is known from the request; a body cut short or a client gone is still charged, as it was produced."""
+        chunks = response.aiter_raw()
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            first = b""
+        except httpx.HTTPError:
+            await response.aclose()
+            return False
+        outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
+        content_type = response.headers.get("content-type", "application/octet-stream").encode()
+        await start_stream(send, 200, job.headers, content_type)
+        gone, watcher = watch_disconnect(receive)
+
+        async def pump() -> None:
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for piece in chunks:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+
+        pumping = asyncio.create_task(pump())
+        done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        broke = pumping not in done or pumping.exception() is not None
+        for task in (pumping, watcher):
+            task.cancel()
+        await asyncio.gather(pumping, watcher, return_exceptions=True)
+        await response.aclose()
+        if gone.is_set() and broke:
+            outcome.status, outcome.status_code, outcome.error = UsageStatus.CLIENT_CLOSED, 499, "client disconnected"
+        elif broke:
+            outcome.status, outcome.error = UsageStatus.ERROR, "The upstream audio stream broke off."
+        if not gone.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        outcome.usage = wire.usage()
         return True
 
     async def _stream(self, job: Job, send: Send, receive: Any, response: UpstreamResponse,

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
-from billing.pricing import quota_for_call, quota_for_tokens
+from billing.pricing import quota_for_call, quota_for_minutes, quota_for_tokens
 from relay import errors
 from relay.http import RelayRequest
 from relay.routing import candidates
 from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts
 from relay.tokenizer import estimate_prompt
 from relay.usage import Usage
+from relay.wires_media import AUDIO_TOKENS_PER_SECOND, speech_characters
 
 MAX_N = 128
+IMAGE_OPERATIONS = {"images/generations", "images/edits"}
+IMAGE_OUTPUT_TOKENS = 6_240  # the most a GPT image model bills for one image (high quality, largest size)
+DEFAULT_IMAGE_SIZE = "1024x1024"
+SPEECH_MAX_CHARACTERS = 4_096
+TRANSCRIPTION_FORMATS = {"json", "text", "srt", "verbose_json", "vtt", "diarized_json"}
 
 
 def api_key_from(headers: dict[str, str]) -> str:
@@ -63,10 +70,29 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
-    if operation == "images/generations":
+    if operation in IMAGE_OPERATIONS:
         if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
             raise errors.bad_request("'prompt' is required and must be a string.", param="prompt")
         _positive_int(body, "n", maximum=10)
+        for name in ("size", "quality"):
+            if name in body and not isinstance(body[name], str):
+                raise errors.bad_request(f"'{name}' must be a string.", param=name)
+    if operation == "audio/speech":
+        if not isinstance(body.get("input"), str) or not body["input"].strip():
+            raise errors.bad_request("'input' is required and must be a string.", param="input")
+        if len(body["input"]) > SPEECH_MAX_CHARACTERS:
+            raise errors.bad_request(f"'input' is longer than {SPEECH_MAX_CHARACTERS} characters.", param="input")
+        if not isinstance(body.get("voice"), (str, dict)) or not body["voice"]:
+            raise errors.bad_request("'voice' is required.", param="voice")
+        speed = body.get("speed")
+        if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
+                                  or not 0.25 <= speed <= 4.0):
+            raise errors.bad_request("'speed' must be a number from 0.25 to 4.0.", param="speed")
+    if operation in {"audio/transcriptions", "audio/translations"}:
+        fmt = body.get("response_format", "json")
+        if fmt not in TRANSCRIPTION_FORMATS:
+            raise errors.bad_request(f"'response_format' must be one of {', '.join(sorted(TRANSCRIPTION_FORMATS))}.",
+                                     param="response_format")
     if operation == "responses" and body.get("input") in (None, "", []):
         raise errors.bad_request("'input' is required.", param="input")
     if operation == "rerank":
@@ -114,10 +140,16 @@ def price_for(prices: dict[str, PriceInfo], model: str) -> PriceInfo:
                            "model_price_not_set")
 
 
-def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1) -> int:
-    """The quota for `usage`, or for `calls` calls (images: one per image) of a per-call price."""
-    if price.price_per_call is not None:
-        return quota_for_call(price_usd=price.price_per_call, group_ratio=group_ratio) * calls
+def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1, *, size: str = "",
+            quality: str = "") -> int:
+    """The quota for `usage`: by audio minutes when the model has a price per minute, else `calls` calls (images:
+    one per image, priced by size and quality) of a per-call price, else by tokens."""
+    if price.price_per_minute is not None and usage.audio_seconds > 0:
+        return quota_for_minutes(seconds=usage.audio_seconds, price_usd_per_minute=price.price_per_minute,
+                                 group_ratio=group_ratio)
+    per_call = price.call_usd(size, quality)
+    if per_call is not None:
+        return quota_for_call(price_usd=per_call, group_ratio=group_ratio) * calls
     return quota_for_tokens(
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, group_ratio=group_ratio, model_ratio=price.model_ratio,
@@ -129,14 +161,31 @@ def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1
 
 
 def calls_of(body: dict[str, Any], operation: str) -> int:
-    """How many priced calls a request is: one per image for image generation, else one."""
-    return (body.get("n") or 1) if operation == "images/generations" else 1
+    """How many priced calls a request is: one per image for image generation and edits, else one."""
+    return (body.get("n") or 1) if operation in IMAGE_OPERATIONS else 1
 
 
-def worst_case(body: dict[str, Any], operation: str) -> Usage:
-    """The usage a request can reach at most: estimated prompt plus its output cap (times n)."""
+def shape_of(body: dict[str, Any], operation: str) -> dict[str, str]:
+    """The size and quality an image request is priced by (`cost_of`'s keywords)."""
+    if operation not in IMAGE_OPERATIONS:
+        return {}
+    size, quality = body.get("size"), body.get("quality")
+    return {"size": size if isinstance(size, str) and size != "auto" else DEFAULT_IMAGE_SIZE,
+            "quality": quality if isinstance(quality, str) else ""}
+
+
+def worst_case(body: dict[str, Any], operation: str, *, audio_seconds: float = 0.0) -> Usage:
+    """The usage a request can reach at most: estimated prompt plus its output cap (times n). Speech counts its
+    input's characters; transcription reserves for the upload's duration."""
+    if operation == "audio/speech":
+        return Usage(speech_characters(body), 0)
+    if operation in {"audio/transcriptions", "audio/translations"}:
+        audio = math.ceil(audio_seconds * AUDIO_TOKENS_PER_SECOND)
+        return Usage(audio, audio, audio_prompt_tokens=audio, audio_seconds=audio_seconds)
     prompt = estimate_prompt(body, operation)
-    if operation in {"embeddings", "moderations", "rerank", "images/generations"}:
+    if operation in IMAGE_OPERATIONS:
+        return Usage(prompt, IMAGE_OUTPUT_TOKENS * (body.get("n") or 1))
+    if operation in {"embeddings", "moderations", "rerank"}:
         return Usage(prompt, 0)
     if operation == "messages":
         return Usage(prompt, body["max_tokens"])

@@ -76,12 +76,13 @@ def json_bytes(data: Any) -> bytes:
 
 
 async def send_json(
-    send: Send, status: int, data: Any, *, headers: list[tuple[bytes, bytes]] = (), raw: bytes | None = None
+    send: Send, status: int, data: Any, *, headers: list[tuple[bytes, bytes]] = (), raw: bytes | None = None,
+    content_type: bytes = b"application/json",
 ) -> None:
     body = raw if raw is not None else json_bytes(data)
     await send({
         "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers],
     })
     await send({"type": "http.response.body", "body": body})
 

@@ -101,6 +101,16 @@ class PriceInfo:
     price_per_minute: Decimal | None = None
     price_variants: tuple[tuple[str, Decimal], ...] = ()  # per-image prices by "quality size", "size" or "quality"
 
+    def call_usd(self, size: str = "", quality: str = "") -> Decimal | None:
+        """The price of one call (one image): the most specific variant for size and quality, else the base price."""
+        if self.price_variants:
+            variants = dict(self.price_variants)
+            size, quality = size.strip().lower(), quality.strip().lower()
+            for key in (f"{quality} {size}".strip(), size, quality):
+                if key and key in variants:
+                    return variants[key]
+        return self.price_per_call
+
 
 @dataclass(frozen=True)
 class UpstreamInfo:

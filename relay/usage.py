@@ -16,6 +16,7 @@ class Usage:
     cache_write_tokens: int = 0  # a subset of prompt_tokens (Anthropic's cache creation)
     audio_prompt_tokens: int = 0  # uncached audio input, a subset of prompt_tokens
     audio_completion_tokens: int = 0  # a subset of completion_tokens
+    audio_seconds: float = 0.0  # input audio played, for transcription priced per minute
 
 
 def _int(value: Any) -> int:

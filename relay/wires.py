@@ -30,6 +30,7 @@ class Plain:
     body: bytes
     usage: Usage | None
     text: str  # what was produced, to estimate usage when the upstream gave none
+    content_type: bytes | None = b"application/json"  # None: the upstream's, as it sent it
 
 
 class StreamConverter(Protocol):
@@ -132,7 +133,8 @@ class OpenAIPassThrough:
         data = _json(raw)
         if data is None:
             return None
-        return Plain(raw, usage_from_openai(data.get("usage")), _openai_text(data))
+        usage = data.get("usage")
+        return Plain(raw, usage_from_openai(usage) or usage_from_responses(usage), _openai_text(data))
 
     def stream(self) -> StreamConverter:
         return _MeterStream(self.client_wants_usage)

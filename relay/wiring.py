@@ -9,15 +9,28 @@ from relay.wires import (
     ResponsesPassThrough,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+from relay.wires_media import ImageEditWire, SpeechWire, TranscriptionWire, Upload
 from relay.wires_rerank import RerankWire
 
 OPENAI_LIKE = {"openai", "demo", "azure"}
+MEDIA_OPERATIONS = {"audio/speech", "audio/transcriptions", "audio/translations", "images/edits"}
+MULTIPART_OPERATIONS = {"audio/transcriptions", "audio/translations", "images/edits"}
 
 
 def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
-             default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "") -> Any | None:
+             default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "",
+             upload: Upload | None = None) -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
     chat = operation == "chat/completions"
+    if operation in MEDIA_OPERATIONS:  # OpenAI's own formats, to upstreams that speak them
+        if family not in OPENAI_LIKE - {"demo"}:
+            return None
+        if operation == "audio/speech":
+            return SpeechWire(body)
+        assert upload is not None
+        if operation == "images/edits":
+            return ImageEditWire(operation, upload, body)
+        return TranscriptionWire(operation, upload, body)
     if operation == "responses":  # natively only, for now
         return ResponsesPassThrough(body) if client == OPENAI and family in OPENAI_LIKE - {"demo"} else None
     if operation == "rerank":

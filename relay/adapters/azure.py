@@ -27,4 +27,4 @@ class AzureAdapter(OpenAIAdapter):
         return f"{base}/openai/deployments/{quote(deployment, safe='')}/{call.operation}?api-version={quote(version)}"
 
     def headers(self, call: Call) -> dict[str, str]:
-        return {"content-type": "application/json", "api-key": call.key}
+        return {"content-type": call.content_type, "api-key": call.key}

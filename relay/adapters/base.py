@@ -20,6 +20,7 @@ class Call:
     body: dict[str, Any]
     stream: bool
     model: str = ""  # the upstream's model name (Gemini puts it in the path, not the body)
+    content_type: str = "application/json"  # multipart uploads keep their own, boundary included
 
 
 class UpstreamResponse(Protocol):
@@ -41,13 +42,16 @@ class Adapter:
         raise NotImplementedError
 
     def headers(self, call: Call) -> dict[str, str]:
-        return {"content-type": "application/json"}
+        return {"content-type": call.content_type}
 
-    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes) -> UpstreamResponse:
-        """Open the upstream response (headers read, body not yet)."""
+    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes | AsyncIterator[bytes],
+                   length: int | None = None) -> UpstreamResponse:
+        """Open the upstream response (headers read, body not yet). A streamed body is sent with its `length`."""
         upstream = call.upstream
         timeout = httpx.Timeout(connect=upstream.connect_timeout, read=upstream.first_byte_timeout,
                                 write=upstream.first_byte_timeout, pool=upstream.connect_timeout)
-        request = client.build_request("POST", self.url(call), content=content, headers=self.headers(call),
-                                       timeout=timeout)
+        headers = self.headers(call)
+        if length is not None:
+            headers["content-length"] = str(length)
+        request = client.build_request("POST", self.url(call), content=content, headers=headers, timeout=timeout)
         return await client.send(request, stream=True)

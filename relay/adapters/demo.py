@@ -73,7 +73,8 @@ def _vector(text: str, dims: int = 16) -> list[float]:
 class DemoAdapter(Adapter):
     family = "demo"
 
-    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes) -> DemoResponse:
+    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes,
+                   length: int | None = None) -> DemoResponse:
         body, model = call.body, str(call.body.get("model", "demo-chat"))
         if call.operation == "embeddings":
             return self._embeddings(body, model)

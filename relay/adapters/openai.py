@@ -17,4 +17,4 @@ class OpenAIAdapter(Adapter):
         return f"{base}{prefix}/{call.operation}"
 
     def headers(self, call: Call) -> dict[str, str]:
-        return {"content-type": "application/json", "authorization": f"Bearer {call.key}"}
+        return {"content-type": call.content_type, "authorization": f"Bearer {call.key}"}

@@ -26,6 +26,11 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
+try:
+    from tests.fakes.openai_media import MediaRoutes, image_result, multipart_parse
+except ImportError:  # run as a script (the benchmark's upstream)
+    from openai_media import MediaRoutes, image_result, multipart_parse  # type: ignore[no-redef]
+
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -155,7 +160,7 @@ async def _pause(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-class FakeOpenAIApp:
+class FakeOpenAIApp(MediaRoutes):
     """The ASGI app; holds behaviours, recorded requests and stream counters."""
 
     def __init__(self, *, api_key: str | None = "sk-upstream-test", prefix: str = "/v1",
@@ -178,11 +183,17 @@ class FakeOpenAIApp:
             ("POST", "/moderations"): self._moderations,
             ("POST", "/responses"): self._responses,
             ("POST", "/images/generations"): self._images,
+            **self.media_routes(),
             ("GET", "/models"): self._models,
         }
 
     def behaviour(self, model: str) -> Behaviour:
         return self.behaviours.get(model, self.default)
+
+    # the plumbing the media routes use
+    pause = staticmethod(lambda stop, seconds: _pause(stop, seconds))
+    header_list = staticmethod(lambda headers: _header_list(headers))
+    send_missing = staticmethod(lambda send, param: _send_missing(send, param))
 
     def stop_all(self) -> None:
         """Wake every sleeping or streaming request so the server can shut down (thread-safe)."""
@@ -223,6 +234,8 @@ class FakeOpenAIApp:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            body = multipart_parse(raw, headers["content-type"])
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         return RecordedRequest(scope["method"], scope["path"], query, headers, raw, body)
 
@@ -380,15 +393,14 @@ class FakeOpenAIApp:
 
     async def _images(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
                       b: Behaviour) -> None:
-        """Image generation: `n` image URLs (or tiny base64 images), DALL-E style, without usage."""
+        """Image generation: `n` image URLs (or base64 images); GPT image models also report token usage."""
         if not request.body.get("prompt"):
             return await _send_missing(send, "prompt")
         n = int(request.body.get("n") or 1)
-        as_b64 = request.body.get("response_format") == "b64_json"
-        data = [{"b64_json": "iVBORw0KGgo="} if as_b64 else {"url": f"https://images.example/{i}.png",
-                                                              "revised_prompt": request.body["prompt"]}
-                for i in range(n)]
-        await self._reply(send, stop, b, {"created": int(time.time()), "data": data})
+        result = image_result(model, n, request.body.get("response_format") == "b64_json", b)
+        for item in result["data"]:
+            item.setdefault("revised_prompt", request.body["prompt"])
+        await self._reply(send, stop, b, result)
 
     async def _reply(self, send: Send, stop: asyncio.Event, b: Behaviour, result: dict[str, Any]) -> None:
         if await _pause(stop, b.latency_ms / 1000):

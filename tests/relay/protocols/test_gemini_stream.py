@@ -34,7 +34,7 @@ def _usage(stream) -> dict | None:
     if usage is None:
         return None
     assert usage.estimated is False
-    extra = {"estimated", "cache_write_tokens", "audio_prompt_tokens", "audio_completion_tokens"}
+    extra = {"estimated", "cache_write_tokens", "audio_prompt_tokens", "audio_completion_tokens", "audio_seconds"}
     return {k: v for k, v in asdict(usage).items() if k not in extra or (v and k != "estimated")}
 
 

@@ -1,0 +1,157 @@
+"""Wires for media: speech (audio bytes back), transcription and translation (multipart up), image edits
+(multipart up). All go to OpenAI-compatible upstreams (and Azure) in OpenAI's own format.
+
+Billing facts (protocols.md 1.6-1.8): speech is priced on the input's characters; transcription on the audio
+duration (models with a price per minute) or on the tokens the upstream reports; image edits per image like
+image generation, or on tokens for the GPT image models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from relay.multipart import Form
+from relay.tokenizer import count_text
+from relay.usage import Usage, usage_from_responses
+from relay.wires import OPENAI, PassThroughMeter, Plain, _json
+
+AUDIO_TOKENS_PER_SECOND = 10  # audio input is about one token per 100 ms; used only to estimate and reserve
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart request and what the relay read from it."""
+
+    form: Form
+    audio_seconds: float = 0.0
+    seconds_estimated: bool = False
+
+
+class _Multipart:
+    """The upload passes upstream as sent; only `model` is rewritten when the upstream's name differs."""
+
+    client = OPENAI
+
+    def __init__(self, operation: str, upload: Upload, body: dict[str, Any]) -> None:
+        self.operation, self.upload, self.client_body = operation, upload, body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return dict(self.client_body, model=model)
+
+    def encode(self, body: dict[str, Any]) -> tuple[AsyncIterator[bytes], str, int]:
+        model = body["model"] if body["model"] != self.client_body.get("model") else None
+        chunks, length = self.upload.form.stream(model=model)
+        return chunks, self.upload.form.content_type, length
+
+
+class ImageEditWire(_Multipart):
+    """`POST /v1/images/edits`: the answer is an images response, read like image generation's."""
+
+    def plain(self, raw: bytes) -> Plain | None:
+        return images_plain(raw)
+
+    def stream(self) -> PassThroughMeter:
+        return _ImageMeter()
+
+
+def images_plain(raw: bytes) -> Plain | None:
+    """An images response; GPT image models report token usage, DALL-E models none (they are priced per image)."""
+    data = _json(raw)
+    if data is None or not isinstance(data.get("data"), list):
+        return None
+    return Plain(raw, usage_from_responses(data.get("usage")), "")
+
+
+class _ImageMeter(PassThroughMeter):
+    """Streamed GPT image generation: usage on the `*.completed` event."""
+
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        data = data or {}
+        kind = str(data.get("type") or event)
+        if kind.endswith(".completed"):
+            self.complete = True
+            self.usage = usage_from_responses(data.get("usage")) or self.usage
+        elif kind == "error":
+            err = data.get("error")
+            self.error = str(err.get("message") if isinstance(err, dict) else data.get("message") or "upstream error")
+
+
+def transcription_usage(data: dict[str, Any] | None, upload: Upload, text: str) -> Usage:
+    """Usage of a transcription: the upstream's tokens or seconds when it reports them, else an estimate from the
+    upload's duration and the text produced."""
+    data = data or {}
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    seconds = upload.audio_seconds
+    reported_seconds = usage.get("seconds") if usage.get("type") == "duration" else data.get("duration")
+    if isinstance(reported_seconds, (int, float)) and not isinstance(reported_seconds, bool) and reported_seconds > 0:
+        seconds = float(reported_seconds)
+    if usage.get("type") == "tokens" or "input_tokens" in usage:
+        details = usage.get("input_token_details") if isinstance(usage.get("input_token_details"), dict) else {}
+        tokens = usage_from_responses(usage) or Usage()
+        audio = details.get("audio_tokens")
+        audio = audio if isinstance(audio, int) and 0 <= audio <= tokens.prompt_tokens else tokens.prompt_tokens
+        return Usage(tokens.prompt_tokens, tokens.completion_tokens, audio_prompt_tokens=audio, audio_seconds=seconds)
+    audio = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
+    return Usage(audio, count_text(text), audio_prompt_tokens=audio, audio_seconds=seconds, estimated=True)
+
+
+class TranscriptionWire(_Multipart):
+    """`POST /v1/audio/transcriptions` and `/v1/audio/translations`. JSON formats come back as JSON; `text`, `srt`
+    and `vtt` as plain text, passed on with the upstream's content type."""
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        wants_json = self.client_body.get("response_format", "json") in ("json", "verbose_json", "diarized_json")
+        if wants_json and data is None:
+            return None
+        text = str(data.get("text") or "") if data is not None else raw.decode("utf-8", errors="replace")
+        return Plain(raw, transcription_usage(data, self.upload, text), text, content_type=None)
+
+    def stream(self) -> PassThroughMeter:
+        return _TranscriptMeter(self.upload)
+
+
+class _TranscriptMeter(PassThroughMeter):
+    """Streamed transcription: `transcript.text.delta` events, then `transcript.text.done` with usage."""
+
+    def __init__(self, upload: Upload) -> None:
+        super().__init__()
+        self.upload = upload
+
+    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
+        data = data or {}
+        kind = str(data.get("type") or event)
+        if kind == "transcript.text.delta":
+            self.parts.append(str(data.get("delta") or ""))
+        elif kind == "transcript.text.done":
+            self.complete = True
+            self.usage = transcription_usage(data, self.upload, str(data.get("text") or self.text))
+        elif kind == "error":
+            err = data.get("error")
+            self.error = str(err.get("message") if isinstance(err, dict) else data.get("message") or "upstream error")
+
+
+class SpeechWire:
+    """`POST /v1/audio/speech`: the audio bytes stream back with the upstream's content type."""
+
+    client = OPENAI
+    operation = "audio/speech"
+    binary = True
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.client_body = body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return dict(self.client_body, model=model)
+
+    def usage(self) -> Usage:
+        """Speech is priced on the input's characters, counted as prompt tokens."""
+        return Usage(speech_characters(self.client_body), 0)
+
+
+def speech_characters(body: dict[str, Any]) -> int:
+    text = body.get("input")
+    return len(text) if isinstance(text, str) else len(json.dumps(text))
