@@ -48,10 +48,11 @@ def _count(value: Any) -> int:
 
 
 def usage_from_gemini(meta: Any) -> Usage | None:
-    """Gemini `usageMetadata` -> Usage; thinking is billed as output but sits outside candidatesTokenCount."""
+    """Gemini `usageMetadata` -> Usage. Thinking is billed as output but sits outside candidatesTokenCount; the
+    prompt of a built-in tool's results (toolUsePromptTokenCount, e.g. search grounding) is billed as input."""
     if not isinstance(meta, dict):
         return None
-    prompt = _count(meta.get("promptTokenCount"))
+    prompt = _count(meta.get("promptTokenCount")) + _count(meta.get("toolUsePromptTokenCount"))
     thoughts = _count(meta.get("thoughtsTokenCount"))
     completion = _count(meta.get("candidatesTokenCount")) + thoughts
     reported = isinstance(meta.get("promptTokenCount"), int) and not isinstance(meta["promptTokenCount"], bool)

@@ -1,10 +1,13 @@
 """The billing formula against hand-computed figures."""
 
+from decimal import Decimal
 from decimal import Decimal as D
 
 import pytest
 
-from billing.pricing import quota_for_call, quota_for_tokens, quota_to_usd, round_half_up, usd_per_million
+from billing.pricing import (
+    quota_for_call, quota_for_minutes, quota_for_tokens, quota_to_usd, round_half_up, usd_per_million,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +50,39 @@ def test_round_half_up_is_not_bankers_rounding():
     assert round_half_up(D("2.5")) == 3
     assert round_half_up(D("3.5")) == 4
     assert round_half_up(D("2.4999")) == 2
+
+
+def test_cache_writes_and_audio_are_priced_at_their_own_ratios():
+    # 1000 prompt = 100 read + 200 written + 300 audio + 400 text; 50 completion = 20 audio + 30 text
+    quota = quota_for_tokens(prompt_tokens=1000, completion_tokens=50, cached_tokens=100, cache_write_tokens=200,
+                             audio_prompt_tokens=300, audio_completion_tokens=20, group_ratio=Decimal(1),
+                             model_ratio=Decimal(2), completion_ratio=Decimal(4), cache_ratio=Decimal("0.1"),
+                             cache_write_ratio=Decimal("1.25"), audio_ratio=Decimal(8), audio_completion_ratio=Decimal(16))
+    assert quota == 2 * (400 + 100 * Decimal("0.1") + 200 * Decimal("1.25") + 300 * 8 + 30 * 4 + 20 * 16)
+
+
+def test_parts_never_exceed_their_whole():
+    # cached 80 of 100 leaves at most 20 for writes and nothing for audio; audio output capped at the completion
+    assert quota_for_tokens(prompt_tokens=100, completion_tokens=5, cached_tokens=80, cache_write_tokens=500,
+                            audio_prompt_tokens=500, audio_completion_tokens=50, group_ratio=Decimal(1),
+                            model_ratio=Decimal(1), completion_ratio=Decimal(1), cache_ratio=Decimal(0),
+                            cache_write_ratio=Decimal(2), audio_ratio=Decimal(100),
+                            audio_completion_ratio=Decimal(3)) == 20 * 2 + 5 * 3
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(60, 3_000), (30, 1_500), (12, 600), (0.001, 1), (0, 0)])
+def test_audio_minutes_at_six_tenths_of_a_cent(seconds, expected):
+    assert quota_for_minutes(seconds=seconds, price_usd_per_minute=Decimal("0.006"), group_ratio=Decimal(1)) == expected
+
+
+def test_image_price_variants_pick_the_most_specific_key():
+    from relay.snapshots import PriceInfo, _variants
+
+    price = PriceInfo("dall-e-3", "openai", "image", None, Decimal(1), Decimal(1), Decimal(1), Decimal("0.04"),
+                      price_variants=_variants({"1024x1792": 0.08, "HD  1024x1792": "0.12", "hd": "0.09",
+                                                "bad": "x", "neg": -1}))
+    assert price.call_usd("1024x1792", "hd") == Decimal("0.12")
+    assert price.call_usd("1024x1792", "standard") == Decimal("0.08")
+    assert price.call_usd("1024x1024", "hd") == Decimal("0.09")
+    assert price.call_usd("1024x1024", "") == Decimal("0.04")
+    assert dict(price.price_variants).keys() == {"1024x1792", "hd 1024x1792", "hd"}

@@ -31,7 +31,8 @@ def claude_upstream(fakes, transactional_db):
     oai.reset()
     # ratio 1.5 ($3/M input), completion x5, cache reads x0.1
     ModelPrice.objects.create(model=CLAUDE, provider="anthropic", model_ratio=Decimal("1.5"),
-                              completion_ratio=Decimal(5), cache_ratio=Decimal("0.1"))
+                              completion_ratio=Decimal(5), cache_ratio=Decimal("0.1"),
+                              cache_write_ratio=Decimal("1.25"))
     return upstream_save(name="claude", type="anthropic", base_url=claude.url, keys="sk-ant-up",
                          served_models=[CLAUDE], groups=[group_default().name])
 
@@ -63,6 +64,22 @@ def test_messages_natively_billed_with_cache_reads(live, fakes, claude_upstream,
     assert (log.prompt_tokens, log.cached_tokens, log.completion_tokens) == (1100, 1000, 20)
     # 1.5 x (100 + 1000 x 0.1 + 20 x 5) = 1.5 x 300 = 450
     assert log.quota == 450
+
+
+def test_cache_writes_are_billed_at_their_ratio_streaming_too(live, fakes, claude_upstream, funded_key):
+    claude, _oai = fakes
+    claude.behave(CLAUDE, input_tokens=10, cache_creation_input_tokens=800, cache_read_input_tokens=200,
+                  output_tokens=4, usage_in_delta=True)
+    _user, key = funded_key()
+    with _claude(live, key).messages.stream(model=CLAUDE, max_tokens=64,
+                                            messages=[{"role": "user", "content": "Hi"}]) as stream:
+        final = stream.get_final_message()
+    assert final.usage.cache_creation_input_tokens == 800
+    assert settled(lambda: UsageLog.objects.filter(usage_estimated=False).exists())
+    log = UsageLog.objects.get()
+    assert (log.prompt_tokens, log.cached_tokens, log.cache_write_tokens) == (1010, 200, 800)
+    # 1.5 x (10 + 200 x 0.1 + 800 x 1.25 + 4 x 5) = 1.5 x 1050 = 1575
+    assert log.quota == 1575
 
 
 def test_messages_stream_natively_gives_the_final_message_and_usage(live, fakes, claude_upstream, funded_key):

@@ -92,13 +92,14 @@ def test_created_defaults_to_now():
           "totalTokenCount": 55}, Usage(10, 45, 4, 40)),
         ({"promptTokenCount": 0}, Usage(0, 0, 0, 0)),
         ({"promptTokenCount": 3, "cachedContentTokenCount": 9}, Usage(3, 0, 3, 0)),  # cached never exceeds prompt
+        ({"promptTokenCount": 8, "toolUsePromptTokenCount": 120, "candidatesTokenCount": 2}, Usage(128, 2, 0, 0)),
         ({"promptTokenCount": True, "candidatesTokenCount": -4, "thoughtsTokenCount": "7"}, None),
         ({}, None),
         (None, None),
         ([1, 2], None),
     ],
 )
-def test_usage_counts_thoughts_as_completion(meta, usage):
+def test_usage_counts_thoughts_as_completion_and_tool_results_as_prompt(meta, usage):
     assert usage_from_gemini(meta) == usage
 
 
