@@ -141,7 +141,7 @@ class PriceIn(serializers.Serializer):
         if any(value < 0 for value in attrs.get("price_variants", {}).values()):
             raise serializers.ValidationError({"price_variants": _("Prices must not be negative.")})
         if "price_variants" in attrs:
-            attrs["price_variants"] = {key: str(value) for key, value in attrs["price_variants"].items()}
+            attrs["price_variants"] = {key: f"{value.normalize():f}" for key, value in attrs["price_variants"].items()}
         return attrs
 
 

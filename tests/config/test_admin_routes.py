@@ -83,3 +83,20 @@ def test_groups_and_prices_crud_and_the_public_price_list(admin, client_for, api
     default_id = next(g["id"] for g in default_id if g["name"] == "default")
     assert client.delete(f"/api/group/{default_id}").status_code == 400
     assert client.delete(f"/api/group/{group.json()['data']['id']}").status_code == 200
+
+
+def test_media_price_fields_round_trip_and_are_validated(admin, client_for):
+    client = client_for(admin)
+    r = client.post("/api/pricing/", {"model": "dall-e-3", "category": "image", "price_per_call": "0.04",
+                                      "price_variants": {"hd 1024x1792": "0.12", "1024x1792": 0.08}}, format="json")
+    assert r.status_code == 201
+    data = r.json()["data"]
+    assert data["price_variants"] == {"hd 1024x1792": "0.12", "1024x1792": "0.08"}
+    r = client.post("/api/pricing/", {"model": "whisper-1", "price_per_minute": "0.006", "audio_ratio": "2.4",
+                                      "cache_write_ratio": "1.25"}, format="json")
+    assert r.status_code == 201
+    assert (r.json()["data"]["price_per_minute"], r.json()["data"]["cache_write_ratio"]) == ("0.006", "1.25")
+    for bad in ({"price_variants": {"1024x1024": "-1"}}, {"price_variants": {"1024x1024": "cheap"}},
+                {"audio_ratio": "-2"}, {"price_variants": ["0.1"]}):
+        r = client.post("/api/pricing/", {"model": "x-1", **bad}, format="json")
+        assert r.status_code == 400 and r.json()["success"] is False, bad
