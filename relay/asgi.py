@@ -24,11 +24,11 @@ from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
-from relay.wires import ANTHROPIC, OPENAI, error_body
+from relay.wires import ANTHROPIC, OPENAI, ResponsesViaChat, error_body
 from relay.wires_gemini import GEMINI
 from relay.wires_media import Upload
 from relay.wires_rerank import COHERE
-from relay.wiring import MULTIPART_OPERATIONS
+from relay.wiring import MULTIPART_OPERATIONS, responses_native
 
 logger = logging.getLogger("relay")
 
@@ -179,6 +179,8 @@ class RelayApp:
         if not isinstance(pin, str):
             raise errors.bad_request("'provider' must be a string.", param="provider")
         route = await gate.route(self.snapshots, ctx, body, model, pin)
+        if operation == "responses" and not responses_native(route.upstreams[0]):
+            ResponsesViaChat(body, 0)  # a 400 now, before anything is reserved, for what chat cannot carry
         if operation == "completions" and req.path == "/v1/code/completions":
             body.pop("language", None)
         headers = list(req.extra_headers)

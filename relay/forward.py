@@ -25,7 +25,7 @@ from relay.tokenizer import count_text
 from relay.usage import Usage
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_media import Upload
-from relay.wiring import OPENAI_LIKE, wire_for
+from relay.wiring import OPENAI_LIKE, responses_native, wire_for
 
 RETRYABLE = {408, 409, 429}
 KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
@@ -71,10 +71,11 @@ class Job:
     stream: bool
     upload: Upload | None = None  # multipart requests
 
-    def wire(self, family: str, upstream_type: str) -> Any:
+    def wire(self, family: str, upstream: UpstreamInfo) -> Any:
         return wire_for(self.client, family, self.operation, self.body, model=self.model, stream=self.stream,
                         default_max_tokens=settings.RELAY_DEFAULT_MAX_TOKENS, input_estimate=self.prompt_estimate,
-                        upstream_type=upstream_type, request_id=self.req.request_id, upload=self.upload)
+                        upstream_type=upstream.type, request_id=self.req.request_id, upload=self.upload,
+                        native_responses=responses_native(upstream))
 
     def error(self, error: errors.RelayError) -> dict[str, Any]:
         return error_body(self.client, error.status, error.message, type=error.type, code=error.code,
@@ -105,7 +106,10 @@ class Forwarder:
         last: errors.RelayError | None = None
         for upstream in job.upstreams[: settings.RELAY_RETRIES + 1]:
             adapter = adapter_for(upstream)
-            wire = job.wire(adapter.family, upstream.type) if adapter is not None else None
+            try:
+                wire = job.wire(adapter.family, upstream) if adapter is not None else None
+            except errors.RelayError:  # this upstream cannot carry the request (the first one was checked before)
+                wire = None
             if wire is None:
                 continue
             key = random.choice(upstream.keys) if upstream.keys else ""

@@ -12,13 +12,14 @@ class Provider:
     family: str  # which adapter speaks to it: openai, anthropic, gemini, azure, rerank, task, demo
     default_base_url: str
     api_prefix: str = "/v1"  # joined between the base URL and the operation path (`/chat/completions`)
+    native_responses: bool = False  # offers /responses; others serve it through chat (upstream extras override)
 
 
 PROVIDERS: dict[str, Provider] = {
     p.key: p
     for p in [
         Provider("demo", "Demo (built in, no network)", "demo", ""),
-        Provider("openai", "OpenAI", "openai", "https://api.openai.com"),
+        Provider("openai", "OpenAI", "openai", "https://api.openai.com", native_responses=True),
         Provider("deepseek", "DeepSeek", "openai", "https://api.deepseek.com"),
         Provider("ali", "Alibaba Qwen (DashScope compatible mode)", "openai", "https://dashscope.aliyuncs.com/compatible-mode"),
         Provider("volc", "Volcengine Ark (Doubao)", "openai", "https://ark.cn-beijing.volces.com/api/v3", ""),
@@ -35,7 +36,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider("custom", "Custom OpenAI-compatible", "openai", ""),
         Provider("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
         Provider("gemini", "Google Gemini (AI Studio)", "gemini", "https://generativelanguage.googleapis.com"),
-        Provider("azure", "Azure OpenAI", "azure", ""),
+        Provider("azure", "Azure OpenAI", "azure", "", native_responses=True),
         Provider("cohere", "Cohere", "rerank", "https://api.cohere.com"),
         Provider("jina", "Jina", "rerank", "https://api.jina.ai"),
         Provider("midjourney", "Midjourney proxy", "task", ""),

@@ -18,7 +18,11 @@ from relay.protocols.anthropic_response import (
 )
 from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from relay.protocols.gemini_response import gemini_error_body
+from relay.errors import RelayError
 from relay.protocols.openai_stream import StreamMeter
+from relay.protocols.responses_chat import (
+    OpenAIToResponsesStream, ProtocolError, openai_chat_response_to_responses, responses_request_to_openai_chat,
+)
 from relay.protocols.sse import frame_parse
 from relay.usage import Usage, usage_from_openai, usage_from_responses
 
@@ -378,3 +382,31 @@ class ResponsesPassThrough:
 
     def stream(self) -> StreamConverter:
         return _ResponsesMeter()
+
+
+class ResponsesViaChat:
+    """A Responses API client served by an OpenAI-compatible upstream that has only chat completions."""
+
+    client = OPENAI
+    operation = "chat/completions"
+
+    def __init__(self, body: dict[str, Any], input_estimate: int) -> None:
+        self.client_body, self.input_estimate = body, input_estimate
+        self.model = str(body.get("model", ""))
+        try:
+            self.chat = responses_request_to_openai_chat(body)
+        except ProtocolError as exc:
+            raise RelayError(400, str(exc)) from None
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        body = dict(self.chat, model=model)
+        if not stream_usage:
+            body.pop("stream_options", None)
+        return body
+
+    def plain(self, raw: bytes) -> Plain | None:
+        return plain_from_openai_chat(
+            raw, lambda data: openai_chat_response_to_responses(data, model=self.model, request=self.client_body))
+
+    def stream(self) -> StreamConverter:
+        return OpenAIChunkStream(OpenAIToResponsesStream(self.model, self.client_body, self.input_estimate), "done")

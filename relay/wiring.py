@@ -6,7 +6,7 @@ from typing import Any
 
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
-    ResponsesPassThrough,
+    ResponsesPassThrough, ResponsesViaChat,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.wires_media import ImageEditWire, SpeechWire, TranscriptionWire, Upload
@@ -19,7 +19,7 @@ MULTIPART_OPERATIONS = {"audio/transcriptions", "audio/translations", "images/ed
 
 def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
              default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "",
-             upload: Upload | None = None) -> Any | None:
+             upload: Upload | None = None, native_responses: bool = True) -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
     chat = operation == "chat/completions"
     if operation in MEDIA_OPERATIONS:  # OpenAI's own formats, to upstreams that speak them
@@ -31,8 +31,12 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if operation == "images/edits":
             return ImageEditWire(operation, upload, body)
         return TranscriptionWire(operation, upload, body)
-    if operation == "responses":  # natively only, for now
-        return ResponsesPassThrough(body) if client == OPENAI and family in OPENAI_LIKE - {"demo"} else None
+    if operation == "responses":  # natively where the upstream has the API, else through chat completions
+        if client != OPENAI or family not in OPENAI_LIKE:
+            return None
+        if native_responses and family != "demo":
+            return ResponsesPassThrough(body)
+        return ResponsesViaChat(body, input_estimate)
     if operation == "rerank":
         if family == "rerank" or family in OPENAI_LIKE - {"demo"}:
             return RerankWire(client, body, cohere_upstream=upstream_type == "cohere", request_id=request_id)
@@ -55,3 +59,9 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if family in OPENAI_LIKE:
             return GeminiViaOpenAI(body, model, stream)
     return None
+
+
+def responses_native(upstream: Any) -> bool:
+    """Whether an upstream takes /responses itself: its provider's default, unless its extras say otherwise."""
+    native = upstream.extras.get("responses")
+    return native if isinstance(native, bool) else upstream.provider.native_responses

@@ -107,3 +107,15 @@ def test_models_list_filters_and_prices_after_group_ratio(live, bootstrap_demo, 
     assert httpx.get(live.url + "/v1/models?provider=openai", headers={"x-api-key": key}).json()["data"] == []
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-9")
+
+
+def test_responses_api_on_the_demo_model_goes_through_chat(live, bootstrap_demo, funded_key):
+    _user, key = funded_key()
+    client = _client(live, key)
+    response = client.responses.create(model="demo-chat", input="Hello demo")
+    assert "You said: Hello demo" in response.output_text and response.usage.output_tokens > 0
+    with client.responses.stream(model="demo-chat", input="Stream please") as stream:
+        text = "".join(event.delta for event in stream if event.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert "Stream please" in text and final.output_text == text
+    assert settled(lambda: UsageLog.objects.filter(status="success", usage_estimated=False).count() == 2)

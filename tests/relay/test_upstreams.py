@@ -308,6 +308,44 @@ def test_responses_api_plain_and_streaming_natively(live, up, priced, funded_key
     assert {log.quota for log in UsageLog.objects.all()} == {78}
 
 
+@pytest.mark.parametrize("how", ["chat-only provider", "switched off in extras"])
+def test_responses_api_served_through_chat_where_the_upstream_lacks_it(live, up, priced, funded_key, how):
+    a, _b = up
+    if how == "chat-only provider":
+        upstream_save(name="ds", type="deepseek", base_url=a.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"],
+                      groups=[group_default().name])
+    else:
+        _upstream(a, "a", extras={"responses": False})
+    a.behave("gpt-4o", content="Hello there, Codex", prompt_tokens=40, cached_tokens=20, completion_tokens=8,
+             chunks=4, tool_calls=None)
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    response = client.responses.create(model="gpt-4o", input="Say hi", instructions="Be brief.",
+                                       max_output_tokens=50)
+    assert response.output_text == "Hello there, Codex" and response.usage.input_tokens == 40
+    sent = a.requests[-1]
+    assert sent.path == "/v1/chat/completions" and sent.json["max_tokens"] == 50
+    assert sent.json["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
+    with client.responses.stream(model="gpt-4o", input=[{"role": "user", "content": "Say hi"}]) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Hello there, Codex" and final.usage.output_tokens == 8
+    assert a.requests[-1].json["stream_options"] == {"include_usage": True}
+    assert settled(lambda: UsageLog.objects.filter(status="success", usage_estimated=False).count() == 2)
+    assert {log.quota for log in UsageLog.objects.all()} == {78}  # the same bill as natively
+
+
+def test_responses_features_chat_cannot_carry_are_refused_unbilled(live, up, priced, funded_key):
+    a, _b = up
+    _upstream(a, "a", extras={"responses": False})
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        client.responses.create(model="gpt-4o", input="again", previous_response_id="resp_123")
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="gpt-4o", input="search", tools=[{"type": "web_search"}])
+    assert a.requests == [] and not UsageLog.objects.exists()
+
+
 def test_image_generation_is_priced_per_image(live, up, priced, funded_key):
     from billing.models import ModelPrice
 
