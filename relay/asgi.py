@@ -13,9 +13,10 @@ import httpx
 from django.conf import settings
 
 from billing.charges import Hold, charge_reserve, charge_settle
+from config.logs import request_id as log_context
 from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
-from relay import errors, gate, info
+from relay import errors, gate, info, metrics
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
@@ -113,6 +114,7 @@ class RelayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = uuid.uuid4().hex
+        log_context.set(request_id)
         headers = [(b"x-request-id", request_id.encode())]
         try:
             req = await read_request(scope, receive, max_body=settings.RELAY_MAX_BODY_BYTES, request_id=request_id)
@@ -248,6 +250,13 @@ class RelayApp:
             "client_ip": job.req.client_ip,
         }
         await self._settle(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)
+        metrics.request_observe(
+            endpoint=job.operation, model=job.model, upstream=upstream.name if upstream else "",
+            status=outcome.status, seconds=log["latency_ms"] / 1000,
+            first_byte_seconds=outcome.first_byte_ms / 1000 if outcome.first_byte_ms is not None else None,
+            prompt=log["prompt_tokens"], completion=log["completion_tokens"], cached=log["cached_tokens"], cost=cost)
+        for failed, reason in outcome.failures:
+            metrics.upstream_errors.labels(failed.name, reason).inc()
 
     async def _upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
         """Count a failure; disable the upstream on bad credentials or too many failures in the window."""

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from billing.charges import Hold
 from billing.models import UsageStatus
-from relay import errors
+from relay import errors, metrics
 from relay.adapters import adapter_for
 from relay.adapters.base import Call, UpstreamResponse
 from relay.http import RelayRequest, Send, json_bytes, send_json, start_stream, watch_disconnect
@@ -283,8 +283,12 @@ class Forwarder:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
 
         pumping = asyncio.create_task(pump())
-        done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        metrics.active_streams.inc()
+        try:
+            done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            metrics.active_streams.dec()
         failure = ""
         if pumping in done and pumping.exception() is not None:
             failure = "The upstream stream broke off."

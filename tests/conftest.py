@@ -10,12 +10,13 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from accounts.models import User, UserRole
-from accounts.services import access_token_issue, user_register
+from accounts.services import access_token_issue, user_adjust_quota, user_register
 from billing.groups import group_default
 from billing.ledger import ledger_sum
 from billing.charges import reservations_open
 from tests.live_server import LiveServer
 from tests.support import settled
+from tokens.services import token_create
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +129,25 @@ def live(_live_server, transactional_db, settings):
     assert settled(lambda: not reservations_open(older_than=timedelta(0))), "a reservation was left open"
     for user in User.objects.all():
         assert user.quota == ledger_sum(user_id=user.pk), user.username
+
+
+@pytest.fixture
+def funded_key(make_user):
+    """(user, sk- key) with a balance of 10,000,000 quota on top of the trial credit."""
+
+    def make(username: str = "dev", balance: int = 10_000_000, **token_fields):
+        user = make_user(username)
+        if balance:
+            user_adjust_quota(user=user, amount=balance)
+        _token, key = token_create(user=user, name=token_fields.pop("name", "main"),
+                                   unlimited_quota=token_fields.pop("unlimited_quota", True), **token_fields)
+        return user, key
+
+    return make
+
+
+@pytest.fixture
+def bootstrap_demo(transactional_db):
+    from django.core.management import call_command
+
+    call_command("bootstrap", stdout=open("/dev/null", "w"))

@@ -9,13 +9,16 @@ django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
 
+from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
 from relay.asgi import RelayApp, is_relay_path  # noqa: E402
 
 relay_app = RelayApp()
 
 
 async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
-    if is_relay_path(scope["path"]):
+    if scope["path"] in OPS_PATHS:
+        await ops_app(scope, receive, send)
+    elif is_relay_path(scope["path"]):
         await relay_app(scope, receive, send)
     else:
         await django_asgi(scope, receive, send)

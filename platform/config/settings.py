@@ -61,6 +61,7 @@ ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
 
 TEMPLATES = [
     {
@@ -205,12 +206,32 @@ RELAY_RESERVATION_TIMEOUT_MINUTES = env_int("RELAY_RESERVATION_TIMEOUT_MINUTES",
 UPSTREAM_FAILURES_TO_DISABLE = env_int("UPSTREAM_FAILURES_TO_DISABLE", 5)
 UPSTREAM_FAILURE_WINDOW_SECONDS = env_int("UPSTREAM_FAILURE_WINDOW_SECONDS", 60)
 DEMO_CHUNK_DELAY_MS = env_int("DEMO_CHUNK_DELAY_MS", 20)
+# Realtime WebSocket sessions (/v1/realtime): closed after this long without a frame either way, and after this
+# long in all (kept below RELAY_RESERVATION_TIMEOUT_MINUTES, after which the sweeper refunds a session's hold).
+REALTIME_IDLE_TIMEOUT_SECONDS = float(env("REALTIME_IDLE_TIMEOUT_SECONDS", "300"))
+REALTIME_MAX_SESSION_SECONDS = float(env("REALTIME_MAX_SESSION_SECONDS", "1800"))
+# A session holds the cost of one response of this many audio tokens in and out, and may start a response only
+# while that hold is whole; the hold is refunded when the session ends (each response is charged on its own).
+REALTIME_RESERVE_TOKENS = env_int("REALTIME_RESERVE_TOKENS", 4096)
+# How long a session whose client left waits for the response in progress to report its usage.
+REALTIME_DRAIN_SECONDS = float(env("REALTIME_DRAIN_SECONDS", "5"))
+
+# --- Operations ---
+# /metrics answers a bearer METRICS_TOKEN, or clients inside METRICS_ALLOW_IPS.
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+METRICS_ALLOW_IPS = env_list("METRICS_ALLOW_IPS", "127.0.0.1/32,::1/128")
+LOG_FORMAT = env("LOG_FORMAT", "plain")  # "json": one JSON object per line, with the request id
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
+                             "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
