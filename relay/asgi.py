@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import logging
@@ -20,6 +21,7 @@ from relay import errors, gate, info, metrics
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
+from relay.media_tasks import routes as media_routes
 from relay.multipart import form_parse
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
@@ -51,7 +53,8 @@ OPERATIONS = {
     "/v2/rerank": "rerank",
     "/v1/v2/rerank": "rerank",
 }
-PREFIXES = ("/v1/", "/v1beta/", "/v2/")
+PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/")
+SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
 
 
 GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent)$")
@@ -137,6 +140,8 @@ class RelayApp:
                 pass
 
     async def dispatch(self, req: RelayRequest, receive: Receive, send: Send) -> None:
+        if media_routes.owns(req.path):
+            return await media_routes.dispatch(self, req, send)
         operation = OPERATIONS.get(req.path)
         if operation is not None:
             if req.method != "POST":
@@ -217,13 +222,29 @@ class RelayApp:
                       price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
                       headers=headers, started=started, stream=stream, upload=upload)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
+            running = asyncio.ensure_future(self.forwarder.run(job, send, receive))
             try:
-                outcome = await self.forwarder.run(job, send, receive)
+                outcome = await asyncio.shield(running)
+            except asyncio.CancelledError:  # the server is stopping (Daphne cancels every request it serves)
+                outcome = await self._drain(job, running) or outcome
             finally:
                 await self._close(job, outcome)
         finally:
             if entered:
                 await self.limits.concurrency_leave(ctx.token_id)
+
+    async def _drain(self, job: Job, running: asyncio.Future) -> Outcome | None:
+        """Let a call in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS; then end its stream early (billed for
+        what was sent). None when it had to be cancelled (nothing was sent: refunded)."""
+        done, _ = await asyncio.wait({running}, timeout=settings.RELAY_SHUTDOWN_GRACE_SECONDS)
+        if not done:
+            job.stop.set()
+            done, _ = await asyncio.wait({running}, timeout=5)
+        if not done:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            return None
+        return running.result() if not running.cancelled() and running.exception() is None else None
 
     async def _close(self, job: Job, outcome: Outcome) -> None:
         """Settle at the real cost (or refund) and write the usage log: once, whatever happened above."""

@@ -70,6 +70,7 @@ class Job:
     started: float
     stream: bool
     upload: Upload | None = None  # multipart requests
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server stops: end the stream now
 
     def wire(self, family: str, upstream: UpstreamInfo) -> Any:
         return wire_for(self.client, family, self.operation, self.body, model=self.model, stream=self.stream,
@@ -283,9 +284,10 @@ class Forwarder:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
 
         pumping = asyncio.create_task(pump())
+        stopping = asyncio.create_task(job.stop.wait())
         metrics.active_streams.inc()
         try:
-            done, _ = await asyncio.wait({pumping, watcher}, timeout=outcome.upstream.total_timeout,
+            done, _ = await asyncio.wait({pumping, watcher, stopping}, timeout=outcome.upstream.total_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             metrics.active_streams.dec()
@@ -294,9 +296,13 @@ class Forwarder:
             failure = "The upstream stream broke off."
         elif pumping not in done:
             pumping.cancel()
-            failure = "" if gone.is_set() else "The upstream stream took longer than the total timeout."
+            if stopping in done:
+                failure = "The server is restarting; the stream was ended early. Please retry."
+            elif not gone.is_set():
+                failure = "The upstream stream took longer than the total timeout."
         watcher.cancel()
-        await asyncio.gather(pumping, watcher, return_exceptions=True)
+        stopping.cancel()
+        await asyncio.gather(pumping, watcher, stopping, return_exceptions=True)
         await response.aclose()
         if gone.is_set() and not meter.complete:
             outcome.status, outcome.status_code, outcome.error = UsageStatus.CLIENT_CLOSED, 499, "client disconnected"

@@ -10,7 +10,7 @@ django_asgi = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
 
 from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
-from relay.asgi import RelayApp, is_relay_path  # noqa: E402
+from relay.asgi import SHUTDOWN, RelayApp, is_relay_path  # noqa: E402
 
 relay_app = RelayApp()
 
@@ -25,3 +25,17 @@ async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 application = ProtocolTypeRouter({"http": http_app})
+
+
+def _on_server_stop() -> None:
+    """Under Daphne (Twisted), mark the process as stopping before Daphne cancels the requests in flight: /readyz
+    answers 503 and the relay lets calls finish within RELAY_SHUTDOWN_GRACE_SECONDS."""
+    import sys
+
+    if "twisted.internet.reactor" in sys.modules:
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("before", "shutdown", SHUTDOWN.set)
+
+
+_on_server_stop()

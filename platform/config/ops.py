@@ -16,6 +16,7 @@ from django.db import connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relay.http import Receive, Scope, Send, send_json
+from relay.asgi import SHUTDOWN
 from relay.metrics import REGISTRY
 from relay.snapshots import in_thread
 
@@ -72,6 +73,8 @@ async def ops_app(scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 405, {"status": "error", "message": "Use GET."})
     elif path == "/healthz":
         await send_json(send, 200, {"status": "ok"})
+    elif path == "/readyz" and SHUTDOWN.is_set():
+        await send_json(send, 503, {"status": "stopping"})
     elif path == "/readyz":
         checks = [_check("database", _database_check)]
         if settings.REDIS_URL:

@@ -121,6 +121,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "upstreams-retest": {"task": "relay.tasks.upstreams_retest_task", "schedule": env_int("UPSTREAM_RETEST_SECONDS", 300)},
     "reservations-sweep": {"task": "relay.tasks.reservations_sweep_task", "schedule": 300},
+    "media-tasks-poll": {"task": "relay.tasks.media_tasks_poll_task", "schedule": env_int("TASK_POLL_SECONDS", 15)},
+    "usage-logs-prune": {"task": "relay.tasks.usage_logs_prune_task", "schedule": 3600},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_TIMEZONE = env("TIME_ZONE", "Asia/Shanghai")
@@ -206,6 +208,27 @@ RELAY_RESERVATION_TIMEOUT_MINUTES = env_int("RELAY_RESERVATION_TIMEOUT_MINUTES",
 UPSTREAM_FAILURES_TO_DISABLE = env_int("UPSTREAM_FAILURES_TO_DISABLE", 5)
 UPSTREAM_FAILURE_WINDOW_SECONDS = env_int("UPSTREAM_FAILURE_WINDOW_SECONDS", 60)
 DEMO_CHUNK_DELAY_MS = env_int("DEMO_CHUNK_DELAY_MS", 20)
+
+# --- Generation tasks (Midjourney, music, video, audio), polled and settled by the worker ---
+TASK_POLL_SECONDS = env_int("TASK_POLL_SECONDS", 15)
+TASK_POLL_BATCH = env_int("TASK_POLL_BATCH", 500)
+# A task still unfinished this long after its submit fails and is refunded.
+TASK_TIMEOUT_MINUTES = {
+    "midjourney": env_int("TASK_TIMEOUT_MIDJOURNEY_MINUTES", 30),
+    "music": env_int("TASK_TIMEOUT_MUSIC_MINUTES", 30),
+    "video": env_int("TASK_TIMEOUT_VIDEO_MINUTES", 120),
+    "audio": env_int("TASK_TIMEOUT_AUDIO_MINUTES", 30),
+}
+# notifyHook callbacks never go to private, loopback or link-local addresses unless this is set.
+TASK_NOTIFY_ALLOW_PRIVATE = env_bool("TASK_NOTIFY_ALLOW_PRIVATE", False)
+TASK_NOTIFY_RETRIES = env_int("TASK_NOTIFY_RETRIES", 5)
+TASK_NOTIFY_BACKOFF_SECONDS = env_int("TASK_NOTIFY_BACKOFF_SECONDS", 10)
+TASK_NOTIFY_TIMEOUT_SECONDS = float(env("TASK_NOTIFY_TIMEOUT_SECONDS", "5"))
+DEMO_TASK_SECONDS = float(env("DEMO_TASK_SECONDS", "10"))
+# Usage logs older than LOG_RETENTION_DAYS are deleted hourly, this many rows per statement.
+LOG_PRUNE_BATCH = env_int("LOG_PRUNE_BATCH", 5000)
+# A stopping server lets calls in flight finish this long, then ends the streams still open (billed for what was sent).
+RELAY_SHUTDOWN_GRACE_SECONDS = float(env("RELAY_SHUTDOWN_GRACE_SECONDS", "20"))
 # Realtime WebSocket sessions (/v1/realtime): closed after this long without a frame either way, and after this
 # long in all (kept below RELAY_RESERVATION_TIMEOUT_MINUTES, after which the sweeper refunds a session's hold).
 REALTIME_IDLE_TIMEOUT_SECONDS = float(env("REALTIME_IDLE_TIMEOUT_SECONDS", "300"))

@@ -1,0 +1,132 @@
+"""A Daphne process told to stop (SIGTERM) finishes its streams within the grace period, or ends them cleanly and
+bills what was sent; nothing is left reserved."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings as django_settings
+
+from billing.groups import group_default, price_save
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+from relay.upstreams import upstream_save
+from tests.fakes.openai_upstream import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_KEY = "sk-upstream-stop"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = django_settings.DATABASES["default"]
+    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def daphne(transactional_db):
+    """Start Daphne on the test database; yields (url, process); always stopped."""
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs the PostgreSQL test database")
+    procs = []
+
+    def start(grace: float) -> tuple[str, subprocess.Popen]:
+        port = _free_port()
+        env = dict(os.environ, DATABASE_URL=_database_url(), RELAY_SHUTDOWN_GRACE_SECONDS=str(grace),
+                   RELAY_CACHE_SECONDS="0", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}",
+                   DJANGO_SETTINGS_MODULE="config.settings")
+        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                 "config.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    return url, proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("daphne did not start: " + proc.stderr.read().decode(errors="replace")[-2000:])
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def slow_upstream(transactional_db):
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as fake:
+        price_save(model="gpt-4o", model_ratio=1, completion_ratio=1)
+        upstream_save(name="slow", type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"],
+                      groups=[group_default().name])
+        yield fake
+
+
+def _stream_in_thread(url: str, key: str, lines: list[str]) -> threading.Thread:
+    def read() -> None:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30,
+                          headers={"authorization": f"Bearer {key}"}) as response:
+            for line in response.iter_lines():
+                if line:
+                    lines.append(line)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_after_first_chunk(proc: subprocess.Popen, lines: list[str]) -> None:
+    deadline = time.monotonic() + 10
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(lines) >= 2, "the stream did not start"
+    proc.send_signal(signal.SIGTERM)
+
+
+def test_streams_in_flight_finish_within_the_grace_period(daphne, slow_upstream, funded_key):
+    slow_upstream.behave("gpt-4o", content="one two three four five six", chunks=6, chunk_delay_ms=150)
+    user, key = funded_key()
+    url, proc = daphne(grace=15)
+    lines: list[str] = []
+    reader = _stream_in_thread(url, key, lines)
+    _stop_after_first_chunk(proc, lines)
+    reader.join(timeout=15)
+    assert lines[-1] == "data: [DONE]" and not any("restarting" in line for line in lines)
+    assert proc.wait(timeout=15) is not None
+    log = UsageLog.objects.get()
+    assert (log.status, log.usage_estimated, log.completion_tokens) == ("success", False, 5)
+    assert LedgerEntry.objects.filter(user=user, reason=LedgerReason.SETTLE).count() == 1
+
+
+def test_streams_past_the_grace_period_end_cleanly_and_bill_what_was_sent(daphne, slow_upstream, funded_key):
+    slow_upstream.behave("gpt-4o", content="word " * 60, chunks=60, chunk_delay_ms=100)
+    user, key = funded_key()
+    url, proc = daphne(grace=0.5)
+    lines: list[str] = []
+    reader = _stream_in_thread(url, key, lines)
+    _stop_after_first_chunk(proc, lines)
+    reader.join(timeout=15)
+    assert "restarting" in lines[-1]  # an error event in the stream's own format, then the end
+    assert proc.wait(timeout=15) is not None
+    log = UsageLog.objects.get()
+    assert log.status == "error" and log.usage_estimated and 0 < log.completion_tokens < 60 and log.quota > 0
+    settle = LedgerEntry.objects.get(user=user, reason=LedgerReason.SETTLE)
+    reserve = LedgerEntry.objects.get(user=user, reason=LedgerReason.RESERVE)
+    assert -reserve.amount - settle.amount == log.quota  # charged exactly the logged cost
