@@ -61,6 +61,13 @@ def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: 
     reason = LedgerReason.REFUND if refund else LedgerReason.SETTLE
     try:
         with transaction.atomic():
+            # Rows are locked in the order charge_reserve locks them (token, then user): the opposite order
+            # deadlocks when reservations and settlements of one key run at once.
+            if hold.token_id is not None:
+                token_fields: dict[str, Any] = {"used_quota": F("used_quota") + cost, "last_used_at": timezone.now()}
+                if not hold.unlimited:
+                    token_fields["remain_quota"] = F("remain_quota") + (hold.amount - cost)
+                ApiToken.objects.filter(pk=hold.token_id).update(**token_fields)
             ledger_apply(user_id=hold.user_id, amount=hold.amount - cost, reason=reason, ref=hold.ref,
                          token_id=hold.token_id, allow_negative=True)
             user_model = get_user_model()
@@ -68,11 +75,6 @@ def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: 
             if not refund:
                 counts["request_count"] = F("request_count") + 1
             user_model.objects.filter(pk=hold.user_id).update(**counts)
-            if hold.token_id is not None:
-                token_fields: dict[str, Any] = {"used_quota": F("used_quota") + cost, "last_used_at": timezone.now()}
-                if not hold.unlimited:
-                    token_fields["remain_quota"] = F("remain_quota") + (hold.amount - cost)
-                ApiToken.objects.filter(pk=hold.token_id).update(**token_fields)
             if log is not None:
                 UsageLog.objects.create(user_id=hold.user_id, token_id=hold.token_id, quota=cost,
                                         request_id=hold.request_id, **log)
@@ -82,10 +84,12 @@ def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: 
 
 
 def reservations_open(*, older_than: timedelta) -> list[LedgerEntry]:
-    """RESERVE rows with no closing row, older than `older_than` (their worker stopped before settling)."""
+    """Requests' RESERVE rows with no closing row, older than `older_than` (their worker stopped before settling).
+    Only `req:` references: generation tasks (`task:`) run for minutes and are settled by their own poller."""
     closed = LedgerEntry.objects.filter(ref=OuterRef("ref"), reason__in=CLOSING)
     return list(
-        LedgerEntry.objects.filter(reason=LedgerReason.RESERVE, created_at__lt=timezone.now() - older_than)
+        LedgerEntry.objects.filter(reason=LedgerReason.RESERVE, ref__startswith="req:",
+                                   created_at__lt=timezone.now() - older_than)
         .filter(~Exists(closed)).select_related("token")[:500]
     )
 

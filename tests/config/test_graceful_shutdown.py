@@ -3,70 +3,27 @@ bills what was sent; nothing is left reserved."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
 
 from billing.groups import group_default, price_save
 from billing.models import LedgerEntry, LedgerReason, UsageLog
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.processes import DaphneProcesses
 
-ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_KEY = "sk-upstream-stop"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
 def daphne(transactional_db):
-    """Start Daphne on the test database; yields (url, process); always stopped."""
-    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs the PostgreSQL test database")
-    procs = []
-
-    def start(grace: float) -> tuple[str, subprocess.Popen]:
-        port = _free_port()
-        env = dict(os.environ, DATABASE_URL=_database_url(), RELAY_SHUTDOWN_GRACE_SECONDS=str(grace),
-                   RELAY_CACHE_SECONDS="0", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}",
-                   DJANGO_SETTINGS_MODULE="config.settings")
-        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                 "config.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    return url, proc
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("daphne did not start: " + proc.stderr.read().decode(errors="replace")[-2000:])
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    with DaphneProcesses() as processes:
+        yield processes.start
 
 
 @pytest.fixture

@@ -1,0 +1,85 @@
+"""Two relay processes on one PostgreSQL and one Redis behave as one platform: shared rate limits, a disabled key
+refused everywhere within a second, spending bounded across both, every usage log written once."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from accounts.services import access_token_issue
+from billing.ledger import ledger_sum
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+from tests.processes import DaphneProcesses
+from tests.support import settled
+from tokens.models import ApiToken
+
+
+@pytest.fixture(scope="module")
+def _servers(django_db_setup):
+    with DaphneProcesses() as processes:
+        yield processes.start(DEMO_CHUNK_DELAY_MS="0")[0], processes.start(DEMO_CHUNK_DELAY_MS="0")[0]
+
+
+@pytest.fixture
+def two_servers(_servers, transactional_db, bootstrap_demo):
+    return _servers
+
+
+def _chat(url: str, key: str, **extra) -> httpx.Response:
+    body = {"model": "demo-chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 40, **extra}
+    return httpx.post(url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_a_key_rate_limit_holds_across_both_processes(two_servers, funded_key):
+    a, b = two_servers
+    _user, key = funded_key(rpm_limit=5)
+    statuses = [_chat(url, key).status_code for url in (a, b) * 4]
+    assert sorted(statuses) == [200] * 5 + [429] * 3
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 5)
+
+
+def test_a_key_disabled_on_one_is_refused_by_the_other_within_a_second(two_servers, funded_key):
+    a, b = two_servers
+    user, key = funded_key()
+    assert _chat(b, key).status_code == 200
+    token = ApiToken.objects.get(user=user)
+    api = httpx.put(a + "/api/token/", json={"id": token.pk, "status": "disabled"},
+                    headers={"authorization": f"Bearer {access_token_issue(user=user)}"}, timeout=10)
+    assert api.status_code == 200 and api.json()["success"]
+    time.sleep(1.05)
+    refused = _chat(b, key)
+    assert refused.status_code == 401 and "disabled" in refused.json()["error"]["message"]
+
+
+def test_concurrent_spending_through_both_stays_within_the_bound(two_servers, funded_key):
+    a, b = two_servers
+    user, key = funded_key(balance=0, unlimited_quota=False, remain_quota=600)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda i: _chat((a, b)[i % 2], key), range(40)))
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code != 200]
+    assert ok and refused and all(r.status_code == 403 for r in refused)
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == len(ok))
+    token = ApiToken.objects.get(user=user)
+    # Each call reserves its worst case first, so the key's quota never goes below zero and nothing is lost.
+    assert token.remain_quota >= 0
+    assert token.used_quota == sum(UsageLog.objects.values_list("quota", flat=True))
+    assert 600 - token.remain_quota == token.used_quota
+    user.refresh_from_db()
+    assert user.quota == ledger_sum(user_id=user.pk) >= 0
+
+
+def test_usage_logs_from_both_land_once_each(two_servers, funded_key):
+    a, b = two_servers
+    user, key = funded_key()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda i: _chat((a, b)[i % 2], key, stream=i % 3 == 0), range(24)))
+    assert all(r.status_code == 200 for r in responses)
+    request_ids = {r.headers["x-request-id"] for r in responses}
+    assert len(request_ids) == 24
+    assert settled(lambda: UsageLog.objects.count() == 24)
+    assert set(UsageLog.objects.values_list("request_id", flat=True)) == request_ids
+    assert LedgerEntry.objects.filter(user=user, reason=LedgerReason.SETTLE).count() == 24
