@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import re
 import logging
 import time
@@ -113,7 +112,6 @@ class RelayApp:
         self._reserve = in_thread(charge_reserve)
         self._settle = in_thread(charge_settle)
         self._disable = in_thread(upstream_auto_disable)
-        self._failures: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = uuid.uuid4().hex
@@ -280,17 +278,14 @@ class RelayApp:
             metrics.upstream_errors.labels(failed.name, reason).inc()
 
     async def _upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
-        """Count a failure; disable the upstream on bad credentials or too many failures in the window."""
-        now = time.monotonic()
-        window = self._failures[upstream.id]
-        window.append(now)
-        while window and window[0] < now - settings.UPSTREAM_FAILURE_WINDOW_SECONDS:
-            window.popleft()
-        if disable or len(window) >= settings.UPSTREAM_FAILURES_TO_DISABLE:
-            window.clear()
+        """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the
+        failures in the window reach UPSTREAM_FAILURES_TO_DISABLE."""
+        window = settings.UPSTREAM_FAILURE_WINDOW_SECONDS
+        count = await self.limits.failure_hit(upstream.id, window)
+        if disable or count >= settings.UPSTREAM_FAILURES_TO_DISABLE:
+            await self.limits.failures_clear(upstream.id, window)
             why = reason if disable else (
-                f"{settings.UPSTREAM_FAILURES_TO_DISABLE} failures within "
-                f"{settings.UPSTREAM_FAILURE_WINDOW_SECONDS} s (last: {reason})")
+                f"{settings.UPSTREAM_FAILURES_TO_DISABLE} failures within {window} s (last: {reason})")
             logger.warning("upstream %s (%s) disabled automatically: %s", upstream.id, upstream.name, why)
             await self._disable(upstream_id=upstream.id, reason=why)
             self.snapshots.clear()

@@ -1,4 +1,5 @@
-"""Per-token requests-per-minute and concurrent-request limits, shared by every process through Redis.
+"""Per-token requests-per-minute and concurrent-request limits, and upstream failure counts, shared by every process
+through Redis.
 
 Without REDIS_URL (the embedded default: one server process) the counters live in this process.
 """
@@ -67,3 +68,16 @@ class Limits:
 
     async def concurrency_leave(self, token_id: int) -> None:
         await self._incr(f"mg:conc:{token_id}", -1, CONCURRENCY_TTL)
+
+    async def failure_hit(self, upstream_id: int, window_seconds: int) -> int:
+        """Count one failure of an upstream in the current window (shared by every process); returns the count."""
+        window = int(time.time() // window_seconds)
+        return await self._incr(f"mg:fail:{upstream_id}:{window}", 1, window_seconds + 1)
+
+    async def failures_clear(self, upstream_id: int, window_seconds: int) -> None:
+        window = int(time.time() // window_seconds)
+        key = f"mg:fail:{upstream_id}:{window}"
+        if self._redis is not None:
+            await self._redis.delete(key)
+        else:
+            self._local.pop(key, None)

@@ -122,7 +122,6 @@ def live(_live_server, transactional_db, settings):
     """The live server over a clean database; per-process caches emptied so each test sees its own rows."""
     settings.RELAY_CACHE_SECONDS = 0
     _live_server.relay.snapshots.clear()
-    _live_server.relay._failures.clear()
     yield _live_server
     _live_server.relay.snapshots.clear()
     # Every request this test made is settled or refunded, and every balance equals its ledger.

@@ -83,3 +83,26 @@ def test_usage_logs_from_both_land_once_each(two_servers, funded_key):
     assert settled(lambda: UsageLog.objects.count() == 24)
     assert set(UsageLog.objects.values_list("request_id", flat=True)) == request_ids
     assert LedgerEntry.objects.filter(user=user, reason=LedgerReason.SETTLE).count() == 24
+
+
+def test_upstream_failures_are_counted_across_both_processes(_servers, transactional_db, funded_key):
+    from billing.groups import group_default, price_save
+    from relay.models import Upstream, UpstreamStatus
+    from relay.upstreams import upstream_save
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+    a, b = _servers
+    with FakeOpenAI(api_key="sk-up") as broken:
+        broken.behave("gpt-4o", status=500)
+        price_save(model="gpt-4o", model_ratio=1, completion_ratio=1)
+        upstream = upstream_save(name="broken", type="openai", base_url=broken.url, keys="sk-up",
+                                 served_models=["gpt-4o"], groups=[group_default().name])
+        _user, key = funded_key()
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        # UPSTREAM_FAILURES_TO_DISABLE is 5: three failures through one process and two through the other.
+        for url in (a, b, a, b, a):
+            r = httpx.post(url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"},
+                           timeout=30)
+            assert r.status_code == 502
+        assert Upstream.objects.get(pk=upstream.pk).status == UpstreamStatus.AUTO_DISABLED
+        assert len(broken.requests) == 5
