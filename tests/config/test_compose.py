@@ -327,18 +327,26 @@ def test_the_proxy_streams_and_upgrades():
         assert re.search(rf"server\s+web:{daphne_port}\b", conf), f"the proxy must balance to web:{daphne_port}"
 
 
-def test_web_health_check_asks_the_status_endpoint():
+def test_web_health_check_asks_the_readiness_endpoint():
     test = services()["web"]["healthcheck"]["test"]
     script = test if isinstance(test, str) else " ".join(test)
     daphne_port = CommandLineInterface().parser.parse_args(argv_lists(services()["web"]["command"])[0][1:]).port
     assert "urllib" in script, "slim images have no curl: probe with python's urllib"
-    assert f"127.0.0.1:{daphne_port}/api/status" in script
+    assert f"127.0.0.1:{daphne_port}/readyz" in script
 
 
-@pytest.mark.django_db
-def test_the_health_check_endpoint_answers_anonymously(client):
+def test_the_readiness_endpoint_answers_anonymously_on_any_host(live):
     """Without it every web replica is unhealthy and the proxy never starts."""
-    assert client.get("/api/status", follow=True, HTTP_HOST="localhost").status_code == 200
+    import httpx
+
+    assert httpx.get(live.url + "/readyz", headers={"host": "whatever.internal"}).status_code == 200
+
+
+def test_web_stops_later_than_the_relay_grace_period():
+    from django.conf import settings
+
+    grace = services()["web"].get("stop_grace_period", "10s")
+    assert int(str(grace).rstrip("s")) > settings.RELAY_SHUTDOWN_GRACE_SECONDS
 
 
 # --- The build context --------------------------------------------------------------------------------------------
