@@ -51,6 +51,23 @@ async def authenticate(snapshots: Snapshots, req: RelayRequest, *, query_key: bo
     return ctx
 
 
+async def authenticate_key(snapshots: Snapshots, key: str, client_ip: str | None) -> TokenContext:
+    """`authenticate` for callers that found the key themselves (a WebSocket's header or subprotocol)."""
+    key = key.strip()
+    if not key:
+        raise errors.unauthorized("No API key provided. Send it as 'Authorization: Bearer sk-...'.")
+    ctx = await snapshots.token(key) if key.startswith("sk-") and len(key) < 128 else None
+    if ctx is None:
+        raise errors.unauthorized("Incorrect API key provided.")
+    if not ctx.active:
+        raise errors.unauthorized(ctx.refusal)
+    if ctx.expires_at is not None and ctx.expires_at <= now_ts():
+        raise errors.unauthorized("This API key has expired.")
+    if not ctx.ip_allowed(client_ip):
+        raise errors.forbidden(f"This API key may not be used from {client_ip}.", "ip_not_allowed")
+    return ctx
+
+
 def _positive_int(body: dict[str, Any], name: str, *, maximum: int) -> int | None:
     value = body.get(name)
     if value is None:

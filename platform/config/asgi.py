@@ -1,4 +1,5 @@
-"""ASGI entry: relay prefixes (/v1/, /v1beta/) go to the relay's own app; everything else to Django."""
+"""ASGI entry: relay prefixes (/v1/, /v1beta/) go to the relay's own app; everything else to Django.
+WebSockets: /v1/realtime is the Realtime API relay; other paths are refused."""
 
 import os
 
@@ -11,8 +12,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be s
 
 from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
 from relay.asgi import SHUTDOWN, RelayApp, is_relay_path  # noqa: E402
+from relay.realtime.consumer import websocket_app  # noqa: E402
 
 relay_app = RelayApp()
+realtime_app = websocket_app(snapshots=relay_app.snapshots, limits=relay_app.limits)
 
 
 async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -24,7 +27,7 @@ async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
         await django_asgi(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http_app})
+application = ProtocolTypeRouter({"http": http_app, "websocket": realtime_app})
 
 
 def _on_server_stop() -> None:
