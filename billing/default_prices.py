@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 DEMO_MODELS = ["demo-chat", "demo-reasoner", "demo-embedding", "demo-realtime"]
+# Served by a `demo` upstream as generation tasks (relay/media_tasks): finished after DEMO_TASK_SECONDS.
+DEMO_TASK_MODELS = ["demo-video", "demo-music", "demo-audio"]
 
 # model, provider, category, context window, model ratio, completion ratio, cache ratio
 DEFAULT_PRICES: list[tuple[str, str, str, int | None, D, D, D]] = [
@@ -67,4 +69,21 @@ PRICE_EXTRAS: dict[str, dict] = {
                           "audio_ratio": D("2.4"), "completion_ratio": D("4")},
     "gpt-4o-mini-transcribe": {"provider": "openai", "category": "audio", "model_ratio": D("0.625"),
                                "audio_ratio": D("2.4"), "completion_ratio": D("4")},
+    # Generation tasks: Midjourney and Suno per task; video and audio per second of output (variants by size or
+    # by Kling's mode).
+    **{f"mj_{action}": {"provider": "midjourney", "category": "image", "price_per_call": D(price)} for action, price in [
+        ("imagine", "0.1"), ("upscale", "0.05"), ("variation", "0.1"), ("reroll", "0.1"), ("blend", "0.1"),
+        ("describe", "0.05"), ("modal", "0.1"), ("zoom", "0.1"), ("pan", "0.1"), ("low_variation", "0.1"),
+        ("high_variation", "0.1"), ("inpaint", "0.1"), ("custom_zoom", "0.1"), ("action", "0.1")]},
+    "suno_music": {"provider": "suno", "category": "audio", "price_per_call": D("0.1")},
+    "suno_lyrics": {"provider": "suno", "category": "audio", "price_per_call": D("0.01")},
+    "kling-v1": {"provider": "kling", "category": "video", "price_per_call": D("0.028"),
+                 "price_variants": {"pro": "0.049"}},
+    "jimeng-v1": {"provider": "jimeng", "category": "video", "price_per_call": D("0.03")},
+    "sora-2": {"provider": "openai", "category": "video", "price_per_call": D("0.1")},
+    "sora-2-pro": {"provider": "openai", "category": "video", "price_per_call": D("0.3"),
+                   "price_variants": {"1024x1792": "0.5", "1792x1024": "0.5"}},
+    "demo-video": {"provider": "demo", "category": "video", "price_per_call": D("0.01")},
+    "demo-music": {"provider": "demo", "category": "audio", "price_per_call": D("0.02")},
+    "demo-audio": {"provider": "demo", "category": "audio", "price_per_call": D("0.001")},
 }

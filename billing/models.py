@@ -206,3 +206,44 @@ class UsageLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model}"
+
+
+class UsageHourly(models.Model):
+    """Usage summed per hour, user, token, model and upstream. It keeps the figures `/v1/usage` and the dashboards
+    need after detailed logs pass LOG_RETENTION_DAYS and are deleted. Hours are UTC; 0 means no token/upstream."""
+
+    hour = models.DateTimeField(_("hour"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_id = models.BigIntegerField(_("token id"), default=0)
+    token_name = models.CharField(_("token"), max_length=64, blank=True)
+    model = models.CharField(_("model"), max_length=128)
+    upstream_id = models.BigIntegerField(_("upstream id"), default=0)
+    provider = models.CharField(_("provider"), max_length=32, blank=True)
+    requests = models.BigIntegerField(_("requests"), default=0)
+    prompt_tokens = models.BigIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.BigIntegerField(_("completion tokens"), default=0)
+    quota = models.BigIntegerField(_("quota"), default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "user", "token_id", "model", "upstream_id", "provider"],
+                                    name="usage_hourly_one_row"),
+        ]
+        indexes = [models.Index(fields=["user", "hour"])]
+        verbose_name = _("hourly usage")
+        verbose_name_plural = _("hourly usage")
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.user_id} {self.model}"
+
+
+class UsageRollup(models.Model):
+    """How far usage logs have been summed into UsageHourly: every log with an id up to `last_log_id` is counted
+    there, so readers add the sums to the logs above it, and pruning deletes only logs at or below it. One row."""
+
+    last_log_id = models.BigIntegerField(_("last summed log id"), default=0)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("usage rollup mark")

@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from billing.groups import group_default
 from relay.key_vault import keys_parse
 from relay.probe import upstream_test
-from relay.models import Upstream, UpstreamStatus
+from relay.models import MediaTask, Upstream, UpstreamStatus
 from relay.providers import PROVIDERS
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
 from relay.upstreams import upstream_save, upstream_set_status
@@ -163,3 +163,25 @@ class UpstreamAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if result.ok else messages.ERROR
             outcome = gettext("answered") if result.ok else result.message
             self.message_user(request, f"{upstream.name}: {outcome} ({result.latency_ms} ms)", level)
+
+
+@admin.register(MediaTask)
+class MediaTaskAdmin(admin.ModelAdmin):
+    """Generation tasks, read only: the poller and settlement write them."""
+
+    list_display = ("submitted_at", "public_id", "user", "kind", "action", "model", "upstream", "status", "progress",
+                    "quota_reserved", "quota_charged", "settled_at")
+    list_filter = ("kind", "status", "submitted_at")
+    list_select_related = ("user", "upstream")
+    search_fields = ("public_id", "upstream_task_id", "user__username", "model")
+    date_hierarchy = "submitted_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

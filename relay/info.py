@@ -7,12 +7,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from django.conf import settings
-from django.db.models import Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import UsageLog
+from billing.retention import usage_totals
 from billing.pricing import QUOTA_PER_USD, usd_per_million
 from relay import errors
 from relay.http import RelayRequest
@@ -94,12 +92,7 @@ def _usage_totals(user_id: int, start: dt.date, end: dt.date, provider: str) -> 
     tz = timezone.get_current_timezone()
     since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-    logs = UsageLog.objects.filter(user_id=user_id, created_at__gte=since, created_at__lt=until)
-    if provider:
-        logs = logs.filter(provider=provider)
-    return list(logs.values("provider").annotate(
-        tokens=Coalesce(Sum("prompt_tokens"), 0) + Coalesce(Sum("completion_tokens"), 0),
-        quota=Coalesce(Sum("quota"), 0)).order_by("provider"))
+    return usage_totals(user_id=user_id, since=since, until=until, provider=provider)  # hourly sums + recent logs
 
 
 async def usage(app: "RelayApp", ctx: TokenContext, req: RelayRequest) -> tuple[int, Any]:

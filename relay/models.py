@@ -58,3 +58,6 @@ class Upstream(models.Model):
 
     def get_keys(self) -> list[str]:
         return keys_decrypt(self.keys_encrypted)
+
+
+from relay.media_tasks.models import MediaTask, TaskKind, TaskStatus  # noqa: E402,F401  (registered with this app)

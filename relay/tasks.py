@@ -8,6 +8,8 @@ from celery import shared_task
 from django.conf import settings
 
 from billing.charges import reservations_sweep
+from billing.retention import usage_logs_prune
+from relay.media_tasks.poller import media_tasks_tick
 from relay.probe import upstreams_retest
 
 
@@ -19,3 +21,13 @@ def upstreams_retest_task() -> int:
 @shared_task
 def reservations_sweep_task() -> int:
     return reservations_sweep(older_than=timedelta(minutes=settings.RELAY_RESERVATION_TIMEOUT_MINUTES))
+
+
+@shared_task
+def media_tasks_poll_task() -> int:
+    return media_tasks_tick()
+
+
+@shared_task
+def usage_logs_prune_task() -> int:
+    return usage_logs_prune(retention_days=settings.LOG_RETENTION_DAYS)

@@ -1,0 +1,122 @@
+"""Midjourney through the relay: submit, poll, settle once; protocol codes and shapes; only one's own tasks."""
+
+from __future__ import annotations
+
+import httpx
+from accounts.services import user_adjust_quota
+
+from billing.models import UsageLog
+from relay.media_tasks.models import MediaTask, TaskStatus
+from tests.relay.media_tasks.conftest import assert_settled_once, poll
+from tests.support import post
+
+IMAGINE_PRICE = 50_000  # $0.1
+
+
+def test_imagine_is_polled_to_success_and_charged_once(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    _user, key = funded_key()
+    r = post(live, "/mj/submit/imagine", key, {"prompt": "a pig --v 6.1", "state": "mine", "botType": "MID_JOURNEY"})
+    assert r.status_code == 200
+    data = r.json()
+    assert data["code"] == 1 and data["result"].isdigit()  # the proxy's 22 (queued) is passed on as 1
+    sent = tasks_env.requests[-1]
+    assert sent["path"] == "/mj/submit/imagine" and sent["headers"]["mj-api-secret"] == "mj-secret"
+    task = MediaTask.objects.get(public_id=data["result"])
+    assert task.status == TaskStatus.SUBMITTED and task.quota_reserved == IMAGINE_PRICE
+
+    poll()
+    fetched = httpx.get(f"{live.url}/mj/task/{task.public_id}/fetch", headers={"authorization": f"Bearer {key}"}).json()
+    assert fetched["status"] == "IN_PROGRESS" and fetched["progress"] == "45%"
+    poll()
+    fetched = httpx.get(f"{live.url}/mj/task/{task.public_id}/fetch", headers={"mj-api-secret": key}).json()
+    assert fetched["status"] == "SUCCESS" and fetched["progress"] == "100%"
+    assert fetched["imageUrl"].endswith(".png") and fetched["state"] == "mine"
+    assert fetched["buttons"][0]["customId"].startswith("MJ::JOB::upsample")
+    assert fetched["submitTime"] <= fetched["startTime"] <= fetched["finishTime"]
+    assert_settled_once(task, charged=IMAGINE_PRICE)
+    poll(2)  # later rounds leave a settled task alone
+    assert_settled_once(task, charged=IMAGINE_PRICE)
+    log = UsageLog.objects.get(request_id=task.public_id)
+    assert log.quota == IMAGINE_PRICE and log.model == "mj_imagine" and log.provider == "midjourney"
+    assert log.status == "success" and log.endpoint == "/mj/submit/imagine" and log.prompt_tokens == 0
+
+
+def test_failed_task_is_refunded_once(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    user, key = funded_key()
+    before = user.quota
+    task_id = post(live, "/mj/submit/imagine", key, {"prompt": "please fail"}).json()["result"]
+    poll(3)
+    fetched = httpx.get(f"{live.url}/mj/task/{task_id}/fetch", headers={"authorization": f"Bearer {key}"}).json()
+    assert fetched["status"] == "FAILURE" and fetched["failReason"] == "banned"
+    assert_settled_once(MediaTask.objects.get(public_id=task_id), refunded=True)
+    log = UsageLog.objects.get(request_id=task_id)
+    assert log.status == "error" and log.quota == 0 and log.error == "banned"
+    user.refresh_from_db()
+    assert user.quota == before
+
+
+def test_change_works_on_the_callers_own_task_at_its_upstream(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    _user, key = funded_key()
+    parent = post(live, "/mj/submit/imagine", key, {"prompt": "a cat"}).json()["result"]
+    poll(2)
+    r = post(live, "/mj/submit/change", key, {"taskId": parent, "action": "UPSCALE", "index": 1})
+    assert r.json()["code"] == 1
+    child = MediaTask.objects.get(public_id=r.json()["result"])
+    upstream_parent = MediaTask.objects.get(public_id=parent).upstream_task_id
+    assert tasks_env.submits[-1]["body"]["taskId"] == upstream_parent  # our id became the proxy's
+    assert child.model == "mj_upscale" and child.quota_reserved == 25_000
+    r = post(live, "/mj/submit/action", key, {"taskId": parent, "customId": "MJ::JOB::variation::2::abc"})
+    assert MediaTask.objects.get(public_id=r.json()["result"]).action == "VARIATION"
+    poll(2)
+
+    _other, other_key = funded_key("mallory")
+    r = post(live, "/mj/submit/change", other_key, {"taskId": parent, "action": "UPSCALE", "index": 1})
+    assert r.status_code == 404 and r.json()["code"] == 3  # someone else's task is unknown
+
+
+def test_list_by_condition_returns_only_the_callers_tasks(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    _alice, alice_key = funded_key("alice2")
+    _bob, bob_key = funded_key("bob2")
+    mine = [post(live, "/mj/submit/imagine", alice_key, {"prompt": f"a {n}"}).json()["result"] for n in "ab"]
+    theirs = post(live, "/mj/submit/imagine", bob_key, {"prompt": "a c"}).json()["result"]
+    listed = post(live, "/mj/task/list-by-condition", alice_key, {"ids": [*mine, theirs, "nope"]}).json()
+    assert [t["id"] for t in listed] == mine
+    r = httpx.get(f"{live.url}/mj/task/{theirs}/fetch", headers={"authorization": f"Bearer {alice_key}"})
+    assert r.status_code == 404 and r.json()["code"] == 3
+    poll(2)
+
+
+def test_errors_come_in_midjourneys_shape(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    user, key = funded_key(balance=0)
+    r = post(live, "/mj/submit/imagine", key, {"prompt": ""})
+    assert r.status_code == 400 and r.json()["code"] == 4 and "prompt" in r.json()["description"]
+    r = post(live, "/mj/submit/imagine", "sk-wrong", {"prompt": "x"})
+    assert r.status_code == 401 and r.json()["code"] == 4
+    r = post(live, "/mj-fast/mj/submit/imagine", key, {"prompt": "x", "notifyHook": "http://10.0.0.7/hook"})
+    assert r.status_code == 400 and "private" in r.json()["description"]
+    user_adjust_quota(user=user, amount=-user.quota)  # nothing left to reserve
+    r = post(live, "/mj/submit/imagine", key, {"prompt": "x"})
+    assert r.status_code == 403 and r.json()["code"] == 4 and "balance" in r.json()["description"]
+    assert not MediaTask.objects.exists()
+    r = httpx.get(f"{live.url}/mj/submit/imagine", headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 405 and r.json()["code"] == 4
+
+
+def test_upstream_refusal_is_passed_on_and_refunded_at_once(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    user, key = funded_key()
+    before = user.quota
+    tasks_env.refuse["midjourney"] = {"code": 24, "description": "banned prompt", "properties": {"bannedWord": "x"}}
+    r = post(live, "/mj/submit/imagine", key, {"prompt": "something banned"})
+    assert r.status_code == 200 and r.json() == {"code": 24, "description": "banned prompt", "result": None,
+                                                 "properties": {"bannedWord": "x"}}
+    task = MediaTask.objects.get()
+    assert task.status == TaskStatus.FAILURE
+    assert_settled_once(task, refunded=True)
+    user.refresh_from_db()
+    assert user.quota == before
