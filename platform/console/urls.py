@@ -1,7 +1,31 @@
+"""Console pages (URL names in the `console` namespace)."""
+
 from django.urls import path
 
-from console import views
+from console.views import account, auth, keys, logs, public
+
+app_name = "console"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", public.home, name="home"),
+    path("pricing/", public.pricing, name="pricing"),
+    path("docs/", public.docs, name="docs"),
+    path("register/", auth.register, name="register"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("account/password/", auth.password_change, name="password_change"),
+    path("dashboard/", account.dashboard, name="dashboard"),
+    path("topup/", account.topup, name="topup"),
+    path("topup/redeem/", account.redeem, name="redeem"),
+    path("checkin/", account.checkin, name="checkin"),
+    path("settings/", account.settings_view, name="settings"),
+    path("settings/access-token/", account.access_token, name="access_token"),
+    path("keys/", keys.keys, name="keys"),
+    path("keys/new/", keys.key_create, name="key_create"),
+    path("keys/<int:token_id>/", keys.key_row, name="key_row"),
+    path("keys/<int:token_id>/edit/", keys.key_edit, name="key_edit"),
+    path("keys/<int:token_id>/toggle/", keys.key_toggle, name="key_toggle"),
+    path("keys/<int:token_id>/delete/", keys.key_delete, name="key_delete"),
+    path("logs/", logs.logs, name="logs"),
+    path("logs/export.csv", logs.logs_csv, name="logs_csv"),
 ]

@@ -1,0 +1,138 @@
+"""Billing reports for one user: spend by day and by model, totals of a log filter, recent balance credits.
+
+Days are local days (TIME_ZONE), the same boundary the daily check-in uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+
+# Balance changes a user makes or receives themselves, as opposed to the per-request reserve/settle rows.
+CREDIT_REASONS = (LedgerReason.SIGNUP, LedgerReason.CHECKIN, LedgerReason.REDEEM, LedgerReason.TOPUP,
+                  LedgerReason.ADMIN_ADJUST)
+
+
+@dataclass(frozen=True)
+class Spend:
+    quota: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class DaySpend:
+    day: date
+    quota: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class ModelSpend:
+    model: str
+    quota: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class LogTotals:
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    quota: int
+
+
+def local_day_start(day: date) -> datetime:
+    """The first instant of a local day, as an aware datetime."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _spend(qs: QuerySet[UsageLog]) -> Spend:
+    row = qs.aggregate(quota=Coalesce(Sum("quota"), 0), requests=Count("id"))
+    return Spend(quota=row["quota"], requests=row["requests"])
+
+
+def spend_since(*, user_id: int, since: datetime) -> Spend:
+    """Quota charged and requests made since `since`."""
+    return _spend(UsageLog.objects.filter(user_id=user_id, created_at__gte=since))
+
+
+def spend_today(*, user_id: int, today: date | None = None) -> Spend:
+    """Quota charged and requests made since the start of the local day."""
+    today = today or timezone.localdate()
+    return spend_since(user_id=user_id, since=local_day_start(today))
+
+
+def spend_this_month(*, user_id: int, today: date | None = None) -> Spend:
+    """Quota charged and requests made since the first of the local month."""
+    today = today or timezone.localdate()
+    return spend_since(user_id=user_id, since=local_day_start(today.replace(day=1)))
+
+
+def spend_by_day(*, user_id: int, days: int = 30, today: date | None = None) -> list[DaySpend]:
+    """One point per local day for the last `days` days (today included), days without requests as zero."""
+    today = today or timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        UsageLog.objects.filter(user_id=user_id, created_at__gte=local_day_start(first),
+                                created_at__lt=local_day_start(today + timedelta(days=1)))
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(quota=Coalesce(Sum("quota"), 0), requests=Count("id"))
+    )
+    by_day = {row["day"]: row for row in rows}
+    points = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        row = by_day.get(day)
+        points.append(DaySpend(day=day, quota=row["quota"] if row else 0, requests=row["requests"] if row else 0))
+    return points
+
+
+def spend_by_model(*, user_id: int, since: datetime, limit: int = 8) -> tuple[list[ModelSpend], ModelSpend | None]:
+    """The `limit` models that cost most since `since`, and the rest summed as one entry (None when no rest)."""
+    rows = list(
+        UsageLog.objects.filter(user_id=user_id, created_at__gte=since)
+        .values("model")
+        .annotate(quota=Coalesce(Sum("quota"), 0), requests=Count("id"))
+        .order_by("-quota", "-requests", "model")
+    )
+    top = [ModelSpend(model=r["model"], quota=r["quota"], requests=r["requests"]) for r in rows[:limit]]
+    rest = rows[limit:]
+    if not rest:
+        return top, None
+    return top, ModelSpend(model="", quota=sum(r["quota"] for r in rest), requests=sum(r["requests"] for r in rest))
+
+
+def log_totals(logs: QuerySet[UsageLog]) -> LogTotals:
+    """Requests, tokens and quota over a filtered log queryset (see `billing.selectors.usage_logs`)."""
+    row = logs.order_by().aggregate(
+        requests=Count("id"), prompt=Coalesce(Sum("prompt_tokens"), 0),
+        completion=Coalesce(Sum("completion_tokens"), 0), quota=Coalesce(Sum("quota"), 0),
+    )
+    return LogTotals(requests=row["requests"], prompt_tokens=row["prompt"], completion_tokens=row["completion"],
+                     quota=row["quota"])
+
+
+def log_facets(*, user_id: int) -> tuple[list[str], list[str]]:
+    """The model names and key names that occur in a user's logs, for filter menus."""
+    logs = UsageLog.objects.filter(user_id=user_id).order_by()
+    models = sorted(set(logs.values_list("model", flat=True).distinct()))
+    tokens = sorted(set(logs.exclude(token_name="").values_list("token_name", flat=True).distinct()))
+    return models, tokens
+
+
+def credits_recent(*, user_id: int, limit: int = 10) -> list[LedgerEntry]:
+    """The user's latest balance credits and adjustments (trial, check-in, card keys, top-ups, operator)."""
+    return list(LedgerEntry.objects.filter(user_id=user_id, reason__in=CREDIT_REASONS).order_by("-id")[:limit])
+
+
+def trial_credit(*, user_id: int) -> int:
+    """The trial quota credited when the user registered (0 when there was none)."""
+    row = LedgerEntry.objects.filter(user_id=user_id, reason=LedgerReason.SIGNUP).aggregate(total=Sum("amount"))
+    return row["total"] or 0

@@ -1,0 +1,99 @@
+"""Registration, login, logout and password change."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import User
+from accounts.services import user_authenticate, user_register
+from billing.reports import trial_credit
+from config.errors import ServiceError
+from console.forms import LoginForm, RegisterForm
+from console.views.common import login_required
+from relay.client_ip import client_ip
+
+TRIAL_SESSION_KEY = "console_trial_credit"
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse("console:dashboard")
+
+
+def _sign_in(request: HttpRequest, user: User) -> None:
+    """Log the user in; on their very first login, remember to show the trial credit they received."""
+    first_login = user.last_login is None
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if first_login:
+        credit = trial_credit(user_id=user.pk)
+        if credit > 0:
+            request.session[TRIAL_SESSION_KEY] = credit
+
+
+def register(request: HttpRequest) -> HttpResponse:
+    """Sign up (the trial credit comes with the account), then land on the dashboard logged in."""
+    if request.user.is_authenticated:
+        return redirect("console:dashboard")
+    if not settings.REGISTRATION_ENABLED:
+        return render(request, "console/register.html", {"closed": True})
+    form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = user_register(username=data["username"], password=data["password"], email=data["email"],
+                                 invite_code=data["invite_code"])
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            _sign_in(request, user)
+            return redirect("console:dashboard")
+    return render(request, "console/register.html", {"form": form, "new_user_quota": settings.NEW_USER_QUOTA})
+
+
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Log in with the same throttled check the management API uses, then go to `next` or the dashboard."""
+    if request.user.is_authenticated:
+        return redirect(_next_url(request))
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_authenticate(request=request, username=form.cleaned_data["username"],
+                                     password=form.cleaned_data["password"], client_ip=client_ip(request) or "")
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            _sign_in(request, user)
+            return redirect(_next_url(request))
+    return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
+                                                  "registration_enabled": settings.REGISTRATION_ENABLED})
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Log out (POST only, so that a link or an image cannot log anyone out)."""
+    logout(request)
+    return redirect("console:home")
+
+
+@login_required
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change the password with Django's form (old password, validators); other sessions are logged out."""
+    form = PasswordChangeForm(user=request.user, data=request.POST or None, label_suffix="")
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        update_session_auth_hash(request, form.user)  # stay logged in here, log out other sessions
+        messages.success(request, _("Your password has been changed."))
+        return redirect("console:settings")
+    return render(request, "console/password_change.html", {"form": form})
