@@ -98,7 +98,8 @@ def test_models_list_filters_and_prices_after_group_ratio(live, bootstrap_demo, 
     Upstream.objects.get(type="demo").groups.add(user.group)
     client = _client(live, key)
     ids = [m.id for m in client.models.list()]
-    assert ids == ["demo-chat", "demo-embedding", "demo-realtime", "demo-reasoner"]
+    assert ids == ["demo-audio", "demo-chat", "demo-embedding", "demo-music", "demo-realtime", "demo-reasoner",
+                   "demo-video"]
     import httpx
     rows = httpx.get(live.url + "/v1/models?category=embedding", headers={"x-api-key": key}).json()["data"]
     assert [r["id"] for r in rows] == ["demo-embedding"]

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User, UserRole
-from billing.default_prices import DEFAULT_PRICES, PRICE_EXTRAS, DEMO_MODELS
+from billing.default_prices import DEFAULT_PRICES, DEMO_MODELS, DEMO_TASK_MODELS, PRICE_EXTRAS
 from billing.groups import group_default
 from billing.models import ModelPrice
 from config.env import env, var_path
@@ -38,7 +38,8 @@ class Command(BaseCommand):
         if created:
             self.stdout.write(f"Seeded {created} model prices.")
         if not Upstream.objects.filter(type="demo").exists():
-            demo = Upstream(name="Demo", type="demo", served_models=DEMO_MODELS, test_model="demo-chat")
+            demo = Upstream(name="Demo", type="demo", served_models=DEMO_MODELS + DEMO_TASK_MODELS,
+                            test_model="demo-chat")
             demo.save()
             demo.groups.add(group)
             self.stdout.write("Created the demo upstream.")
