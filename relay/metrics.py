@@ -21,6 +21,8 @@ upstream_errors = Counter("modelgate_upstream_errors", "Failed upstream attempts
 tokens = Counter("modelgate_tokens", "Tokens billed.", ["model", "kind"], registry=REGISTRY)
 quota = Counter("modelgate_quota_charged", "Quota charged (500,000 = 1 USD).", ["model"], registry=REGISTRY)
 active_streams = Gauge("modelgate_active_streams", "Streams being relayed now.", registry=REGISTRY)
+task_queue_depth = Gauge("modelgate_task_queue_depth", "Generation tasks not yet settled (read at each scrape).",
+                         registry=REGISTRY)
 realtime_sessions = Gauge("modelgate_realtime_sessions", "Realtime WebSocket sessions open now.", registry=REGISTRY)
 
 

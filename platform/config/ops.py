@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relay.http import Receive, Scope, Send, send_json
 from relay.asgi import SHUTDOWN
-from relay.metrics import REGISTRY
+from relay.metrics import REGISTRY, task_queue_depth
 from relay.snapshots import in_thread
 
 PATHS = {"/healthz", "/readyz", "/metrics"}
@@ -29,7 +29,14 @@ def _database_ping() -> None:
         cursor.execute("SELECT 1")
 
 
+def _unsettled_count() -> int:
+    from relay.media_tasks.models import MediaTask
+
+    return MediaTask.objects.filter(settled_at=None).count()
+
+
 _database_check = in_thread(_database_ping)
+_unsettled_tasks = in_thread(_unsettled_count)
 _redis: Any = None
 
 
@@ -85,5 +92,6 @@ async def ops_app(scope: Scope, receive: Receive, send: Send) -> None:
     elif not metrics_allowed(scope):
         await send_json(send, 403, {"status": "error", "message": "Metrics are not available to this client."})
     else:
+        task_queue_depth.set(await _unsettled_tasks())
         body = generate_latest(REGISTRY)
         await send_json(send, 200, None, raw=body, content_type=CONTENT_TYPE_LATEST.encode())

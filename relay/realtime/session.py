@@ -21,7 +21,7 @@ from django.conf import settings
 from billing.charges import Hold, charge_reserve, charge_settle
 from billing.models import UsageStatus
 from billing.usage_charges import Funds, funds_of, usage_charge
-from relay import gate
+from relay import gate, metrics
 from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo, in_thread
 from relay.usage import Usage
 
@@ -57,6 +57,7 @@ class SessionBilling:
         """Take the hold; raises `billing.ledger.InsufficientQuota` with nothing taken."""
         await self._reserve(hold=self.hold)
         self.reserved = True
+        metrics.realtime_sessions.inc()
 
     @staticmethod
     def may_respond(funds: Funds) -> bool:
@@ -74,6 +75,10 @@ class SessionBilling:
         if not (usage.prompt_tokens or usage.completion_tokens):
             return None
         cost = gate.cost_of(self.price, self.ctx.group_ratio, usage)
+        metrics.request_observe(endpoint="realtime", model=self.model, upstream=self.upstream.name if self.upstream
+                                else "", status=status, seconds=latency_ms / 1000, first_byte_seconds=None,
+                                prompt=usage.prompt_tokens, completion=usage.completion_tokens,
+                                cached=usage.cached_tokens, cost=cost)
         async with self._lock:
             self.responses += 1
             n = self.responses
@@ -104,6 +109,7 @@ class SessionBilling:
         if self._closed or not self.reserved:
             return
         self._closed = True
+        metrics.realtime_sessions.dec()
         async with self._lock:
             await self._settle(hold=self.hold, cost=0, log=None, refund=True)
 

@@ -50,6 +50,7 @@ def test_metrics_count_relay_calls_and_are_guarded(live, bootstrap_demo, funded_
     assert settled(lambda: _count(_scrape(live).text) == before + 1)
     text = _scrape(live).text
     assert "modelgate_relay_first_byte_seconds_bucket" in text and "modelgate_quota_charged_total" in text
+    assert "modelgate_task_queue_depth 0.0" in text and "modelgate_realtime_sessions" in text
     settings.METRICS_ALLOW_IPS = ["10.0.0.0/8"]
     assert _scrape(live).status_code == 403
     settings.METRICS_TOKEN = "scrape-secret"
