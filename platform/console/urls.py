@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, public
+from console.views import account, auth, keys, logs, public, tasks
 
 app_name = "console"
 
@@ -28,4 +28,5 @@ urlpatterns = [
     path("keys/<int:token_id>/delete/", keys.key_delete, name="key_delete"),
     path("logs/", logs.logs, name="logs"),
     path("logs/export.csv", logs.logs_csv, name="logs_csv"),
+    path("tasks/", tasks.tasks, name="tasks"),
 ]
