@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate bootstrap shell clean bench
+.PHONY: run test migrate bootstrap shell clean bench bench-logs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(VENV)/.test-deps
 # The relay against a fast fake upstream versus the upstream called directly, on throwaway PostgreSQL and Redis.
 bench: $(VENV)/.test-deps
 	scripts/with-services.sh $(BIN)/python bench/relay.py $(BENCH_ARGS)
+
+# The usage log table at a few million rows: the console's and /v1/usage's queries timed, with their plans.
+bench-logs: $(VENV)/.test-deps
+	scripts/with-services.sh $(BIN)/python bench/usage_logs.py $(BENCH_ARGS)
 
 migrate: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import LedgerEntry, LedgerReason, UsageLog
+from billing.retention import usage_totals
 
 # Balance changes a user makes or receives themselves, as opposed to the per-request reserve/settle rows.
 CREDIT_REASONS = (LedgerReason.SIGNUP, LedgerReason.CHECKIN, LedgerReason.REDEEM, LedgerReason.TOPUP,
@@ -75,16 +76,12 @@ def spend_this_month(*, user_id: int, today: date | None = None) -> Spend:
 
 
 def spend_by_day(*, user_id: int, days: int = 30, today: date | None = None) -> list[DaySpend]:
-    """One point per local day for the last `days` days (today included), days without requests as zero."""
+    """One point per local day for the last `days` days (today included), days without requests as zero; from the
+    hourly sums plus the logs not summed yet, so the chart outlives log retention."""
     today = today or timezone.localdate()
     first = today - timedelta(days=days - 1)
-    rows = (
-        UsageLog.objects.filter(user_id=user_id, created_at__gte=local_day_start(first),
-                                created_at__lt=local_day_start(today + timedelta(days=1)))
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day")
-        .annotate(quota=Coalesce(Sum("quota"), 0), requests=Count("id"))
-    )
+    rows = usage_totals(user_id=user_id, since=local_day_start(first),
+                        until=local_day_start(today + timedelta(days=1)), by="day")
     by_day = {row["day"]: row for row in rows}
     points = []
     for offset in range(days):
@@ -95,13 +92,11 @@ def spend_by_day(*, user_id: int, days: int = 30, today: date | None = None) -> 
 
 
 def spend_by_model(*, user_id: int, since: datetime, limit: int = 8) -> tuple[list[ModelSpend], ModelSpend | None]:
-    """The `limit` models that cost most since `since`, and the rest summed as one entry (None when no rest)."""
-    rows = list(
-        UsageLog.objects.filter(user_id=user_id, created_at__gte=since)
-        .values("model")
-        .annotate(quota=Coalesce(Sum("quota"), 0), requests=Count("id"))
-        .order_by("-quota", "-requests", "model")
-    )
+    """The `limit` models that cost most since `since` (from the start of its hour), and the rest summed as one
+    entry (None when no rest). Read from the hourly sums plus the logs not summed yet, so it outlives log retention."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    rows = sorted(usage_totals(user_id=user_id, since=hour, until=timezone.now() + timedelta(hours=1), by="model"),
+                  key=lambda r: (-r["quota"], -r["requests"], r["model"]))
     top = [ModelSpend(model=r["model"], quota=r["quota"], requests=r["requests"]) for r in rows[:limit]]
     rest = rows[limit:]
     if not rest:
