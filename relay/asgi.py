@@ -108,7 +108,7 @@ class RelayApp:
         self.limits = Limits()
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
                                         follow_redirects=False, trust_env=False)
-        self.forwarder = Forwarder(self.client, self._upstream_failed)
+        self.forwarder = Forwarder(self.client, self.upstream_failed)
         self._reserve = in_thread(charge_reserve)
         self._settle = in_thread(charge_settle)
         self._disable = in_thread(upstream_auto_disable)
@@ -277,7 +277,7 @@ class RelayApp:
         for failed, reason in outcome.failures:
             metrics.upstream_errors.labels(failed.name, reason).inc()
 
-    async def _upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
+    async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
         """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the
         failures in the window reach UPSTREAM_FAILURES_TO_DISABLE."""
         window = settings.UPSTREAM_FAILURE_WINDOW_SECONDS

@@ -15,7 +15,8 @@ from relay.asgi import SHUTDOWN, RelayApp, is_relay_path  # noqa: E402
 from relay.realtime.consumer import websocket_app  # noqa: E402
 
 relay_app = RelayApp()
-realtime_app = websocket_app(snapshots=relay_app.snapshots, limits=relay_app.limits)
+realtime_app = websocket_app(snapshots=relay_app.snapshots, limits=relay_app.limits,
+                             on_failure=relay_app.upstream_failed)
 
 
 async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]

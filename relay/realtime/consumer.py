@@ -91,9 +91,10 @@ def _reason(text: str) -> str:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     """One realtime session. Process-wide caches and limits are passed in by `as_asgi(snapshots=, limits=)`."""
 
-    def __init__(self, *, snapshots: Snapshots, limits: Limits) -> None:
+    def __init__(self, *, snapshots: Snapshots, limits: Limits, on_failure: Any = None) -> None:
         super().__init__()
         self.snapshots, self.limits = snapshots, limits
+        self.on_failure = on_failure  # counts an upstream's failure toward automatic disabling (RelayApp's)
         self.session_id = uuid.uuid4().hex
         self.billing: SessionBilling | None = None
         self.upstream: UpstreamSocket | None = None
@@ -197,6 +198,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             except UpstreamRefused as exc:
                 logger.warning("realtime session %s: upstream %s (%s) refused: %s", self.session_id, upstream.id,
                                upstream.name, exc.reason)
+                if self.on_failure is not None:
+                    await self.on_failure(upstream, exc.reason, exc.status in (401, 403))
                 continue
             self.billing.upstream = upstream
             self.upstream_open = True
@@ -382,9 +385,10 @@ async def websocket_refused(scope: dict[str, Any], receive: Any, send: Any) -> N
         await send({"type": "websocket.close", "code": 1008})
 
 
-def websocket_app(*, snapshots: Snapshots, limits: Limits) -> Any:
-    """The ASGI app for every WebSocket: `/v1/realtime` to a session, anything else refused."""
-    realtime = RealtimeConsumer.as_asgi(snapshots=snapshots, limits=limits)
+def websocket_app(*, snapshots: Snapshots, limits: Limits, on_failure: Any = None) -> Any:
+    """The ASGI app for every WebSocket: `/v1/realtime` to a session, anything else refused. `on_failure` counts
+    upstream failures toward automatic disabling, as the HTTP relay does."""
+    realtime = RealtimeConsumer.as_asgi(snapshots=snapshots, limits=limits, on_failure=on_failure)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope.get("path") in PATHS:

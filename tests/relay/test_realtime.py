@@ -319,6 +319,18 @@ def test_no_reachable_upstream_closes_with_an_error_and_refunds(live, upstream, 
     assert settled(lambda: session_closed(user, charges=0))
 
 
+def test_an_upstream_refusing_its_credentials_is_disabled_and_failures_count(live, upstream, fake, funded_key,
+                                                                            settings):
+    from relay.models import Upstream, UpstreamStatus
+
+    fake.behave(refuse_status=401)
+    _user, key = funded_key()
+    with open_session(live, key) as ws:
+        assert recv(ws)["error"]["code"] == "upstream_error"
+    assert settled(lambda: Upstream.objects.get(pk=upstream.pk).status == UpstreamStatus.AUTO_DISABLED)
+    assert "401" in Upstream.objects.get(pk=upstream.pk).status_reason
+
+
 def test_azure_realtime_url_and_key_header(live, upstream, fake, funded_key):
     upstream.delete()
     upstream_save(name="azure", type="azure", base_url=fake.url, keys=UPSTREAM_KEY, served_models=[MODEL],
