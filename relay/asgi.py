@@ -30,7 +30,7 @@ from relay.wires import ANTHROPIC, OPENAI, ResponsesViaChat, error_body
 from relay.wires_gemini import GEMINI
 from relay.wires_media import Upload
 from relay.wires_rerank import COHERE
-from relay.wiring import MULTIPART_OPERATIONS, responses_native
+from relay.wiring import MULTIPART_OPERATIONS, carries, responses_native
 
 logger = logging.getLogger("relay")
 
@@ -184,6 +184,11 @@ class RelayApp:
         if not isinstance(pin, str):
             raise errors.bad_request("'provider' must be a string.", param="provider")
         route = await gate.route(self.snapshots, ctx, body, model, pin)
+        route.upstreams = [u for u in route.upstreams
+                           if carries(client, operation, body, u, model=model, stream=stream, upload=upload)]
+        if not route.upstreams:
+            raise errors.bad_request(f"The model '{model}' is not offered on {req.path}.", param="model",
+                                     code="model_not_supported")
         if operation == "responses" and not responses_native(route.upstreams[0]):
             ResponsesViaChat(body, 0)  # a 400 now, before anything is reserved, for what chat cannot carry
         if operation == "completions" and req.path == "/v1/code/completions":

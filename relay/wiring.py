@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.adapters import adapter_for
+from relay.errors import RelayError
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
     ResponsesPassThrough, ResponsesViaChat,
@@ -65,3 +67,19 @@ def responses_native(upstream: Any) -> bool:
     """Whether an upstream takes /responses itself: its provider's default, unless its extras say otherwise."""
     native = upstream.extras.get("responses")
     return native if isinstance(native, bool) else upstream.provider.native_responses
+
+
+def carries(client: str, operation: str, body: dict[str, Any], upstream: Any, *, model: str, stream: bool,
+            upload: Upload | None) -> bool:
+    """Whether some wire carries this request to `upstream` (a request the wire refuses as such still counts: that
+    refusal is the caller's 400, not a missing upstream)."""
+    adapter = adapter_for(upstream)
+    if adapter is None:
+        return False
+    try:
+        wire = wire_for(client, adapter.family, operation, body, model=model, stream=stream, default_max_tokens=1,
+                        input_estimate=0, upstream_type=upstream.type, upload=upload,
+                        native_responses=responses_native(upstream))
+    except RelayError:
+        return True
+    return wire is not None
