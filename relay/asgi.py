@@ -16,7 +16,7 @@ from billing.charges import Hold, charge_reserve, charge_settle
 from config.logs import request_id as log_context
 from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
-from relay import errors, gate, info, metrics
+from relay import errors, gate, info, invalidation, metrics
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
@@ -105,6 +105,7 @@ def is_relay_path(path: str) -> bool:
 class RelayApp:
     def __init__(self) -> None:
         self.snapshots = Snapshots()
+        self._listener: asyncio.Future | None = None  # empties the snapshots when any process changes a cached row
         self.limits = Limits()
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
                                         follow_redirects=False, trust_env=False)
@@ -114,6 +115,7 @@ class RelayApp:
         self._disable = in_thread(upstream_auto_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.listen_for_changes()
         request_id = uuid.uuid4().hex
         log_context.set(request_id)
         headers = [(b"x-request-id", request_id.encode())]
@@ -136,6 +138,11 @@ class RelayApp:
                                                       type="server_error"), headers=headers)
             except Exception:  # the response had already started
                 pass
+
+    def listen_for_changes(self) -> None:
+        """Start (once, on the serving loop) emptying the snapshots whenever any process changes a cached row."""
+        if self._listener is None:
+            self._listener = asyncio.ensure_future(invalidation.listen(self.snapshots.clear))
 
     async def dispatch(self, req: RelayRequest, receive: Receive, send: Send) -> None:
         if media_routes.owns(req.path):

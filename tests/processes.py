@@ -46,8 +46,8 @@ class DaphneProcesses:
         port = free_port()
         env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                    RELAY_SHUTDOWN_GRACE_SECONDS=str(grace), RELAY_CACHE_SECONDS="0",
-                   PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings",
-                   **extra_env)
+                   PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings")
+        env.update(extra_env)
         log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                  "config.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -20,6 +20,7 @@ realtime_app = websocket_app(snapshots=relay_app.snapshots, limits=relay_app.lim
 
 
 async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
+    relay_app.listen_for_changes()  # from the first request on, whatever its path (health checks come first)
     if scope["path"] in OPS_PATHS:
         await ops_app(scope, receive, send)
     elif is_relay_path(scope["path"]):

@@ -20,7 +20,9 @@ from tokens.models import ApiToken
 @pytest.fixture(scope="module")
 def _servers(django_db_setup):
     with DaphneProcesses() as processes:
-        yield processes.start(DEMO_CHUNK_DELAY_MS="0")[0], processes.start(DEMO_CHUNK_DELAY_MS="0")[0]
+        # Caches kept for a minute: a change reaches the other process through Redis, not by expiry.
+        options = {"DEMO_CHUNK_DELAY_MS": "0", "RELAY_CACHE_SECONDS": "60"}
+        yield processes.start(**options)[0], processes.start(**options)[0]
 
 
 @pytest.fixture

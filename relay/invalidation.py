@@ -1,0 +1,78 @@
+"""Cache invalidation across processes and hosts through Redis.
+
+Every process keeps short-lived copies of tokens, users' groups, prices and upstreams (`relay.snapshots`). When one
+of those rows is saved or deleted, anywhere, the change is published on a Redis channel after the transaction
+commits, and every relay process empties its copies at once. The copies also expire after RELAY_CACHE_SECONDS, so a
+lost message (Redis restarting) delays a change by at most that long. Without REDIS_URL (one process) the saving
+process empties its own copies directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger("relay")
+CHANNEL = "mg:cache-invalidate"
+_local_listeners: list[Callable[[], None]] = []
+_publisher: Any = None
+
+
+def _publish() -> None:
+    global _publisher
+    for clear in list(_local_listeners):
+        clear()
+    if not settings.REDIS_URL:
+        return
+    try:
+        if _publisher is None:
+            import redis
+
+            _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        _publisher.publish(CHANNEL, b"1")
+    except Exception:  # Redis away: the copies still expire after RELAY_CACHE_SECONDS
+        logger.warning("could not publish a cache invalidation", exc_info=True)
+
+
+def _changed(sender: Any, **kwargs: Any) -> None:
+    transaction.on_commit(_publish)
+
+
+def watch_models() -> None:
+    """Publish an invalidation whenever a row the relay caches changes (called once, from the app config)."""
+    from accounts.models import User
+    from billing.models import ModelPrice, UserGroup
+    from relay.models import Upstream
+    from tokens.models import ApiToken
+
+    for model in (ApiToken, User, UserGroup, ModelPrice, Upstream):
+        post_save.connect(_changed, sender=model, dispatch_uid=f"mg-invalidate-save-{model.__name__}")
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"mg-invalidate-delete-{model.__name__}")
+
+
+async def listen(clear: Callable[[], None]) -> None:
+    """Empty this process's copies on every invalidation published by any process; reconnects after errors."""
+    if not settings.REDIS_URL:
+        _local_listeners.append(clear)
+        return
+    import redis.asyncio as aioredis
+
+    while True:
+        try:
+            client = aioredis.from_url(settings.REDIS_URL)
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        clear()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
+            clear()
+            await asyncio.sleep(1)
