@@ -26,7 +26,8 @@ from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
-from relay.wires import ANTHROPIC, OPENAI, ResponsesViaChat, error_body
+from relay.wires import ANTHROPIC, OPENAI, error_body
+from relay.wires_responses import ResponsesViaChat
 from relay.wires_gemini import GEMINI
 from relay.wires_media import Upload
 from relay.wires_rerank import COHERE

@@ -18,11 +18,7 @@ from relay.protocols.anthropic_response import (
 )
 from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from relay.protocols.gemini_response import gemini_error_body
-from relay.errors import RelayError
 from relay.protocols.openai_stream import StreamMeter
-from relay.protocols.responses_chat import (
-    OpenAIToResponsesStream, ProtocolError, openai_chat_response_to_responses, responses_request_to_openai_chat,
-)
 from relay.protocols.sse import frame_parse
 from relay.usage import Usage, usage_from_openai, usage_from_responses
 
@@ -329,84 +325,3 @@ class AnthropicViaOpenAI:
 
     def stream(self) -> StreamConverter:
         return OpenAIChunkStream(OpenAIToAnthropicStream(self.model, self.input_estimate), "done")
-
-
-# --- OpenAI Responses API -------------------------------------------------------------------------------------
-
-TERMINAL_RESPONSE_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
-
-
-def _responses_text(response: dict[str, Any]) -> str:
-    parts = []
-    for item in response.get("output") or []:
-        if isinstance(item, dict):
-            parts.append(str(item.get("arguments") or ""))
-            for content in item.get("content") or []:
-                if isinstance(content, dict):
-                    parts.append(str(content.get("text") or ""))
-    return "".join(parts)
-
-
-class _ResponsesMeter(PassThroughMeter):
-    """Usage from the terminal event's response; text from the deltas."""
-
-    def observe(self, event: str, data: dict[str, Any] | None, frame: bytes) -> None:
-        data = data or {}
-        kind = str(data.get("type") or event)
-        if kind in TERMINAL_RESPONSE_EVENTS:
-            self.complete = True
-            self.usage = usage_from_responses((data.get("response") or {}).get("usage"))
-        elif kind.endswith(".delta") and isinstance(data.get("delta"), str):
-            self.parts.append(data["delta"])
-        elif kind == "error":
-            self.error = str(data.get("message") or "upstream error")
-
-
-class ResponsesPassThrough:
-    """OpenAI's Responses API, relayed natively to upstreams that offer it."""
-
-    client = OPENAI
-    operation = "responses"
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.client_body = body
-
-    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
-        return dict(self.client_body, model=model)
-
-    def plain(self, raw: bytes) -> Plain | None:
-        data = _json(raw)
-        if data is None or data.get("object") != "response":
-            return None
-        return Plain(raw, usage_from_responses(data.get("usage")), _responses_text(data))
-
-    def stream(self) -> StreamConverter:
-        return _ResponsesMeter()
-
-
-class ResponsesViaChat:
-    """A Responses API client served by an OpenAI-compatible upstream that has only chat completions."""
-
-    client = OPENAI
-    operation = "chat/completions"
-
-    def __init__(self, body: dict[str, Any], input_estimate: int) -> None:
-        self.client_body, self.input_estimate = body, input_estimate
-        self.model = str(body.get("model", ""))
-        try:
-            self.chat = responses_request_to_openai_chat(body)
-        except ProtocolError as exc:
-            raise RelayError(400, str(exc)) from None
-
-    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
-        body = dict(self.chat, model=model)
-        if not stream_usage:
-            body.pop("stream_options", None)
-        return body
-
-    def plain(self, raw: bytes) -> Plain | None:
-        return plain_from_openai_chat(
-            raw, lambda data: openai_chat_response_to_responses(data, model=self.model, request=self.client_body))
-
-    def stream(self) -> StreamConverter:
-        return OpenAIChunkStream(OpenAIToResponsesStream(self.model, self.client_body, self.input_estimate), "done")

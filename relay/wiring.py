@@ -8,11 +8,11 @@ from relay.adapters import adapter_for
 from relay.errors import RelayError
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
-    ResponsesPassThrough, ResponsesViaChat,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.wires_media import ImageEditWire, SpeechWire, TranscriptionWire, Upload
 from relay.wires_rerank import RerankWire
+from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
 
 OPENAI_LIKE = {"openai", "demo", "azure"}
 MEDIA_OPERATIONS = {"audio/speech", "audio/transcriptions", "audio/translations", "images/edits"}
