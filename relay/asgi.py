@@ -206,11 +206,10 @@ class RelayApp:
             rpm = await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
             headers += rpm.headers()
             if rpm.remaining < 0:
-                wait = max(rpm.reset - int(time.time()), 1)
                 raise errors.RelayError(
                     429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
                     type="rate_limit_error", code="rate_limit_exceeded",
-                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(wait)})
+                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(rpm.retry_after)})
         worst = gate.worst_case(body, operation, audio_seconds=upload.audio_seconds if upload else 0.0)
         amount = gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation),
                               **gate.shape_of(body, operation))

@@ -6,19 +6,42 @@ Without REDIS_URL (the embedded default: one server process) the counters live i
 
 from __future__ import annotations
 
+import itertools
+import math
+import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
 
 CONCURRENCY_TTL = 3600  # a counter left by a killed process expires
+RPM_WINDOW = 60.0
+
+# A sliding log: the admitted requests of the last minute as a sorted set scored by time. A refused request is not
+# logged, so a client that keeps retrying is admitted again as soon as its oldest request leaves the window.
+SLIDING_LOG = """
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local admitted = 0
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  count = count + 1
+  admitted = 1
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or tostring(now)
+return {admitted, count, oldest}
+"""
 
 
 @dataclass(frozen=True)
 class RpmState:
     limit: int
     remaining: int
-    reset: int  # unix time the window ends
+    reset: int  # unix time a request can next be admitted (the oldest logged request leaves the window)
+    retry_after: int  # whole seconds from now until then, at least 1
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"x-ratelimit-limit", str(self.limit).encode()),
@@ -34,6 +57,10 @@ class Limits:
 
             self._redis = aioredis.from_url(settings.REDIS_URL)
         self._local: dict[str, tuple[int, float]] = {}
+        self._local_logs: dict[int, deque[float]] = {}
+        self._sliding_log = self._redis.register_script(SLIDING_LOG) if self._redis is not None else None
+        self._serial = itertools.count()
+        self._origin = secrets.token_hex(6)  # tells this process's log entries from other processes'
 
     async def _incr(self, key: str, amount: int, ttl: int) -> int:
         if self._redis is not None:
@@ -53,10 +80,27 @@ class Limits:
         return value
 
     async def rpm_hit(self, token_id: int, limit: int) -> RpmState:
-        """Count one request in the current minute."""
-        window = int(time.time() // 60)
-        count = await self._incr(f"mg:rpm:{token_id}:{window}", 1, 61)
-        return RpmState(limit=limit, remaining=limit - count, reset=(window + 1) * 60)
+        """Admit one request if fewer than `limit` were admitted in the last 60 seconds; remaining < 0 refuses."""
+        now = time.time()
+        if self._sliding_log is not None:
+            member = f"{self._origin}:{next(self._serial)}"
+            admitted, count, oldest = await self._sliding_log(
+                keys=[f"mg:rpm:{token_id}"], args=[now, RPM_WINDOW, limit, member])
+            oldest = float(oldest)
+        else:
+            log = self._local_logs.setdefault(token_id, deque())
+            while log and log[0] <= now - RPM_WINDOW:
+                log.popleft()
+            admitted = len(log) < limit
+            if admitted:
+                log.append(now)
+            count, oldest = len(log), (log[0] if log else now)
+            if len(self._local_logs) > 100_000:
+                self._local_logs = {k: v for k, v in self._local_logs.items() if v and v[-1] > now - RPM_WINDOW}
+        remaining = limit - count if admitted else -1
+        free_at = oldest + RPM_WINDOW
+        return RpmState(limit=limit, remaining=remaining, reset=math.ceil(free_at),
+                        retry_after=max(math.ceil(free_at - now), 1))
 
     async def concurrency_enter(self, token_id: int, limit: int) -> bool:
         """Take a slot; False (nothing taken) when all `limit` slots are in use."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -50,9 +49,8 @@ async def _rate_limit(app: RelayApp, ctx: TokenContext) -> None:
         return
     rpm = await app.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
     if rpm.remaining < 0:
-        wait = max(rpm.reset - int(time.time()), 1)
         raise errors.RelayError(429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
-                                type="rate_limit_error", code="rate_limit_exceeded", headers={"retry-after": str(wait)})
+                                type="rate_limit_error", code="rate_limit_exceeded", headers={"retry-after": str(rpm.retry_after)})
 
 
 async def _parent(ctx: TokenContext, sub: Submission) -> MediaTask | None:
