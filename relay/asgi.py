@@ -103,6 +103,14 @@ def is_relay_path(path: str) -> bool:
     return path.startswith(PREFIXES)
 
 
+def _error_with_attempts(outcome: Outcome) -> str:
+    """The log row's error, with every failed attempt: what each upstream did before the answer (or the refusal)."""
+    if not outcome.failures:
+        return outcome.error
+    attempts = "; ".join(f"upstream #{upstream.id}: {reason}" for upstream, reason in outcome.failures)
+    return f"{outcome.error} (attempts: {attempts})" if outcome.error else f"failed over after {attempts}"
+
+
 class RelayApp:
     def __init__(self) -> None:
         self.snapshots = Snapshots()
@@ -277,7 +285,7 @@ class RelayApp:
             "cache_ratio": job.price.cache_ratio, "price_per_call": job.price.price_per_call,
             "usage_estimated": bool(usage and usage.estimated),
             "latency_ms": int((time.monotonic() - job.started) * 1000), "first_byte_ms": outcome.first_byte_ms,
-            "status": outcome.status, "status_code": outcome.status_code, "error": outcome.error[:2000],
+            "status": outcome.status, "status_code": outcome.status_code, "error": _error_with_attempts(outcome)[:2000],
             "client_ip": job.req.client_ip,
         }
         await self._settle(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)

@@ -44,3 +44,9 @@ def unavailable(message: str) -> RelayError:
 
 def upstream_failed(message: str, status: int = 502) -> RelayError:
     return RelayError(status, message, type="upstream_error", code="upstream_error")
+
+
+def upstream_rate_limited(message: str, retry_after: int) -> RelayError:
+    """Every upstream tried answered 429: the caller may retry after the last one's Retry-After."""
+    return RelayError(429, f"The upstream is rate limited; retry after {retry_after} s. {message}".strip(),
+                      type="rate_limit_error", code="upstream_rate_limited", headers={"retry-after": str(retry_after)})

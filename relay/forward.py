@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import re
 import time
@@ -28,15 +29,46 @@ from relay.wires_media import Upload
 from relay.wiring import OPENAI_LIKE, responses_native, wire_for
 
 RETRYABLE = {408, 409, 429}
+# What the caller gets when the last upstream tried failed after its headers, by the reason the log gives.
+UNDELIVERED = {"timeout": errors.upstream_failed("The upstream timed out.", 504),
+               "connection error": errors.upstream_failed("The upstream connection broke before the answer.")}
 KEY_PATTERN = re.compile(r"\b(?:sk-|sk_|AIza)[-_A-Za-z0-9]{8,}")  # OpenAI-style and Google API keys
+
+
+def _retry_after(value: str | None) -> int:
+    """The upstream's Retry-After in whole seconds (1-60; HTTP dates and nonsense count as 1)."""
+    try:
+        return min(max(math.ceil(float(value or "")), 1), 60)
+    except (ValueError, OverflowError):
+        return 1
+
+
+def _undelivered(exc: BaseException) -> str:
+    """Why an answer that began (headers received) could not be delivered: the log's words for it."""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, StopAsyncIteration):
+        return "empty answer"
+    return "connection error"
 
 
 def redact(text: str, keys: tuple[str, ...]) -> str:
     """Upstream messages may quote the upstream key ("Incorrect API key provided: sk-..."): never pass it on."""
+    return _without_keys(text, keys)[:2000]
+
+
+def _without_keys(text: str, keys: tuple[str, ...]) -> str:
     for key in keys:
         if key:
             text = text.replace(key, "***")
-    return KEY_PATTERN.sub("***", text)[:2000]
+    return KEY_PATTERN.sub("***", text)
+
+
+def scrub_frame(frame: bytes, keys: tuple[str, ...]) -> bytes:
+    """An error frame inside a stream may quote the upstream key as well; other frames pass untouched."""
+    if b'"error"' not in frame and b"event: error" not in frame:
+        return frame
+    return _without_keys(frame.decode("utf-8", "surrogateescape"), keys).encode("utf-8", "surrogateescape")
 
 
 @dataclass
@@ -138,6 +170,10 @@ class Forwarder:
             if status >= 400:
                 raw = await self._read_quietly(response)
                 message = redact(error_message(raw), upstream.keys)
+                if status == 429:
+                    last = errors.upstream_rate_limited(message, _retry_after(response.headers.get("retry-after")))
+                    await self._failed(outcome, upstream, "HTTP 429")
+                    continue
                 if status in RETRYABLE or status >= 500:
                     last = errors.upstream_failed(f"Upstream error ({status}): {message}")
                     await self._failed(outcome, upstream, f"HTTP {status}")
@@ -149,20 +185,21 @@ class Forwarder:
                 passthrough = wire.client == OPENAI and adapter.family in OPENAI_LIKE
                 return await self._client_error(job, send, outcome, status, raw, message, passthrough)
             if getattr(wire, "binary", False):
-                delivered = await self._bytes(job, send, receive, response, outcome, wire)
+                failure = await self._bytes(job, send, receive, response, outcome, wire)
             elif job.stream and "text/event-stream" in response.headers.get("content-type", ""):
-                delivered = await self._stream(job, send, receive, response, outcome, wire)
+                failure = await self._stream(job, send, receive, response, outcome, wire)
             else:
-                delivered = await self._plain(job, send, response, outcome, wire)
-            if delivered:
+                failure = await self._plain(job, send, response, outcome, wire)
+            if failure is None:
                 return outcome
-            last = errors.upstream_failed("The upstream sent an unreadable answer.")
-            await self._failed(outcome, upstream, "unreadable answer")
+            last = UNDELIVERED.get(failure) or errors.upstream_failed("The upstream sent an unreadable answer.")
+            await self._failed(outcome, upstream, failure)
         outcome.charge = False
         outcome.status, outcome.status_code = UsageStatus.ERROR, (last.status if last else 503)
         error = last or errors.unavailable("No upstream is available for this model.")
         outcome.error = error.message
-        await send_json(send, error.status, job.error(error), headers=job.headers)
+        headers = job.headers + [(name.encode(), value.encode()) for name, value in error.headers.items()]
+        await send_json(send, error.status, job.error(error), headers=headers)
         return outcome
 
     async def _failed(self, outcome: Outcome, upstream: UpstreamInfo, reason: str, *, disable: bool = False) -> None:
@@ -195,25 +232,26 @@ class Forwarder:
         await send_json(send, status, body, headers=job.headers)
         return outcome
 
-    async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome, wire: Any) -> bool:
+    async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome,
+                     wire: Any) -> str | None:
         try:
             async with asyncio.timeout(outcome.upstream.total_timeout):
                 raw = await response.aread()
-        except (httpx.HTTPError, TimeoutError):
-            return False
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return _undelivered(exc)
         finally:
             await response.aclose()
         answer = wire.plain(raw)
         if answer is None:
-            return False
+            return "unreadable answer"
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
         outcome.usage = answer.usage or Usage(job.prompt_estimate, count_text(answer.text), estimated=True)
         content_type = answer.content_type or response.headers.get("content-type", "application/json").encode()
         await send_json(send, 200, None, headers=job.headers, raw=answer.body, content_type=content_type)
-        return True
+        return None
 
     async def _bytes(self, job: Job, send: Send, receive: Any, response: UpstreamResponse, outcome: Outcome,
-                     wire: Any) -> bool:
+                     wire: Any) -> str | None:
         """Pass a binary body (synthesised speech) through as it arrives, with the upstream's content type. The
         usage is known from the request; a body cut short or a client gone is still charged, as it was produced."""
         chunks = response.aiter_raw()
@@ -221,9 +259,9 @@ class Forwarder:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             first = b""
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
             await response.aclose()
-            return False
+            return _undelivered(exc)
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
         content_type = response.headers.get("content-type", "application/octet-stream").encode()
         await start_stream(send, 200, job.headers, content_type)
@@ -250,38 +288,41 @@ class Forwarder:
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         outcome.usage = wire.usage()
-        return True
+        return None
 
     async def _stream(self, job: Job, send: Send, receive: Any, response: UpstreamResponse,
-                      outcome: Outcome, wire: Any) -> bool:
-        """Pass the stream through frame by frame. Returns False (so the next upstream is tried) only when the
+                      outcome: Outcome, wire: Any) -> str | None:
+        """Pass the stream through frame by frame. Returns why (so the next upstream is tried) only when the
         upstream failed before anything reached the client."""
         meter = wire.stream()
         splitter = FrameSplitter()
         chunks = response.aiter_raw()
         pending: list[bytes] = []
+        received = False
         try:
             while not pending:  # hold the response headers until the first real frame: failover stays possible
                 chunk = await chunks.__anext__()
+                received = received or bool(chunk.strip())
                 pending = [out for frame in splitter.feed(chunk) for out in meter.feed(frame)]
-        except (StopAsyncIteration, httpx.HTTPError):
+        except (StopAsyncIteration, httpx.HTTPError) as exc:
             await response.aclose()
-            return False
+            return "unreadable answer" if received and isinstance(exc, StopAsyncIteration) else _undelivered(exc)
+        keys = outcome.upstream.keys
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
         await start_stream(send, 200, job.headers, b"text/event-stream")
         gone, watcher = watch_disconnect(receive)
 
         async def pump() -> None:
             for out in pending:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+                await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
             async for piece in chunks:
                 for frame in splitter.feed(piece):
                     for out in meter.feed(frame):
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
             rest = splitter.rest()
             tail = meter.feed(rest + b"\n\n") if rest.strip() else []
             for out in tail + meter.finish():
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+                await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
 
         pumping = asyncio.create_task(pump())
         stopping = asyncio.create_task(job.stop.wait())
@@ -316,4 +357,4 @@ class Forwarder:
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         outcome.usage = meter.usage or Usage(job.prompt_estimate, count_text(meter.text), estimated=True)
-        return True
+        return None

@@ -62,6 +62,8 @@ class Behaviour:
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": str | dict, "id"?: ...}]
     finish_reason: str = "stop"  # used when there are no tool calls
     status: int | None = None  # fail the request with this HTTP status and an OpenAI error body
+    fail_times: int | None = None  # with status: fail only the first N requests, then answer normally (a burst)
+    raw_body: bytes | None = None  # answer 200 with exactly these bytes (invalid JSON, a broken stream)
     error_message: str | None = None
     error_type: str | None = None  # default from ERROR_KINDS / "server_error"
     error_code: str | None = None
@@ -272,7 +274,14 @@ class FakeOpenAIApp(MediaRoutes):
         behaviour = self.behaviour(model)
         if await _pause(stop, behaviour.delay_before_headers):
             return
-        if behaviour.status is not None:
+        failing = behaviour.status is not None and (behaviour.fail_times is None or behaviour.fail_times > 0)
+        if failing and behaviour.fail_times is not None:
+            behaviour.fail_times -= 1
+        if behaviour.raw_body is not None and not failing:
+            kind = "text/event-stream" if body.get("stream") else "application/json"
+            await send({"type": "http.response.start", "status": 200, "headers": _header_list({"content-type": kind})})
+            return await send({"type": "http.response.body", "body": behaviour.raw_body, "more_body": False})
+        if failing:
             headers = dict(behaviour.headers)
             if behaviour.retry_after is not None:
                 headers["retry-after"] = str(behaviour.retry_after)
