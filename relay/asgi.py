@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from billing.charges import Hold, charge_reserve, charge_settle
 from config.logs import request_id as log_context
@@ -139,6 +140,15 @@ class RelayApp:
             body = error_body(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
             await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
+        except (OperationalError, InterfaceError):
+            logger.warning("relay request %s: the database is unreachable", request_id, exc_info=True)
+            protocol = client_protocol(scope["path"])
+            try:
+                await send_json(send, 503, error_body(
+                    protocol, 503, "The database is unavailable; nothing was charged. Please retry shortly.",
+                    type="server_error", code="database_unavailable"), headers=headers + [(b"retry-after", b"5")])
+            except Exception:  # the response had already started
+                pass
         except Exception:
             logger.exception("relay request %s failed", request_id)
             protocol = client_protocol(scope["path"])
@@ -288,7 +298,7 @@ class RelayApp:
             "status": outcome.status, "status_code": outcome.status_code, "error": _error_with_attempts(outcome)[:2000],
             "client_ip": job.req.client_ip,
         }
-        await self._settle(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)
+        await self._settle_surely(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)
         metrics.request_observe(
             endpoint=job.operation, model=job.model, upstream=upstream.name if upstream else "",
             status=outcome.status, seconds=log["latency_ms"] / 1000,
@@ -296,6 +306,21 @@ class RelayApp:
             prompt=log["prompt_tokens"], completion=log["completion_tokens"], cached=log["cached_tokens"], cost=cost)
         for failed, reason in outcome.failures:
             metrics.upstream_errors.labels(failed.name, reason).inc()
+
+    async def _settle_surely(self, **closing: Any) -> None:
+        """Settle, retrying while the database is away (the answer is already delivered, so its charge must land);
+        after RELAY_SETTLE_RETRY_SECONDS the reservation is left to the sweep, which refunds it."""
+        deadline = time.monotonic() + settings.RELAY_SETTLE_RETRY_SECONDS
+        pause = 0.25
+        while True:
+            try:
+                return await self._settle(**closing)
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("settling %s: the database is unreachable; retrying", closing["hold"].ref)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5)
 
     async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
         """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the

@@ -1,12 +1,14 @@
 """Per-token requests-per-minute and concurrent-request limits, and upstream failure counts, shared by every process
 through Redis.
 
-Without REDIS_URL (the embedded default: one server process) the counters live in this process.
+Without REDIS_URL (the embedded default: one server process) the counters live in this process; while Redis is
+unreachable each process falls back to its own counters (limits then hold per process) and says so in its log.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import secrets
 import time
@@ -14,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 CONCURRENCY_TTL = 3600  # a counter left by a killed process expires
 RPM_WINDOW = 60.0
@@ -36,6 +40,17 @@ return {admitted, count, oldest}
 """
 
 
+def _redis_errors() -> tuple[type[Exception], ...]:
+    try:
+        from redis.exceptions import ConnectionError, TimeoutError
+    except ImportError:
+        return (OSError,)
+    return (ConnectionError, TimeoutError, OSError)
+
+
+REDIS_ERRORS = _redis_errors()
+
+
 @dataclass(frozen=True)
 class RpmState:
     limit: int
@@ -55,20 +70,32 @@ class Limits:
         if settings.REDIS_URL:
             import redis.asyncio as aioredis
 
-            self._redis = aioredis.from_url(settings.REDIS_URL)
+            self._redis = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        self._redis_down_until = 0.0
         self._local: dict[str, tuple[int, float]] = {}
         self._local_logs: dict[int, deque[float]] = {}
         self._sliding_log = self._redis.register_script(SLIDING_LOG) if self._redis is not None else None
         self._serial = itertools.count()
         self._origin = secrets.token_hex(6)  # tells this process's log entries from other processes'
 
+    def _shared(self) -> bool:
+        return self._redis is not None and time.monotonic() >= self._redis_down_until
+
+    def _redis_lost(self, exc: Exception) -> None:
+        """Count locally for the next few seconds instead of failing every request on a Redis timeout."""
+        logger.warning("limits: Redis unreachable (%s); counting in this process for now", exc)
+        self._redis_down_until = time.monotonic() + 2
+
     async def _incr(self, key: str, amount: int, ttl: int) -> int:
-        if self._redis is not None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incrby(key, amount)
-                pipe.expire(key, ttl, nx=True)
-                value, _ = await pipe.execute()
-            return int(value)
+        if self._shared():
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incrby(key, amount)
+                    pipe.expire(key, ttl, nx=True)
+                    value, _ = await pipe.execute()
+                return int(value)
+            except REDIS_ERRORS as exc:
+                self._redis_lost(exc)
         now = time.monotonic()
         value, expires = self._local.get(key, (0, now + ttl))
         if expires < now:
@@ -82,11 +109,15 @@ class Limits:
     async def rpm_hit(self, token_id: int, limit: int) -> RpmState:
         """Admit one request if fewer than `limit` were admitted in the last 60 seconds; remaining < 0 refuses."""
         now = time.time()
-        if self._sliding_log is not None:
+        shared = None
+        if self._sliding_log is not None and self._shared():
             member = f"{self._origin}:{next(self._serial)}"
-            admitted, count, oldest = await self._sliding_log(
-                keys=[f"mg:rpm:{token_id}"], args=[now, RPM_WINDOW, limit, member])
-            oldest = float(oldest)
+            try:
+                shared = await self._sliding_log(keys=[f"mg:rpm:{token_id}"], args=[now, RPM_WINDOW, limit, member])
+            except REDIS_ERRORS as exc:
+                self._redis_lost(exc)
+        if shared is not None:
+            admitted, count, oldest = shared[0], shared[1], float(shared[2])
         else:
             log = self._local_logs.setdefault(token_id, deque())
             while log and log[0] <= now - RPM_WINDOW:
@@ -121,7 +152,9 @@ class Limits:
     async def failures_clear(self, upstream_id: int, window_seconds: int) -> None:
         window = int(time.time() // window_seconds)
         key = f"mg:fail:{upstream_id}:{window}"
-        if self._redis is not None:
-            await self._redis.delete(key)
-        else:
-            self._local.pop(key, None)
+        self._local.pop(key, None)
+        if self._shared():
+            try:
+                await self._redis.delete(key)
+            except REDIS_ERRORS as exc:
+                self._redis_lost(exc)
