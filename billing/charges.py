@@ -95,19 +95,38 @@ def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: 
                 if not hold.unlimited:
                     token_fields["remain_quota"] = F("remain_quota") + (hold.amount - cost)
                 ApiToken.objects.filter(pk=hold.token_id).update(**token_fields)
+            token_id = _still_there(ApiToken, hold.token_id)
             ledger_apply(user_id=hold.user_id, amount=hold.amount - cost, reason=reason, ref=hold.ref,
-                         token_id=hold.token_id, allow_negative=True)
+                         token_id=token_id, allow_negative=True)
             user_model = get_user_model()
             counts = {"used_quota": F("used_quota") + cost}
             if not refund:
                 counts["request_count"] = F("request_count") + 1
             user_model.objects.filter(pk=hold.user_id).update(**counts)
             if log is not None:
-                UsageLog.objects.create(user_id=hold.user_id, token_id=hold.token_id, quota=cost,
-                                        request_id=hold.request_id, **log)
+                UsageLog.objects.create(user_id=hold.user_id, token_id=token_id,
+                                        quota=cost, request_id=hold.request_id,
+                                        **{**log, "upstream_id": _still_there(UsageLog.upstream.field.related_model,
+                                                                            log.get("upstream_id"))})
     except IntegrityError as exc:
         return _already_closed(exc)
     return True
+
+
+def charge_release(*, hold: Hold) -> bool:
+    """Refund a reservation whose fate the caller could not learn (the database connection died around its
+    commit): if it landed and is still open it is refunded; if it never landed nothing happens. True if refunded."""
+    with transaction.atomic():
+        reserved = LedgerEntry.objects.select_for_update().filter(ref=hold.ref, reason=LedgerReason.RESERVE).exists()
+        return reserved and charge_settle(hold=hold, cost=0, log=None, refund=True)
+
+
+def _still_there(model: type, pk: int | None) -> int | None:
+    """A key or upstream deleted while its request ran is logged as gone (the log's SET_NULL), not as an error that
+    would roll the charge back."""
+    if pk is None or not model.objects.filter(pk=pk).exists():
+        return None
+    return pk
 
 
 def _already_closed(exc: IntegrityError) -> bool:

@@ -23,7 +23,8 @@ from tokens.models import ApiToken
 def _tables() -> dict[str, str]:
     quote = connection.ops.quote_name
     return {"user": quote(get_user_model()._meta.db_table), "token": quote(ApiToken._meta.db_table),
-            "ledger": quote(LedgerEntry._meta.db_table), "log": quote(UsageLog._meta.db_table)}
+            "ledger": quote(LedgerEntry._meta.db_table), "log": quote(UsageLog._meta.db_table),
+            "upstream": quote(UsageLog._meta.get_field("upstream").related_model._meta.db_table)}
 
 
 @cache
@@ -86,7 +87,13 @@ def settle(*, user_id: int, token_id: int | None, unlimited: bool, amount: int, 
             column, sql_type, _default = columns[name]
             params[f"v{position}"] = value
             names.append(column)
-            casts.append(f"CAST(%(v{position})s AS {sql_type})")
+            cast = f"CAST(%(v{position})s AS {sql_type})"
+            # A key or upstream deleted while the request ran is logged as gone (SET_NULL), not an error at commit.
+            if name == "upstream_id":
+                cast = f"(SELECT id FROM {t['upstream']} WHERE id = {cast} FOR KEY SHARE)"
+            elif name == "token_id":
+                cast = "(SELECT id FROM tok)"
+            casts.append(cast)
         names.append(connection.ops.quote_name(UsageLog._meta.get_field("created_at").column))
         casts.append("now()")
         log_insert = f""", logged AS (
@@ -104,7 +111,7 @@ def settle(*, user_id: int, token_id: int | None, unlimited: bool, amount: int, 
             RETURNING quota
         ), led AS (
             INSERT INTO {t['ledger']} (user_id, token_id, amount, reason, balance_after, ref, note, created_at)
-            SELECT %(user)s, %(token)s, %(back)s, %(reason)s, usr.quota, %(ref)s, '', now() FROM usr
+            SELECT %(user)s, (SELECT id FROM tok), %(back)s, %(reason)s, usr.quota, %(ref)s, '', now() FROM usr
             RETURNING id
         ){log_insert}
         SELECT count(*) FROM led

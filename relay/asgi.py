@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from billing.charges import Hold, charge_reserve, charge_settle
+from billing.charges import Hold, charge_release, charge_reserve, charge_settle
 from config.logs import request_id as log_context
 from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
@@ -122,6 +122,8 @@ class RelayApp:
         self.forwarder = Forwarder(self.client, self.upstream_failed)
         self._reserve = in_thread(charge_reserve)
         self._settle = in_thread(charge_settle)
+        self._release = in_thread(charge_release)
+        self._releasing: set[asyncio.Task] = set()
         self._disable = in_thread(upstream_auto_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -246,6 +248,11 @@ class RelayApp:
                 await self._reserve(hold=hold)
             except InsufficientQuota as exc:
                 raise errors.forbidden(exc.message, "insufficient_quota") from None
+            except (OperationalError, InterfaceError):  # it may have committed before the connection died
+                task = asyncio.ensure_future(self._retry_while_database_away(self._release, hold=hold))
+                self._releasing.add(task)
+                task.add_done_callback(self._releasing.discard)
+                raise
             job = Job(client=client, req=req, ctx=ctx, body=body, operation=operation, model=model,
                       price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
                       headers=headers, started=started, stream=stream, upload=upload)
@@ -298,7 +305,8 @@ class RelayApp:
             "status": outcome.status, "status_code": outcome.status_code, "error": _error_with_attempts(outcome)[:2000],
             "client_ip": job.req.client_ip,
         }
-        await self._settle_surely(hold=job.hold, cost=cost, log=log, refund=not outcome.charge)
+        await self._retry_while_database_away(self._settle, hold=job.hold, cost=cost, log=log,
+                                              refund=not outcome.charge)
         metrics.request_observe(
             endpoint=job.operation, model=job.model, upstream=upstream.name if upstream else "",
             status=outcome.status, seconds=log["latency_ms"] / 1000,
@@ -307,18 +315,18 @@ class RelayApp:
         for failed, reason in outcome.failures:
             metrics.upstream_errors.labels(failed.name, reason).inc()
 
-    async def _settle_surely(self, **closing: Any) -> None:
-        """Settle, retrying while the database is away (the answer is already delivered, so its charge must land);
-        after RELAY_SETTLE_RETRY_SECONDS the reservation is left to the sweep, which refunds it."""
+    async def _retry_while_database_away(self, closing: Any, **hold: Any) -> None:
+        """Settle (or release) a reservation, retrying while the database is away: an answer already delivered must
+        be charged. After RELAY_SETTLE_RETRY_SECONDS the reservation is left to the sweep, which refunds it."""
         deadline = time.monotonic() + settings.RELAY_SETTLE_RETRY_SECONDS
         pause = 0.25
         while True:
             try:
-                return await self._settle(**closing)
+                return await closing(**hold)
             except (OperationalError, InterfaceError):
                 if time.monotonic() + pause > deadline:
                     raise
-                logger.warning("settling %s: the database is unreachable; retrying", closing["hold"].ref)
+                logger.warning("closing %s: the database is unreachable; retrying", hold["hold"].ref)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5)
 

@@ -67,6 +67,7 @@ async def listen(clear: Callable[[], None]) -> None:
             client = aioredis.from_url(settings.REDIS_URL)
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(CHANNEL)
+                clear()  # copies read before the subscription took effect may predate a change it did not hear
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         clear()

@@ -215,29 +215,37 @@ class Snapshots:
         self._load_token = in_thread(_token_load)
         self._load_prices = in_thread(_prices_load)
         self._load_upstreams = in_thread(_upstreams_load)
+        self._generation = 0  # bumped by clear(): a load that straddled a clear may predate the change, not kept
 
     async def token(self, key: str) -> TokenContext | None:
         hit, ctx = self._tokens.get(key)
         if not hit:
+            generation = self._generation
             ctx = await self._load_token(key)
-            self._tokens.put(key, ctx)
+            if generation == self._generation:
+                self._tokens.put(key, ctx)
         return ctx
 
     async def prices(self) -> dict[str, PriceInfo]:
         hit, prices = self._prices.get(None)
         if not hit:
+            generation = self._generation
             prices = await self._load_prices()
-            self._prices.put(None, prices)
+            if generation == self._generation:
+                self._prices.put(None, prices)
         return prices or {}
 
     async def upstreams(self) -> list[UpstreamInfo]:
         hit, rows = self._upstreams.get(None)
         if not hit:
+            generation = self._generation
             rows = await self._load_upstreams()
-            self._upstreams.put(None, rows)
+            if generation == self._generation:
+                self._upstreams.put(None, rows)
         return rows or []
 
     def clear(self) -> None:
+        self._generation += 1
         for cache in (self._tokens, self._prices, self._upstreams):
             cache.clear()
 

@@ -2,7 +2,11 @@
 expire the ones past their kind's timeout, then deliver due callbacks.
 
 Rows are claimed in a short transaction (`skip_locked`, then `poll_after` pushed ahead), so overlapping runs or
-several workers poll disjoint tasks; no lock is held while upstreams are asked.
+several workers poll disjoint tasks; no lock is held while upstreams are asked. A claim lapses after
+TASK_POLL_SECONDS, so a slow upstream can leave two workers holding one task: settlement is once per task anyway.
+
+A task whose final status is recorded but not settled (its worker died in between) is polled again like any other;
+past its timeout it is settled as recorded, not expired: a success the upstream reported is charged.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from django.utils import timezone
 
 from relay.media_tasks.adapters import adapter_for
 from relay.media_tasks.adapters.base import Snapshot, TaskRef
-from relay.media_tasks.models import MediaTask
+from relay.media_tasks.models import MediaTask, TaskStatus
 from relay.media_tasks.notify import media_task_notifications_deliver
 from relay.media_tasks.services import media_task_apply, media_task_expire
+from relay.media_tasks.settlement import media_task_settle
 from relay.media_tasks.upstreams import key_for, upstream_info
 from relay.snapshots import UpstreamInfo
 
@@ -94,6 +99,9 @@ def media_tasks_poll(*, batch: int | None = None) -> int:
     infos: dict[int, UpstreamInfo | None] = {}
     for task in tasks:
         if now - task.submitted_at > timedelta(minutes=_timeout_minutes(task)):
+            if task.finished:  # the upstream's verdict was recorded, then its worker stopped before settling
+                media_task_settle(task_id=task.pk, success=task.status == TaskStatus.SUCCESS, reason=task.fail_reason)
+                continue
             media_task_expire(task=task, reason=f"The task timed out after {_timeout_minutes(task)} minutes.")
             changed += 1
         elif not task.upstream_task_id:
