@@ -7,6 +7,7 @@ import re
 import logging
 import time
 import uuid
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -73,6 +74,13 @@ def client_protocol(path: str) -> str:
     return OPENAI
 
 
+def error_for(path: str, status: int, message: str, **fields: Any) -> dict[str, Any]:
+    """A relay error in the shape of the route's protocol: the task routes' own (Midjourney, Suno) included."""
+    if media_routes.owns(path):
+        return media_routes.error_shape(media_routes.protocol_of(path), status, message, **fields)
+    return error_body(client_protocol(path), status, message, **fields)
+
+
 def read_upload(req: RelayRequest, operation: str) -> Upload:
     """A multipart request's form, with the audio's duration read for transcription (priced per minute)."""
     form = form_parse(req.body, req.headers.get("content-type", ""))
@@ -117,8 +125,12 @@ class RelayApp:
         self.snapshots = Snapshots()
         self._listener: asyncio.Future | None = None  # empties the snapshots when any process changes a cached row
         self.limits = Limits()
+        # No cookie jar: a cookie an upstream sets while answering one user must not ride along with everyone's
+        # later requests. Identity encoding: streams are passed on as read (aiter_raw), so they must not be gzipped.
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-                                        follow_redirects=False, trust_env=False)
+                                        follow_redirects=False, trust_env=False,
+                                        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+                                        headers={"accept-encoding": "identity"})
         self.forwarder = Forwarder(self.client, self.upstream_failed)
         self._reserve = in_thread(charge_reserve)
         self._settle = in_thread(charge_settle)
@@ -138,25 +150,22 @@ class RelayApp:
         except ClientGone:
             return
         except errors.RelayError as exc:
-            protocol = client_protocol(scope["path"])
-            body = error_body(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
+            body = error_for(scope["path"], exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
             await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
         except (OperationalError, InterfaceError):
             logger.warning("relay request %s: the database is unreachable", request_id, exc_info=True)
-            protocol = client_protocol(scope["path"])
             try:
-                await send_json(send, 503, error_body(
-                    protocol, 503, "The database is unavailable; nothing was charged. Please retry shortly.",
+                await send_json(send, 503, error_for(
+                    scope["path"], 503, "The database is unavailable; nothing was charged. Please retry shortly.",
                     type="server_error", code="database_unavailable"), headers=headers + [(b"retry-after", b"5")])
             except Exception:  # the response had already started
                 pass
         except Exception:
             logger.exception("relay request %s failed", request_id)
-            protocol = client_protocol(scope["path"])
             try:
-                await send_json(send, 500, error_body(protocol, 500, "Internal error; it has been logged.",
-                                                      type="server_error"), headers=headers)
+                await send_json(send, 500, error_for(scope["path"], 500, "Internal error; it has been logged.",
+                                                     type="server_error"), headers=headers)
             except Exception:  # the response had already started
                 pass
 

@@ -68,6 +68,20 @@ async def authenticate_key(snapshots: Snapshots, key: str, client_ip: str | None
     return ctx
 
 
+def _encodable(text: str) -> bool:
+    """No NUL and no unpaired surrogate: what JSON may carry but UTF-8 (and PostgreSQL) cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _shown(name: str) -> str:
+    """A client-chosen name as it may appear in a message: unencodable characters replaced."""
+    return name.encode("utf-8", "replace").decode("utf-8")
+
+
 def _positive_int(body: dict[str, Any], name: str, *, maximum: int) -> int | None:
     value = body.get(name)
     if value is None:
@@ -87,6 +101,8 @@ def validate(body: dict[str, Any], operation: str) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise errors.bad_request("'model' is required and must be a string.", param="model")
+    if not _encodable(model):  # a name echoed into an error message must encode as UTF-8
+        raise errors.bad_request("'model' holds a NUL character or an unpaired surrogate.", param="model")
     if operation in IMAGE_OPERATIONS:
         if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
             raise errors.bad_request("'prompt' is required and must be a string.", param="prompt")
@@ -226,14 +242,14 @@ class Route:
 
 async def route(snapshots: Snapshots, ctx: TokenContext, body: dict[str, Any], model: str, pin: str) -> Route:
     if ctx.model_limits and model not in ctx.model_limits:
-        raise errors.forbidden(f"This API key may not use the model '{model}'.", "model_not_allowed")
+        raise errors.forbidden(f"This API key may not use the model '{_shown(model)}'.", "model_not_allowed")
     upstreams = await snapshots.upstreams()
     prices = await snapshots.prices()
     if model not in prices and not any(u.serves(model, g) for u in upstreams for g in u.groups):
-        raise errors.not_found(f"The model '{model}' does not exist or is not offered here.")
+        raise errors.not_found(f"The model '{_shown(model)}' does not exist or is not offered here.")
     price = price_for(prices, model)
     found = candidates(upstreams, model=model, group=ctx.group, provider=pin)
     if not found:
-        where = f" from provider '{pin}'" if pin else ""
-        raise errors.unavailable(f"No upstream is available for '{model}'{where} in group '{ctx.group}'.")
+        where = f" from provider '{_shown(pin)}'" if pin else ""
+        raise errors.unavailable(f"No upstream is available for '{_shown(model)}'{where} in group '{ctx.group}'.")
     return Route(model=model, price=price, upstreams=found)

@@ -35,6 +35,8 @@ class RelayRequest:
             data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError):
             raise RelayError(400, "The request body is not valid JSON.") from None
+        except RecursionError:  # "[[[[...": json's decoder recurses once per level
+            raise RelayError(400, "The request body is nested too deeply.") from None
         if not isinstance(data, dict):
             raise RelayError(400, "The request body must be a JSON object.")
         return data
@@ -72,7 +74,8 @@ class ClientGone(Exception):
 
 
 def json_bytes(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON; an unpaired surrogate (which JSON may carry in, and a message may echo) becomes "?"."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 async def send_json(

@@ -50,7 +50,7 @@ async def video_content(app: RelayApp, req: RelayRequest, task: MediaTask, send:
         content_type = response.headers.get("content-type", "application/octet-stream").encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type), *req.extra_headers]})
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():  # decoded: the client gets no Content-Encoding header
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     finally:

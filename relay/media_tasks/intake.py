@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay import errors
 from relay.media_tasks.adapters.base import Upload
@@ -18,6 +19,10 @@ MJ_CUSTOM_ACTIONS = {"upsample": "UPSCALE", "variation": "VARIATION", "low_varia
 HOOK_FIELDS = ("notifyHook", "notify_hook", "callback_url")
 MAX_VIDEO_SECONDS, MAX_AUDIO_SECONDS = 60, 600
 MAX_STORED_STRING = 2_000
+# Vendor fields that decide the model, length and mode billed, the task's id, and the vendor's own callback (which
+# would bypass the notifyHook checks); `metadata` may carry any other vendor field.
+METADATA_RESERVED = frozenset({"model", "model_name", "duration", "seconds", "frames", "mode", "external_task_id",
+                               "callback_url", "notify_hook", "notifyHook"})
 
 
 @dataclass
@@ -62,12 +67,22 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str:
     return value.strip()
 
 
+def _url_parses(url: str) -> bool:
+    """A host is named and the port (if any) is a port: what the notifier needs to resolve and connect."""
+    try:
+        parts = urlsplit(url)
+        return bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # "http://[::1", "http://host:99999"
+        return False
+
+
 def _hook(body: dict[str, Any]) -> str:
     hook = ""
     for name in HOOK_FIELDS:
         value = body.pop(name, None)
         if value not in (None, ""):
-            if not isinstance(value, str) or not value.startswith(("http://", "https://")) or len(value) > 1000:
+            if (not isinstance(value, str) or not value.startswith(("http://", "https://")) or len(value) > 1000
+                    or not _url_parses(value)):
                 raise errors.bad_request(f"'{name}' must be an http(s) URL of at most 1000 characters.", param=name)
             hook = value
     return hook
@@ -186,6 +201,10 @@ def video_submission(body: dict[str, Any], endpoint: str, files: list[Upload] | 
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise errors.bad_request("'metadata' must be an object.", param="metadata")
+    overriding = sorted(set(metadata or {}) & METADATA_RESERVED)
+    if overriding:  # merged verbatim into the vendor's payload (protocols.md 9.1), so it could change the price
+        raise errors.bad_request(f"'metadata' may not set {', '.join(overriding)}: the relay sets what it bills "
+                                 "by and where callbacks go.", param="metadata")
     video: dict[str, Any] = {"prompt": prompt, "seconds": seconds}
     for name, value in (("image", image), ("size", size), ("mode", mode), ("metadata", metadata)):
         if value:

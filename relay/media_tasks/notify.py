@@ -34,10 +34,36 @@ class Delivery:
     final: bool = False  # no point retrying (the address is refused)
 
 
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291 2.5.5.1); never a hook's address
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, private in practice; Python counts it as global
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215)
+IPV4_IN_IPV6 = (ipaddress.ip_network("::ffff:0:0:0/96"),  # IPv4-translated (RFC 2765)
+                ipaddress.ip_network("64:ff9b::/96"))  # well-known NAT64 (RFC 6052)
+IPV4_SPECIAL = ipaddress.ip_network("192.0.0.0/24")  # IETF protocol assignments; some count as global in Python
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries (mapped, translated, NAT64, 6to4), which is where it ends up."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in IPV4_IN_IPV6):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
+
+
 def _public(address: str) -> bool:
+    """A globally reachable unicast address, and so is any IPv4 address it carries."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in IPV4_COMPATIBLE or ip in SITE_LOCAL or ip in LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not _public(str(embedded)):
+            return False
+    elif ip in IPV4_SPECIAL:
+        return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -45,7 +71,10 @@ def hook_allowed_literal(url: str) -> bool:
     """A cheap check at submit: refuses literal non-public IPs and `localhost`; names are checked at delivery."""
     if settings.TASK_NOTIFY_ALLOW_PRIVATE:
         return True
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # "http://[::1": not a URL the notifier could call
+        return False
     if host == "localhost" or host.endswith(".localhost"):
         return False
     try:
@@ -72,8 +101,12 @@ def hook_target(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
     address = addresses[0]
     host = f"[{address}]" if ":" in address else address
     netloc = f"{host}:{parts.port}" if parts.port else host
+    userinfo, at, _host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{netloc}"  # credentials in the hook go as Basic auth, as they do unchecked
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    return urlunsplit(parts._replace(netloc=netloc)), {"host": parts.netloc}, extensions
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host_header = f"{name}:{parts.port}" if parts.port else name  # never the URL's user:password@
+    return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
 
 
 def hook_post(url: str, body: dict) -> Delivery:

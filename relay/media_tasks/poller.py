@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, TypeVar
 
 import httpx
@@ -54,9 +55,16 @@ def _timeout_minutes(task: MediaTask) -> int:
     return settings.TASK_TIMEOUT_MINUTES.get(task.kind, 60)
 
 
+def upstream_client(**options: Any) -> httpx.AsyncClient:
+    """The client a polling round asks upstreams with: no proxies from the environment, no redirects, and no cookie
+    jar (a cookie one upstream sets about one user's task must not ride along with the next request)."""
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False,
+                             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])), **options)
+
+
 async def _fetch_all(jobs: list[tuple[UpstreamInfo, str, list[MediaTask]]]) -> dict[int, Snapshot]:
     found: dict[int, Snapshot] = {}
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
+    async with upstream_client() as client:
         async def one(info: UpstreamInfo, key: str, tasks: list[MediaTask]) -> None:
             adapter = adapter_for(info, tasks[0].kind)
             if adapter is None:

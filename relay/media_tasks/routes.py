@@ -20,6 +20,7 @@ from relay.media_tasks.selectors import (
     media_tasks_by_ids,
     media_tasks_recent,
 )
+from relay.media_tasks.storable import unstorable_field
 from relay.media_tasks.submit import TaskRefused, task_submit
 from relay.multipart import form_parse
 from relay.snapshots import TokenContext, in_thread
@@ -41,8 +42,18 @@ class Route:
     handler: Handler
 
 
+def _storable(body: dict[str, Any]) -> dict[str, Any]:
+    """The body, or a 400 when PostgreSQL could not keep part of it (NUL, an unpaired surrogate, NaN)."""
+    field = unstorable_field(body)
+    if field is not None:
+        where = f"'{field}'" if field else "The request body"
+        raise errors.bad_request(f"{where} holds a NUL character, an unpaired surrogate or a non-finite number.",
+                                 param=field or None, code="invalid_characters")
+    return body
+
+
 def _json(req: RelayRequest) -> dict[str, Any]:
-    return req.json()
+    return _storable(req.json())
 
 
 async def _task(ctx: TokenContext, public_id: str, kinds: tuple[str, ...]) -> MediaTask:
@@ -128,7 +139,7 @@ def _video_request(req: RelayRequest) -> tuple[dict[str, Any], list[Upload]]:
     form = form_parse(req.body, content_type)
     files = [Upload(p.name, p.filename or "reference", p.content_type, bytes(form.file_bytes(p)))
              for p in form.files("input_reference") if p.end > p.start]
-    return dict(form.fields), files
+    return _storable(dict(form.fields)), files
 
 
 async def video_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
@@ -149,7 +160,7 @@ async def videos_retrieve(app: RelayApp, req: RelayRequest, ctx: TokenContext, a
 
 async def videos_list(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
     limit = req.query.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= 100:  # isdigit() takes "²", int() not
         raise errors.bad_request("'limit' must be from 1 to 100.", param="limit")
     ascending = req.query.get("order", "desc") == "asc"
     tasks = await in_thread(media_tasks_recent)(user_id=ctx.user_id, kinds=(TaskKind.VIDEO,),
@@ -193,6 +204,12 @@ ROUTES = [
 
 def _protocol(path: str) -> str:
     return MJ if path.startswith("/mj/") else SUNO if path.startswith("/suno/") else OPENAI
+
+
+def protocol_of(path: str) -> str:
+    """The protocol a task route answers in, mode prefix (`/mj-fast/...`) and all: for errors raised before
+    `dispatch` (a body over the size limit) to come in the same shape as the route's own."""
+    return _protocol(MJ_MODE.sub("", path))
 
 
 def owns(path: str) -> bool:
