@@ -17,7 +17,10 @@ from billing.models import ModelCategory, ModelPrice, RedemptionCode, UsageLog, 
 from billing.redemption import redemption_batch_create, redemption_delete
 from billing.selectors import LogFilter, price_list, price_render, usage_logs
 from config.api import IsPlatformAdmin, ok, paginated, validated
-from config.api_fields import MAX_QUOTA, UnixTimeField, unix
+from config.api_fields import (
+    MAX_CONCURRENCY_LIMIT, MAX_POSITIVE_INT, MAX_QUOTA, MAX_RPM_LIMIT, PAGE_PARAMETERS, UnixTimeField, reject_nul, unix,
+    validated_query,
+)
 from config.errors import NotFound
 
 RATIO = {"max_digits": 14, "decimal_places": 6, "min_value": 0}
@@ -32,6 +35,10 @@ class BatchIn(serializers.Serializer):
     expired_time = UnixTimeField(required=False, allow_null=True)
 
 
+class CardQuery(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True)
+
+
 def card_render(card: RedemptionCode) -> dict[str, Any]:
     return {
         "id": card.pk, "code": card.code_hint, "name": card.batch_name, "quota": card.quota, "status": card.status,
@@ -41,14 +48,16 @@ def card_render(card: RedemptionCode) -> dict[str, Any]:
     }
 
 
-@extend_schema(request=BatchIn, responses=dict)
+@extend_schema(methods=["GET"], parameters=[CardQuery, *PAGE_PARAMETERS], responses=dict)
+@extend_schema(methods=["POST"], request=BatchIn, responses=dict)
 @api_view(["GET", "POST"])
 @permission_classes([IsPlatformAdmin])
 def redemptions(request: Request) -> Response:
     if request.method == "GET":
         cards = RedemptionCode.objects.select_related("redeemed_by").order_by("-id")
-        if request.query_params.get("name"):
-            cards = cards.filter(batch_name=request.query_params["name"])
+        name = validated_query(CardQuery, request).get("name")
+        if name:
+            cards = cards.filter(batch_name=name)
         return paginated(request, cards, card_render)
     data = validated(BatchIn, request)
     codes = redemption_batch_create(
@@ -76,8 +85,9 @@ class GroupIn(serializers.Serializer):
     ratio = serializers.DecimalField(**RATIO)
     description = serializers.CharField(required=False, allow_blank=True, max_length=255)
     selectable = serializers.BooleanField(required=False)
-    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_RPM_LIMIT)
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                 max_value=MAX_CONCURRENCY_LIMIT)
 
 
 class GroupUpdateIn(GroupIn):
@@ -93,7 +103,9 @@ def group_render(group: UserGroup) -> dict[str, Any]:
     }
 
 
-@extend_schema(request=GroupIn, responses=dict)
+@extend_schema(methods=["GET"], parameters=PAGE_PARAMETERS, responses=dict)
+@extend_schema(methods=["POST"], request=GroupIn, responses=dict)
+@extend_schema(methods=["PUT"], request=GroupUpdateIn, responses=dict)
 @api_view(["GET", "POST", "PUT"])
 @permission_classes([IsPlatformAdmin])
 def groups(request: Request) -> Response:
@@ -122,7 +134,7 @@ class PriceIn(serializers.Serializer):
     model = serializers.CharField(max_length=128)
     provider = serializers.CharField(required=False, allow_blank=True, max_length=64)
     category = serializers.ChoiceField(choices=ModelCategory.choices, required=False)
-    context_window = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    context_window = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_POSITIVE_INT)
     model_ratio = serializers.DecimalField(required=False, **RATIO)
     completion_ratio = serializers.DecimalField(required=False, **RATIO)
     cache_ratio = serializers.DecimalField(required=False, **RATIO)
@@ -131,7 +143,8 @@ class PriceIn(serializers.Serializer):
     audio_completion_ratio = serializers.DecimalField(required=False, **RATIO)
     price_per_call = serializers.DecimalField(required=False, allow_null=True, **RATIO)
     price_per_minute = serializers.DecimalField(required=False, allow_null=True, **RATIO)
-    price_variants = serializers.DictField(child=serializers.DecimalField(**RATIO), required=False)
+    price_variants = serializers.DictField(child=serializers.DecimalField(**RATIO), required=False,
+                                           validators=[reject_nul])
 
     def validate(self, attrs: dict) -> dict:
         for name in ("model_ratio", "completion_ratio", "cache_ratio", "cache_write_ratio", "audio_ratio",
@@ -145,12 +158,16 @@ class PriceIn(serializers.Serializer):
         return attrs
 
 
+class PriceQuery(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True)
+
+
 class PriceUpdateIn(PriceIn):
     id = serializers.IntegerField()
     model = serializers.CharField(max_length=128, required=False)
 
 
-@extend_schema(responses=dict)
+@extend_schema(operation_id="pricing_public", responses=dict)
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def public_pricing(request: Request) -> Response:
@@ -161,14 +178,18 @@ def public_pricing(request: Request) -> Response:
     return ok(price_list(groups=shown))
 
 
-@extend_schema(request=PriceIn, responses=dict)
+@extend_schema(methods=["GET"], operation_id="pricing_list", parameters=[PriceQuery, *PAGE_PARAMETERS],
+               responses=dict)
+@extend_schema(methods=["POST"], request=PriceIn, responses=dict)
+@extend_schema(methods=["PUT"], request=PriceUpdateIn, responses=dict)
 @api_view(["GET", "POST", "PUT"])
 @permission_classes([IsPlatformAdmin])
 def prices(request: Request) -> Response:
     if request.method == "GET":
         rows = ModelPrice.objects.order_by("model")
-        if request.query_params.get("model"):
-            rows = rows.filter(model__icontains=request.query_params["model"])
+        model = validated_query(PriceQuery, request).get("model")
+        if model:
+            rows = rows.filter(model__icontains=model)
         return paginated(request, rows, price_render)
     if request.method == "POST":
         data = validated(PriceIn, request)
@@ -233,13 +254,13 @@ def log_render_admin(log: UsageLog) -> dict[str, Any]:
     }
 
 
-@extend_schema(parameters=[LogQuery], responses=dict)
+@extend_schema(parameters=[LogQuery, *PAGE_PARAMETERS], responses=dict)
 @api_view(["GET"])
 def logs_self(request: Request) -> Response:
     return paginated(request, usage_logs(user_id=request.user.pk, f=_log_filter(request)), log_render)
 
 
-@extend_schema(parameters=[LogQuery], responses=dict)
+@extend_schema(parameters=[LogQuery, *PAGE_PARAMETERS], responses=dict)
 @api_view(["GET"])
 @permission_classes([IsPlatformAdmin])
 def logs_all(request: Request) -> Response:

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import IsPlatformAdmin, ok, paginated, validated
-from config.api_fields import FlexibleListField, unix
+from config.api_fields import PAGE_PARAMETERS, FlexibleListField, reject_nul, unix, validated_query
 from config.errors import NotFound
 from relay.models import Upstream, UpstreamStatus
 from relay.probe import upstream_test
@@ -23,11 +23,24 @@ STATUS_ALIASES = {1: "enabled", 2: "disabled", 3: "auto_disabled"}
 
 
 class UpstreamStatusField(serializers.ChoiceField):
+    """An upstream's status by name, or by new-api's number (1 enabled, 2 disabled, 3 disabled automatically)."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=UpstreamStatus.choices, **kwargs)
 
     def to_internal_value(self, data: Any) -> str:
-        return super().to_internal_value(STATUS_ALIASES.get(data, data))
+        """new-api's numbers become names; anything else (a list or an object too) is checked as a choice."""
+        alias = STATUS_ALIASES.get(data) if isinstance(data, (int, str)) else None
+        return super().to_internal_value(alias or data)
+
+
+class UpstreamQuery(serializers.Serializer):
+    type = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.CharField(required=False, allow_blank=True)
+
+
+class ProbeQuery(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True)
 
 
 class UpstreamIn(serializers.Serializer):
@@ -37,7 +50,7 @@ class UpstreamIn(serializers.Serializer):
     key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     models = FlexibleListField(required=False)
     groups = FlexibleListField(required=False)
-    model_mapping = serializers.DictField(child=serializers.CharField(), required=False)
+    model_mapping = serializers.DictField(child=serializers.CharField(), required=False, validators=[reject_nul])
     priority = serializers.IntegerField(required=False, min_value=-1_000_000, max_value=1_000_000)
     weight = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000)
     status = UpstreamStatusField(required=False)
@@ -45,7 +58,7 @@ class UpstreamIn(serializers.Serializer):
     connect_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=600)
     first_byte_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=3600)
     total_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=86400)
-    extras = serializers.DictField(required=False)
+    extras = serializers.DictField(required=False, validators=[reject_nul])
 
 
 class UpstreamUpdateIn(UpstreamIn):
@@ -74,16 +87,20 @@ def _save(data: dict[str, Any], upstream: Upstream | None = None) -> Upstream:
     return upstream_save(upstream=upstream, keys=key, groups=data.get("groups"), **fields)
 
 
-@extend_schema(request=UpstreamIn, responses=dict)
+@extend_schema(methods=["GET"], operation_id="channel_list", parameters=[UpstreamQuery, *PAGE_PARAMETERS],
+               responses=dict)
+@extend_schema(methods=["POST"], request=UpstreamIn, responses=dict)
+@extend_schema(methods=["PUT"], request=UpstreamUpdateIn, responses=dict)
 @api_view(["GET", "POST", "PUT"])
 @permission_classes([IsPlatformAdmin])
 def upstreams(request: Request) -> Response:
     if request.method == "GET":
         rows = Upstream.objects.prefetch_related("groups").order_by("-priority", "id")
-        if request.query_params.get("type"):
-            rows = rows.filter(type=request.query_params["type"])
-        if request.query_params.get("status"):
-            rows = rows.filter(status=request.query_params["status"])
+        query = validated_query(UpstreamQuery, request)
+        if query.get("type"):
+            rows = rows.filter(type=query["type"])
+        if query.get("status"):
+            rows = rows.filter(status=query["status"])
         return paginated(request, rows, upstream_render)
     if request.method == "POST":
         data = validated(UpstreamIn, request)
@@ -104,12 +121,12 @@ def upstream_detail(request: Request, upstream_id: int) -> Response:
     return ok(upstream_render(upstream))
 
 
-@extend_schema(responses=dict)
+@extend_schema(parameters=[ProbeQuery], responses=dict)
 @api_view(["GET"])
 @permission_classes([IsPlatformAdmin])
 def upstream_test_view(request: Request, upstream_id: int) -> Response:
     """Send a one-token chat request through the upstream; `?model=` picks the model (default: its test model)."""
-    result = upstream_test(upstream=_get(upstream_id), model=request.query_params.get("model", ""))
+    result = upstream_test(upstream=_get(upstream_id), model=validated_query(ProbeQuery, request).get("model", ""))
     message = _("The upstream answered.") if result.ok else result.message
     return Response({"success": result.ok, "message": message, "time": result.latency_ms / 1000,
                      "data": {"latency_ms": result.latency_ms}})

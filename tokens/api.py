@@ -14,7 +14,10 @@ from rest_framework.response import Response
 from accounts.models import User
 from billing.groups import group_get
 from config.api import ok, paginated, validated
-from config.api_fields import FlexibleListField, StatusField, UnixTimeField, quota_field, unix
+from config.api_fields import (
+    MAX_CONCURRENCY_LIMIT, MAX_RPM_LIMIT, PAGE_PARAMETERS, FlexibleListField, StatusField, UnixTimeField, quota_field,
+    unix,
+)
 from tokens.models import ApiToken
 from tokens.services import token_create, token_delete, token_of, token_update, tokens_of
 
@@ -28,8 +31,9 @@ class TokenIn(serializers.Serializer):
     model_limits_enabled = serializers.BooleanField(required=False)
     model_limits = FlexibleListField(required=False)
     allow_ips = FlexibleListField(required=False)
-    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
-    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100_000)
+    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_RPM_LIMIT)
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                 max_value=MAX_CONCURRENCY_LIMIT)
     status = StatusField(required=False)
 
 
@@ -70,7 +74,9 @@ def _fields(data: dict[str, Any], user: User) -> dict[str, Any]:
     return fields
 
 
-@extend_schema(request=TokenIn, responses=dict)
+@extend_schema(methods=["GET"], operation_id="token_list", parameters=PAGE_PARAMETERS, responses=dict)
+@extend_schema(methods=["POST"], request=TokenIn, responses=dict)
+@extend_schema(methods=["PUT"], request=TokenUpdateIn, responses=dict)
 @api_view(["GET", "POST", "PUT"])
 def tokens(request: Request) -> Response:
     if request.method == "GET":

@@ -15,8 +15,13 @@ from accounts.models import User, UserRole, UserStatus
 from accounts.services import user_adjust_quota, user_set_group, user_set_status
 from billing.groups import group_get
 from config.api import IsPlatformAdmin, ok, paginated, validated
-from config.api_fields import MAX_QUOTA
+from config.api_fields import MAX_QUOTA, PAGE_PARAMETERS, validated_query
 from config.errors import NotFound, ServiceError
+
+
+class UserQuery(serializers.Serializer):
+    keyword = serializers.CharField(required=False, allow_blank=True)
+    group = serializers.CharField(required=False, allow_blank=True)
 
 
 class UserUpdateIn(serializers.Serializer):
@@ -49,18 +54,20 @@ def _not_self(request: Request, user: User) -> None:
         raise ServiceError(_("You cannot change your own status or role."))
 
 
-@extend_schema(request=UserUpdateIn, responses=dict)
+@extend_schema(methods=["GET"], operation_id="user_list", parameters=[UserQuery, *PAGE_PARAMETERS], responses=dict)
+@extend_schema(methods=["PUT"], request=UserUpdateIn, responses=dict)
 @api_view(["GET", "PUT"])
 @permission_classes([IsPlatformAdmin])
 def users(request: Request) -> Response:
     if request.method == "GET":
         rows = User.objects.select_related("group").order_by("-id")
-        keyword = request.query_params.get("keyword", "").strip()
+        query = validated_query(UserQuery, request)
+        keyword = query.get("keyword", "")
         if keyword:
             rows = rows.filter(Q(username__icontains=keyword) | Q(email__icontains=keyword)
                                | Q(display_name__icontains=keyword))
-        if request.query_params.get("group"):
-            rows = rows.filter(group__name=request.query_params["group"])
+        if query.get("group"):
+            rows = rows.filter(group__name=query["group"])
         return paginated(request, rows, user_render)
     data = validated(UserUpdateIn, request)
     user = _user(data["id"])

@@ -8,7 +8,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +17,16 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from config.errors import ServiceError
 
 MAX_PAGE_SIZE = 100
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser; input nested too deeply for Python is malformed (400), not a crash (500)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from None
 
 
 def ok(data: Any = None, message: str = "", *, http_status: int = status.HTTP_200_OK) -> Response:
