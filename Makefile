@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate bootstrap shell clean bench bench-logs
+.PHONY: run test migrate bootstrap shell clean bench bench-peers bench-logs soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,17 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	scripts/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The relay against a fast fake upstream versus the upstream called directly, on throwaway PostgreSQL and Redis.
+# The relay (on PostgreSQL + Redis and on SQLite) versus fake upstreams called directly, on throwaway services.
 bench: $(VENV)/.test-deps
 	scripts/with-services.sh $(BIN)/python bench/relay.py $(BENCH_ARGS)
+
+# The same run plus LiteLLM's proxy and Portkey's gateway as further targets (installed into bench/.peers on first use).
+bench-peers: $(VENV)/.test-deps
+	scripts/with-services.sh $(BIN)/python bench/relay.py --peers $(BENCH_ARGS)
+
+# The fault mix under load for a few minutes (two relay processes), then the books; SOAK_ARGS="--seconds 30".
+soak: $(VENV)/.test-deps
+	scripts/with-services.sh $(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 # The usage log table at a few million rows: the console's and /v1/usage's queries timed, with their plans.
 bench-logs: $(VENV)/.test-deps

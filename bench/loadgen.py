@@ -1,7 +1,7 @@
 """A small closed-loop HTTP/1.1 load generator on raw asyncio streams, for the relay benchmark.
 
 Each worker holds one keep-alive connection and sends the same request again as soon as the previous answer has been
-read in full. httpx tops out far below what the servers carry, so the client is kept to what HTTP/1.1 needs: a
+read in full (a closed loop for a bounded time), or sends it once (`once`: many long streams held open together). httpx tops out far below what the servers carry, so the client is kept to what HTTP/1.1 needs: a
 status line, headers, then a body framed by Content-Length or chunked transfer encoding.
 
 Run it in its own process (`run_in_process`) so it never competes with a server for one event loop.
@@ -22,17 +22,27 @@ STREAM_END = b"data: [DONE]"
 
 @dataclass(frozen=True)
 class Scenario:
-    """One closed-loop run: `concurrency` workers repeat the same POST for `seconds` after `warmup` seconds."""
+    """One run: `concurrency` workers repeat the same POST for `seconds` after `warmup` seconds, or, with `once`,
+    each sends it once (no warm-up), their starts spread evenly over `ramp` seconds."""
 
     host: str
     port: int
     path: str
     body: dict
     key: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
     seconds: float = 5.0
     warmup: float = 0.5
     timeout: float = 30.0  # per request
+    once: bool = False
+    ramp: float = 0.0
+    min_spread: float = 0.0  # streams: less than this between the first data frame and the end counts as buffered
+
+    @property
+    def budget(self) -> float:
+        """The longest a run may take, requests in flight at its end included."""
+        return self.ramp + (0 if self.once else self.warmup + self.seconds) + self.timeout
 
     @property
     def stream(self) -> bool:
@@ -44,6 +54,7 @@ class Scenario:
                 f"Content-Length: {len(payload)}", "Accept: */*"]
         if self.key:
             head.append(f"Authorization: Bearer {self.key}")
+        head += [f"{name}: {value}" for name, value in self.headers.items()]
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
 
 
@@ -58,6 +69,7 @@ class Result:
     ttfbs: list[float] = field(default_factory=list)
     warmup_ok: int = 0
     warmup_errors: int = 0
+    buffered: int = 0  # streams whose first data frame came less than `min_spread` before their end
     error_samples: list[str] = field(default_factory=list)
 
     @property
@@ -73,9 +85,10 @@ class Result:
 
     def summary(self) -> dict:
         """The numbers the report prints (small, so it crosses the process boundary cheaply)."""
-        return {"ok": self.ok, "errors": self.errors, "rps": self.rps, "p50": self.p(50), "p99": self.p(99),
-                "ttfb_p50": self.p(50, self.ttfbs), "warmup_ok": self.warmup_ok,
-                "warmup_errors": self.warmup_errors, "error_samples": self.error_samples[:3]}
+        return {"ok": self.ok, "errors": self.errors, "rps": self.rps, "p50": self.p(50), "p90": self.p(90),
+                "p99": self.p(99), "ttfb_p50": self.p(50, self.ttfbs), "ttfb_p99": self.p(99, self.ttfbs),
+                "warmup_ok": self.warmup_ok, "warmup_errors": self.warmup_errors, "buffered": self.buffered,
+                "elapsed": self.elapsed, "error_samples": self.error_samples[:3]}
 
 
 class BadResponse(Exception):
@@ -139,10 +152,14 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return latency, first, framed and headers.get("connection", "").lower() != "close"
 
 
-async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_at: float, result: Result) -> None:
+async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_at: float, result: Result,
+                  delay: float = 0.0) -> None:
     reader = writer = None
+    await asyncio.sleep(delay)
+    sent = 0
     try:
-        while time.perf_counter() < stop_at:
+        while (sent == 0) if scenario.once else (time.perf_counter() < stop_at):
+            sent += 1
             measured = time.perf_counter() >= measure_from
             try:
                 if writer is None:
@@ -167,6 +184,8 @@ async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_
                 result.latencies.append(latency * 1000)
                 if first is not None and scenario.stream:
                     result.ttfbs.append(first * 1000)
+                    if latency - first < scenario.min_spread:
+                        result.buffered += 1
             else:
                 result.warmup_ok += 1
             if not keep:
@@ -182,10 +201,11 @@ async def run(scenario: Scenario) -> Result:
     result = Result()
     request = scenario.request_bytes()
     begin = time.perf_counter()
-    measure_from = begin + scenario.warmup
+    measure_from = begin + (0 if scenario.once else scenario.warmup)
     stop_at = measure_from + scenario.seconds
-    await asyncio.gather(*(_worker(scenario, request, measure_from, stop_at, result)
-                           for _ in range(scenario.concurrency)))
+    step = scenario.ramp / scenario.concurrency
+    await asyncio.gather(*(_worker(scenario, request, measure_from, stop_at, result, delay=i * step)
+                           for i in range(scenario.concurrency)))
     result.elapsed = time.perf_counter() - measure_from  # includes finishing the requests in flight at the end
     return result
 
@@ -203,9 +223,8 @@ class LoadProcess:
         self._failed = False
 
     def run(self, scenario: Scenario) -> dict:
-        budget = scenario.warmup + scenario.seconds + scenario.timeout + 30
         try:
-            return self._pool.submit(run_summary, scenario).result(timeout=budget)
+            return self._pool.submit(run_summary, scenario).result(timeout=scenario.budget + 30)
         except BaseException:
             self._failed = True
             raise

@@ -1,216 +1,208 @@
-"""Benchmark the relay against a fast local fake upstream, and the same upstream called directly.
+"""Benchmark the relay against local fake upstreams, and the same upstreams called directly, in one run.
 
-    make bench                        # PostgreSQL + Redis (throwaway, via scripts/with-services.sh)
-    .venv/bin/python bench/relay.py   # SQLite + in-process cache under a temporary folder
+    make bench                        # direct, Modelgate on PostgreSQL + Redis, Modelgate embedded (SQLite)
+    make bench-peers                  # the same, plus LiteLLM's proxy and Portkey's gateway
+    .venv/bin/python bench/relay.py   # without DATABASE_URL/REDIS_URL: direct and Modelgate embedded only
 
-Non-streaming and streaming chat, each at concurrency 1, 16 and 64, for a bounded time each. Prints a markdown
-table (requests/s, p50/p99 latency, streaming time to first byte, errors), the relay/direct ratios, then checks the
-books: one usage log per successful relayed request, and logged quota equal to what the ledger settled.
-See bench/README.md for what each column means.
+Scenarios: non-streaming chat with 0 ms and 50 ms upstream latency, streaming chat (50 ms to the first chunk, 20
+chunks 5 ms apart), each at 1, 16 and 64 clients for a bounded time; then 1,000 slow streams held open together.
+Prints markdown tables (requests/s, p50/p90/p99 latency, time to first byte, CPU ms per request and peak RSS of each
+target's processes, errors, ratios to direct), checks that the held streams were streamed, and checks the books of
+each Modelgate target. See bench/README.md for what each column means.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import report  # noqa: E402
 from bench.loadgen import LoadProcess, Scenario  # noqa: E402
+from bench.modelgate import TARGETS as MODELGATE_TARGETS  # noqa: E402
+from bench.modelgate import django_step, modelgate_envs, modelgate_start  # noqa: E402
+from bench.peers import PEERS, PeerUnavailable  # noqa: E402
+from bench.processes import Meter, Processes  # noqa: E402
 
 MODEL = "bench-model"
 FAKE = ROOT / "tests" / "fakes" / "openai_upstream.py"
-START_BALANCE = 10**15
 PATH = "/v1/chat/completions"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """How one fake upstream answers: delay before the first frame (or the JSON), stream chunks, delay between."""
+
+    latency_ms: float
+    chunks: int
+    chunk_delay_ms: float
+
+    @property
+    def stream_spread_s(self) -> float:
+        """Seconds from the first to the last data frame: role, content chunks, finish and usage frames."""
+        return (self.chunks + 2) * self.chunk_delay_ms / 1000
+
+
+UPSTREAMS = {
+    "fast": Upstream(latency_ms=0, chunks=20, chunk_delay_ms=0),
+    "lat50": Upstream(latency_ms=50, chunks=20, chunk_delay_ms=5),
+    "slow": Upstream(latency_ms=1000, chunks=12, chunk_delay_ms=1000),  # ~15 s per stream, a frame a second
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    upstream: str
+    stream: bool
+    held: bool = False  # every client sends one request at once and holds it open to the end
+
+
+WORKLOADS = {
+    "nonstream0": Workload("fast", stream=False),
+    "nonstream50": Workload("lat50", stream=False),
+    "stream50": Workload("lat50", stream=True),
+    "stream0": Workload("fast", stream=True),  # not in the default set: the relay's own cost per stream frame
+    "slow": Workload("slow", stream=True, held=True),
+}
+DEFAULT_SCENARIOS = "nonstream0,nonstream50,stream50,slow"
+
+
+def model_name(upstream: str) -> str:
+    return f"bench-{upstream}"
+
+
+@dataclass
+class Route:
+    """How a target reaches one upstream: its port, the model to ask for, extra headers, the processes to meter."""
+
+    port: int
+    model: str
+    pids: list[int]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    name: str
+    key: str
+    routes: dict[str, Route]
+    env: dict[str, str] | None = None  # Modelgate: the environment its Django steps run in
+    user_id: int | None = None
 
 
 # ---- the processes under test ------------------------------------------------------------------------------------
 
-class Processes:
-    """Child processes and temporary resources, all released by `close()` whatever happened."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.children: list[tuple[str, subprocess.Popen]] = []
-        self.cleanups: list[Callable[[], object]] = []
-
-    def start(self, name: str, command: list[str], env: dict[str, str], **popen: object) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")
-        self.cleanups.append(log.close)
-        popen.setdefault("stdout", log)
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stderr=log, start_new_session=True, **popen)
-        self.children.append((name, proc))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-    def close(self) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.terminate()
-        for _name, proc in reversed(self.children):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        for cleanup in reversed(self.cleanups):
-            try:
-                cleanup()
-            except Exception as exc:  # keep releasing the rest
-                print(f"cleanup failed: {exc}", file=sys.stderr)
-
-
-def start_fake(procs: Processes, env: dict[str, str], args: argparse.Namespace) -> str:
-    """The fake upstream on a port the OS picks; returns its root URL (without /v1)."""
-    command = [sys.executable, str(FAKE), "--port", "0", "--latency-ms", str(args.latency_ms),
-               "--chunks", str(args.chunks), "--chunk-delay-ms", str(args.chunk_delay_ms), "--api-key", ""]
-    proc = procs.start("fake", command, env, stdout=subprocess.PIPE)
+def start_fake(procs: Processes, env: dict[str, str], name: str, upstream: Upstream) -> tuple[int, str]:
+    """A fake upstream on a port the OS picks; returns its pid and root URL (without /v1)."""
+    command = [sys.executable, str(FAKE), "--port", "0", "--latency-ms", str(upstream.latency_ms),
+               "--chunks", str(upstream.chunks), "--chunk-delay-ms", str(upstream.chunk_delay_ms), "--api-key", ""]
+    proc = procs.start(f"fake-{name}", command, env, stdout=subprocess.PIPE)
     first: list[bytes] = []
     reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout=30)
     if not first or b"listening on http://" not in first[0]:
-        raise RuntimeError(f"the fake upstream did not start:\n{procs.log_tail('fake')}")
+        raise RuntimeError(f"the fake upstream did not start:\n{procs.log_tail(f'fake-{name}')}")
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its stdout drained
-    return first[0].decode().split("listening on ", 1)[1].strip().removesuffix("/v1")
+    return proc.pid, first[0].decode().split("listening on ", 1)[1].strip().removesuffix("/v1")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# ---- measuring ---------------------------------------------------------------------------------------------------
 
-
-def start_relay(procs: Processes, env: dict[str, str]) -> int:
-    """Daphne as `manage.py serve` runs it, on a free port the OS picks. (This Twisted has no `fd:` endpoint, so
-    `daphne --fd` cannot adopt a socket bound here; a port taken in the moment between is retried once.)"""
-    for attempt in range(2):
-        port = free_port()
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-        proc = procs.start(f"daphne-{attempt}", command, env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as response:
-                    if response.status == 200:
-                        return port
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
-        if proc.poll() is None:
-            break
-    raise RuntimeError(f"Daphne did not answer:\n{procs.log_tail(f'daphne-{attempt}')}")
-
-
-def run_python(env: dict[str, str], command: list[str], timeout: float = 180) -> str:
-    """Run a Python command in the project's environment; its stdout, or an error with its output."""
-    done = subprocess.run([sys.executable, *command], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return done.stdout
-
-
-def django_step(env: dict[str, str], *args: str, timeout: float = 180) -> dict:
-    """Run this file's Django side (below) in a subprocess; it answers one JSON line."""
-    return json.loads(run_python(env, [__file__, "--django", *args], timeout).strip().splitlines()[-1])
-
-
-def fresh_postgres(database_url: str, procs: Processes) -> str:
-    """A new database beside the one in DATABASE_URL, dropped at the end; returns its URL."""
-    import psycopg
-
-    name = f"modelgate_bench_{os.getpid()}"
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    procs.cleanups.append(drop)
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def relay_ok(port: int, key: str) -> None:
-    """One request through the relay before measuring, so a broken setup fails loudly instead of as errors."""
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{PATH}", data=body, method="POST",
-                                     headers={"authorization": f"Bearer {key}", "content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"the relay refused the bench request: HTTP {exc.code} {exc.read()[:500]!r}") from None
-
-
-# ---- measuring and reporting -------------------------------------------------------------------------------------
-
-def chat_body(stream: bool) -> dict:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+def chat_body(stream: bool, model: str = MODEL) -> dict:
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
     if stream:  # the relay asks the upstream for usage anyway; asking directly too keeps the two wires alike
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     return body
 
 
-def fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+def scenario_for(workload: Workload, route: Route, target: Target, clients: int,
+                 args: argparse.Namespace) -> Scenario:
+    upstream = UPSTREAMS[workload.upstream]
+    common = {"host": "127.0.0.1", "port": route.port, "path": PATH, "body": chat_body(workload.stream, route.model),
+              "key": target.key, "headers": route.headers, "concurrency": clients}
+    if workload.held:
+        duration = upstream.latency_ms / 1000 + upstream.stream_spread_s
+        return Scenario(**common, once=True, ramp=args.slow_ramp, timeout=2 * duration + 30,
+                        min_spread=upstream.stream_spread_s / 2)
+    return Scenario(**common, seconds=args.duration, warmup=args.warmup)
 
 
-def markdown(header: list[str], rows: list[list[str]], *, text_columns: int = 2) -> str:
-    """A markdown table: the first `text_columns` columns left-aligned, the numbers right-aligned."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    left = [i < text_columns for i in range(len(widths))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if l else c.rjust(w) for c, w, l in zip(cells, widths, left)) + " |"
-
-    rule = "|" + "|".join(":" + "-" * (w + 1) if l else "-" * (w + 1) + ":" for w, l in zip(widths, left)) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+def measure_one(loadgen: LoadProcess, scenario: Scenario, route: Route) -> dict:
+    """One run with the target's processes metered: CPU ms per completed request, peak RSS and its growth."""
+    with Meter(route.pids) as meter:
+        summary = loadgen.run(scenario)
+    done = summary["ok"] + summary["warmup_ok"]
+    return {**summary, "cpu_ms": meter.cpu * 1000 / done if done else None, "peak_rss_mb": meter.peak_rss / MB,
+            "rss_growth_mb": (meter.peak_rss - meter.start_rss) / MB}
 
 
-def results_table(results: dict[tuple[str, str, int], dict]) -> str:
-    rows = [[target, mode, str(c), fmt(r["rps"]), fmt(r["p50"], 2), fmt(r["p99"], 2), fmt(r["ttfb_p50"], 2),
-             str(r["errors"])] for (target, mode, c), r in results.items()]
-    return markdown(["target", "mode", "concurrency", "requests/s", "p50 ms", "p99 ms", "TTFB p50 ms", "errors"],
-                    rows)
+def failed_run(clients: int, exc: BaseException) -> dict:
+    return {"ok": 0, "errors": clients, "rps": 0.0, "p50": None, "p90": None, "p99": None, "ttfb_p50": None,
+            "ttfb_p99": None, "warmup_ok": 0, "warmup_errors": 0, "buffered": 0, "elapsed": 0.0, "cpu_ms": None,
+            "peak_rss_mb": 0.0, "rss_growth_mb": 0.0, "error_samples": [f"{type(exc).__name__}: {exc}"[:300]]}
 
 
-def ratios_table(results: dict[tuple[str, str, int], dict]) -> str:
-    rows = []
-    for (target, mode, c), relay in results.items():
-        direct = results.get(("direct", mode, c))
-        if target != "relay" or direct is None:
-            continue
-        ratio = relay["rps"] / direct["rps"] if direct["rps"] else None
-        added = [None if relay[k] is None or direct[k] is None else relay[k] - direct[k]
-                 for k in ("p50", "p99", "ttfb_p50")]
-        rows.append([mode, str(c), fmt(ratio, 3), *(fmt(value, 2) for value in added)])
-    return markdown(["mode", "concurrency", "relay/direct requests/s", "added p50 ms", "added p99 ms",
-                     "added TTFB p50 ms"], rows, text_columns=1)
+def prime(loadgen: LoadProcess, targets: list[Target], args: argparse.Namespace) -> dict[str, dict]:
+    """Unreported traffic through each target before anything is measured (lazy imports, caches and pools filled,
+    as on a server that has run a while): non-streaming and streaming requests to every upstream but the slow one."""
+    totals: dict[str, dict] = {}
+    for target in targets:
+        totals[target.name] = {"ok": 0, "errors": 0}
+        routes = [(route, stream) for upstream, route in target.routes.items() if upstream != "slow"
+                  for stream in (False, True)]
+        for route, stream in routes if args.prime > 0 else []:
+            done = loadgen.run(Scenario(host="127.0.0.1", port=route.port, path=PATH, key=target.key,
+                                        body=chat_body(stream, route.model), headers=route.headers,
+                                        concurrency=4, seconds=0, warmup=args.prime / len(routes)))
+            totals[target.name]["ok"] += done["warmup_ok"]
+            totals[target.name]["errors"] += done["warmup_errors"]
+    return totals
 
+
+def measure(stack: ExitStack, targets: list[Target],
+            args: argparse.Namespace) -> tuple[dict[report.Key, dict], dict[str, dict]]:
+    """Every scenario and client count, the targets one after the other at each (so they see the same machine);
+    also what priming sent each target (counted in the books, not reported)."""
+    results: dict[report.Key, dict] = {}
+    loadgen = stack.enter_context(LoadProcess())
+    primed = prime(loadgen, targets, args)
+    for name in args.scenarios:
+        workload = WORKLOADS[name]
+        for clients in [args.slow_streams] if workload.held else args.concurrency:
+            for target in targets:
+                route = target.routes[workload.upstream]
+                scenario = scenario_for(workload, route, target, clients, args)
+                try:
+                    result = measure_one(loadgen, scenario, route)
+                except Exception as exc:  # an overrun: record it, replace the generator, go on
+                    result = failed_run(clients, exc)
+                    loadgen.close()
+                    loadgen = stack.enter_context(LoadProcess())
+                results[(name, clients, target.name)] = result
+                sample = f" (first: {result['error_samples'][0]})" if result["error_samples"] else ""
+                print(f"  {name:11} c={clients:<4} {target.name:16} {result['rps']:9,.1f} req/s  "
+                      f"{result['errors']} errors{sample}", file=sys.stderr, flush=True)
+    return results, primed
+
+
+# ---- the books ---------------------------------------------------------------------------------------------------
 
 def books_report(books: dict, sent_ok: int, sent_errors: int) -> tuple[bool, str]:
     settled = books["start_balance"] - books["end_balance"]
@@ -230,20 +222,57 @@ def books_report(books: dict, sent_ok: int, sent_errors: int) -> tuple[bool, str
     return not bad, "\n".join(lines)
 
 
-def measure(loadgen: LoadProcess, targets: dict[str, int], key: str,
-            args: argparse.Namespace) -> dict[tuple[str, str, int], dict]:
-    """Every scenario, one after the other, each in the generator process; progress goes to stderr."""
-    results: dict[tuple[str, str, int], dict] = {}
-    for target, port in targets.items():
-        for mode in ("non-stream", "stream"):
-            for concurrency in args.concurrency:
-                scenario = Scenario(host="127.0.0.1", port=port, path=PATH, body=chat_body(mode == "stream"),
-                                    key=key, concurrency=concurrency, seconds=args.seconds, warmup=args.warmup)
-                result = results[(target, mode, concurrency)] = loadgen.run(scenario)
-                sample = f" (first: {result['error_samples'][0]})" if result["error_samples"] else ""
-                print(f"  {target:6} {mode:10} c={concurrency:<3} {result['rps']:9,.1f} req/s  "
-                      f"{result['errors']} errors{sample}", file=sys.stderr, flush=True)
-    return results
+def check_books(target: Target, results: dict[report.Key, dict], primed: dict) -> tuple[bool, str]:
+    """The target's books against every request the generator sent it (priming and warm-ups included)."""
+    mine = [r for (_s, _c, name), r in results.items() if name == target.name]
+    sent_ok = 1 + primed["ok"] + sum(r["ok"] + r["warmup_ok"] for r in mine)  # 1: relay_ok's check request
+    sent_errors = primed["errors"] + sum(r["errors"] + r["warmup_errors"] for r in mine)
+    books = django_step(target.env, "books", str(target.user_id), str(sent_ok), timeout=120)
+    ok, text = books_report(books, sent_ok, sent_errors)
+    return ok, f"### {target.name}\n\n{text}"
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+
+def start_targets(procs: Processes, base: dict[str, str], workdir: Path,
+                  args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    """Every target that starts, and a note for every one that does not."""
+    profiles = sorted({WORKLOADS[name].upstream for name in args.scenarios}, key=list(UPSTREAMS).index)
+    fakes, direct_routes = {}, {}
+    for up in profiles:
+        pid, fakes[up] = start_fake(procs, base, up, UPSTREAMS[up])
+        direct_routes[up] = Route(urlsplit(fakes[up]).port, model_name(up), [pid])
+    targets, notes = [Target("direct", "", direct_routes)], []
+    for name, env in modelgate_envs(base, workdir, procs, args.targets).items():
+        if isinstance(env, str):
+            notes.append(f"{name}: skipped: {env}")
+            continue
+        print(f"starting {name}", file=sys.stderr, flush=True)
+        mg = modelgate_start(procs, name, env, {model_name(up): url for up, url in fakes.items()})
+        routes = {up: Route(mg.port, model_name(up), [mg.pid]) for up in fakes}
+        targets.append(Target(name, mg.key, routes, env=mg.env, user_id=mg.user_id))
+    for name in (t for t in args.targets if t in PEERS):
+        print(f"starting {name}", file=sys.stderr, flush=True)
+        try:
+            peer = PEERS[name](procs, {model_name(up): f"{url}/v1" for up, url in fakes.items()})
+        except PeerUnavailable as exc:
+            notes.append(f"{name}: NOT MEASURED: {exc}")
+            print(f"{name}: NOT MEASURED: {exc}", file=sys.stderr, flush=True)
+            continue
+        notes.append(f"{name} {peer.version}: started")
+        routes = {up: Route(peer.port, model_name(up), [peer.pid], peer.headers[model_name(up)]) for up in fakes}
+        targets.append(Target(name, peer.key, routes))
+    return targets, notes
+
+
+def header(args: argparse.Namespace, targets: list[Target]) -> str:
+    ups = "; ".join(f"{name} {u.latency_ms:g} ms latency, {u.chunks} chunks {u.chunk_delay_ms:g} ms apart"
+                    for name, u in UPSTREAMS.items())
+    return (f"# Modelgate relay benchmark\n\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
+            f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores; "
+            f"targets: {', '.join(t.name for t in targets)}; scenarios: {', '.join(args.scenarios)}; "
+            f"{args.duration:g} s per closed-loop run after {args.warmup:g} s warm-up; "
+            f"held streams: {args.slow_streams}. Fake upstreams: {ups}.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -252,115 +281,73 @@ def run(args: argparse.Namespace) -> int:
     procs.cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
     with ExitStack() as stack:
         stack.callback(procs.close)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-               "DJANGO_SETTINGS_MODULE": "config.settings", "MODELGATE_VAR_DIR": str(workdir / "var"),
-               "RELAY_DEFAULT_RPM": "0",  # the site-wide default of 600 requests per minute would throttle the bench
-               "ADMIN_PASSWORD": "bench-admin-password"}
-        database = env.get("DATABASE_URL", "")
-        if database.startswith(("postgres://", "postgresql://")):
-            env["DATABASE_URL"] = fresh_postgres(database, procs)
-        print(f"# Modelgate relay benchmark\n\n{platform.python_implementation()} {platform.python_version()}, "
-              f"{os.cpu_count()} cores; database: {'PostgreSQL' if database else 'SQLite'}; "
-              f"cache/limits: {'Redis' if env.get('REDIS_URL') else 'in-process'}; "
-              f"{args.seconds:g} s per scenario after {args.warmup:g} s warm-up; fake upstream: "
-              f"{args.latency_ms:g} ms latency, {args.chunks} chunks, {args.chunk_delay_ms:g} ms between chunks",
-              flush=True)
-        run_python(env, ["manage.py", "migrate", "-v0"])
-        run_python(env, ["manage.py", "bootstrap"])
-        upstream = start_fake(procs, env, args)
-        setup = django_step(env, "setup", upstream)
-        port = start_relay(procs, env)
-        relay_ok(port, setup["key"])
-        loadgen = stack.enter_context(LoadProcess())
-        results = measure(loadgen, {"direct": urlsplit(upstream).port, "relay": port}, setup["key"], args)
-        print("\n## Results\n\n" + results_table(results))
-        print("\n## Relay versus direct\n\n" + ratios_table(results))
-        relayed = [r for (target, _mode, _c), r in results.items() if target == "relay"]
-        sent_ok = 1 + sum(r["ok"] + r["warmup_ok"] for r in relayed)  # 1: relay_ok's check request
-        sent_errors = sum(r["errors"] + r["warmup_errors"] for r in relayed)
-        books = django_step(env, "books", str(setup["user_id"]), str(sent_ok), timeout=120)
-        ok, report = books_report(books, sent_ok, sent_errors)
-        print("\n## Books\n\n" + report, flush=True)
+        base = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
+                "DJANGO_SETTINGS_MODULE": "config.settings", "MODELGATE_VAR_DIR": str(workdir / "var"),
+                "RELAY_DEFAULT_RPM": "0",  # the site-wide default of 600 requests per minute would throttle the bench
+                "ADMIN_PASSWORD": "bench-admin-password"}
+        targets, notes = start_targets(procs, base, workdir, args)
+        results, primed = measure(stack, targets, args)
+        sections = [header(args, targets)]
+        if notes:
+            sections.append("Targets:\n\n" + "\n".join(f"- {note}" for note in notes))
+        sections += ["## Results\n\n" + report.results_table(results),
+                     "## Ratios to direct (same scenario and clients)\n\n" + report.ratios_table(results)]
+        ok = True
+        if "slow" in args.scenarios:
+            sections.append(f"## {args.slow_streams} slow streams held open\n\n"
+                            + report.held_streams_table(results, "slow", args.slow_streams, args.max_rss_growth_mb))
+            for target in targets:
+                held = results.get(("slow", args.slow_streams, target.name))
+                if target.env is not None and held is not None:
+                    ok &= report.held_streams_check(held, args.slow_streams, args.max_rss_growth_mb)[0]
+        if lines := report.peer_ratio_lines(results, "nonstream0", 16):
+            sections.append("\n".join(lines))
+        books = [check_books(target, results, primed[target.name]) for target in targets if target.env is not None]
+        sections.append("## Books\n\n" + "\n\n".join(text for _ok, text in books))
+        ok &= all(good for good, _text in books)
+        text = "\n\n".join(sections) + "\n"
+        print("\n" + text, flush=True)
+        if args.markdown:
+            Path(args.markdown).write_text(text)
         return 0 if ok else 1
 
 
-# ---- the Django side: runs in a subprocess with the project's environment ----------------------------------------
-
-def django_main(argv: list[str]) -> None:
-    sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django as django_pkg
-
-    django_pkg.setup()
-    step, *rest = argv
-    print(json.dumps(django_setup(upstream=rest[0]) if step == "setup" else
-                     django_books(user_id=int(rest[0]), expected=int(rest[1]))))
-
-
-def django_setup(*, upstream: str) -> dict:
-    """The fake as the only upstream of `bench-model`, a price, and a user with an unthrottled unlimited key."""
-    from decimal import Decimal
-
-    from accounts.services import user_adjust_quota, user_register
-    from billing.groups import price_save
-    from relay.upstreams import upstream_save
-    from tokens.services import token_create
-
-    upstream_save(name="bench-fake", type="openai", base_url=upstream, keys="x", served_models=[MODEL],
-                  groups=["default"])
-    price_save(model=MODEL, model_ratio=Decimal("1"), completion_ratio=Decimal("2"))
-    user = user_register(username="bench", password="bench-password-8421")
-    user = user_adjust_quota(user=user, amount=START_BALANCE - user.quota)
-    token, key = token_create(user=user, name="bench", unlimited_quota=True, rpm_limit=None, concurrency_limit=None)
-    return {"key": key, "user_id": user.pk, "token_id": token.pk}
-
-
-def django_books(*, user_id: int, expected: int) -> dict:
-    """Usage logs and ledger totals of the bench user, once the relay has settled what it answered."""
-    from django.db.models import Count, Q, Sum
-
-    from accounts.models import User
-    from billing.models import LedgerEntry, LedgerReason, UsageLog, UsageStatus
-
-    def snapshot() -> dict:
-        logs = UsageLog.objects.filter(user_id=user_id).aggregate(
-            rows=Count("id"), success_rows=Count("id", filter=Q(status=UsageStatus.SUCCESS)), sum_quota=Sum("quota"))
-        requests = LedgerEntry.objects.filter(user_id=user_id, ref__startswith="req:")
-        reserves = requests.filter(reason=LedgerReason.RESERVE).count()
-        closings = requests.filter(reason__in=(LedgerReason.SETTLE, LedgerReason.REFUND)).count()
-        return {**logs, "sum_quota": logs["sum_quota"] or 0,
-                "ledger_settled": -(requests.aggregate(total=Sum("amount"))["total"] or 0),
-                "open_reservations": reserves - closings, "start_balance": START_BALANCE,
-                "end_balance": User.objects.get(pk=user_id).quota}
-
-    # Settlement runs after each response has been sent: wait until it has caught up, or has stood still for 5 s.
-    deadline = time.monotonic() + 60
-    books, still_since = snapshot(), time.monotonic()
-    while books["open_reservations"] or books["success_rows"] < expected:
-        if time.monotonic() > deadline or time.monotonic() - still_since > 5:
-            break
-        time.sleep(0.25)
-        latest = snapshot()
-        if latest != books:
-            books, still_since = latest, time.monotonic()
-    return books
+def comma_list(choices: tuple[str, ...] | dict) -> object:
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)} (choose from {', '.join(choices)})")
+        return names
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--django"]:
-        django_main(argv[1:])
-        return 0
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # clean up as on Ctrl-C
+    target_names = (*MODELGATE_TARGETS, *PEERS)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario (default 5)")
+    parser.add_argument("--scenarios", type=comma_list(WORKLOADS), default=DEFAULT_SCENARIOS.split(","),
+                        help=f"comma-separated, from {', '.join(WORKLOADS)} (default {DEFAULT_SCENARIOS})")
+    parser.add_argument("--targets", type=comma_list(target_names), default=list(MODELGATE_TARGETS),
+                        help=f"besides direct, from {', '.join(target_names)} (default: both Modelgate targets)")
+    parser.add_argument("--peers", action="store_true", help="also LiteLLM and Portkey (installed on first use)")
+    parser.add_argument("--duration", "--seconds", type=float, default=5.0,
+                        help="measured seconds per closed-loop run (default 5)")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each (default 0.5)")
+    parser.add_argument("--prime", type=float, default=2.0,
+                        help="unmeasured seconds of traffic per target before the first run (default 2)")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16, 64],
-                        help="comma-separated concurrency levels (default 1,16,64)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="fake upstream latency (default 0)")
-    parser.add_argument("--chunks", type=int, default=20, help="fake upstream stream chunks (default 20)")
-    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="fake upstream delay between chunks")
-    return run(parser.parse_args(argv))
+                        help="comma-separated client counts (default 1,16,64)")
+    parser.add_argument("--slow-streams", type=int, default=1000, help="streams held open together (default 1000)")
+    parser.add_argument("--slow-ramp", type=float, default=2.0, help="seconds over which they open (default 2)")
+    parser.add_argument("--max-rss-growth-mb", type=float, default=200.0,
+                        help="the held streams' limit on a target's RSS growth (default 200)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the report to this markdown file")
+    args = parser.parse_args(argv)
+    if args.peers:
+        args.targets += [name for name in PEERS if name not in args.targets]
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+"""Modelgate as a benchmark target: its environments (PostgreSQL + Redis, or embedded SQLite), its setup through the
+product's own services, Daphne started as `manage.py serve` starts it, and the books read back afterwards.
+
+The Django side runs in subprocesses (`python bench/modelgate.py --django setup|books ...`), each with the target's
+environment, so one benchmark process can drive several Modelgates on different databases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.processes import Processes, start_server  # noqa: E402
+
+START_BALANCE = 10**15
+PATH = "/v1/chat/completions"
+TARGETS = ("modelgate-pg", "modelgate-sqlite")
+
+
+@dataclass
+class Modelgate:
+    """A started Modelgate: its Daphne process and port, the bench user's key, and its Django environment."""
+
+    name: str
+    pid: int
+    port: int
+    key: str
+    user_id: int
+    env: dict[str, str]
+
+
+def run_python(env: dict[str, str], command: list[str], timeout: float = 180) -> str:
+    """Run a Python command in the project's environment; its stdout, or an error with its output."""
+    done = subprocess.run([sys.executable, *command], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def django_step(env: dict[str, str], *args: str, timeout: float = 180) -> dict:
+    """Run this file's Django side (below) in a subprocess; it answers one JSON line."""
+    return json.loads(run_python(env, [__file__, "--django", *args], timeout).strip().splitlines()[-1])
+
+
+def fresh_postgres(database_url: str, procs: Processes) -> str:
+    """A new database beside the one in DATABASE_URL, dropped at the end; returns its URL."""
+    import psycopg
+
+    name = f"modelgate_bench_{os.getpid()}"
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    procs.cleanups.append(drop)
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def relay_ok(port: int, key: str, model: str) -> None:
+    """One request through the relay before measuring, so a broken setup fails loudly instead of as errors."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{PATH}", data=body, method="POST",
+                                     headers={"authorization": f"Bearer {key}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"the relay refused the bench request: HTTP {exc.code} {exc.read()[:500]!r}") from None
+
+
+def modelgate_start(procs: Processes, name: str, env: dict[str, str], upstreams: dict[str, str]) -> Modelgate:
+    """Migrate, register each upstream (model -> root URL) as its model's only one, start Daphne as
+    `manage.py serve` does, and send one checked request through it."""
+    run_python(env, ["manage.py", "migrate", "-v0"])
+    run_python(env, ["manage.py", "bootstrap"])
+    setup = django_step(env, "setup", json.dumps(upstreams))
+    command = lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),  # noqa: E731
+                            "config.asgi:application"]
+    proc, port = start_server(procs, name, command, env, "/api/status")
+    relay_ok(port, setup["key"], next(iter(upstreams)))
+    return Modelgate(name, proc.pid, port, setup["key"], setup["user_id"], env)
+
+
+def modelgate_envs(base: dict[str, str], workdir: Path, procs: Processes,
+                   wanted: list[str]) -> dict[str, dict[str, str] | str]:
+    """Each Modelgate target's environment, or why it is left out."""
+    envs: dict[str, dict[str, str] | str] = {}
+    embedded = {k: v for k, v in base.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    if "modelgate-pg" in wanted:
+        database = base.get("DATABASE_URL", "")
+        if not database.startswith(("postgres://", "postgresql://")) or not base.get("REDIS_URL"):
+            envs["modelgate-pg"] = "needs DATABASE_URL (PostgreSQL) and REDIS_URL: run it with `make bench`"
+        else:
+            envs["modelgate-pg"] = {**base, "DATABASE_URL": fresh_postgres(database, procs),
+                                    "MODELGATE_VAR_DIR": str(workdir / "var-pg")}
+    if "modelgate-sqlite" in wanted:
+        envs["modelgate-sqlite"] = {**embedded, "MODELGATE_VAR_DIR": str(workdir / "var-sqlite")}
+    return envs
+
+
+# ---- the Django side: runs in a subprocess with the project's environment ----------------------------------------
+
+def django_main(argv: list[str]) -> None:
+    sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django as django_pkg
+
+    django_pkg.setup()
+    step, *rest = argv
+    print(json.dumps(django_setup(upstreams=json.loads(rest[0])) if step == "setup" else
+                     django_books(user_id=int(rest[0]), expected=int(rest[1]))))
+
+
+def django_setup(*, upstreams: dict[str, str]) -> dict:
+    """Each fake as the only upstream of its model, a price, and a user with an unthrottled unlimited key."""
+    from decimal import Decimal
+
+    from accounts.services import user_adjust_quota, user_register
+    from billing.groups import price_save
+    from relay.upstreams import upstream_save
+    from tokens.services import token_create
+
+    for model, url in upstreams.items():
+        upstream_save(name=f"fake-{model}", type="openai", base_url=url, keys="x", served_models=[model],
+                      groups=["default"])
+        price_save(model=model, model_ratio=Decimal("1"), completion_ratio=Decimal("2"))
+    user = user_register(username="bench", password="bench-password-8421")
+    user = user_adjust_quota(user=user, amount=START_BALANCE - user.quota)
+    token, key = token_create(user=user, name="bench", unlimited_quota=True, rpm_limit=None, concurrency_limit=None)
+    return {"key": key, "user_id": user.pk, "token_id": token.pk}
+
+
+def django_books(*, user_id: int, expected: int) -> dict:
+    """Usage logs and ledger totals of the bench user, once the relay has settled what it answered."""
+    from django.db.models import Count, Q, Sum
+
+    from accounts.models import User
+    from billing.models import LedgerEntry, LedgerReason, UsageLog, UsageStatus
+
+    def snapshot() -> dict:
+        logs = UsageLog.objects.filter(user_id=user_id).aggregate(
+            rows=Count("id"), success_rows=Count("id", filter=Q(status=UsageStatus.SUCCESS)), sum_quota=Sum("quota"))
+        requests = LedgerEntry.objects.filter(user_id=user_id, ref__startswith="req:")
+        reserves = requests.filter(reason=LedgerReason.RESERVE).count()
+        closings = requests.filter(reason__in=(LedgerReason.SETTLE, LedgerReason.REFUND)).count()
+        return {**logs, "sum_quota": logs["sum_quota"] or 0,
+                "ledger_settled": -(requests.aggregate(total=Sum("amount"))["total"] or 0),
+                "open_reservations": reserves - closings, "start_balance": START_BALANCE,
+                "end_balance": User.objects.get(pk=user_id).quota}
+
+    # Settlement runs after each response has been sent: wait until it has caught up, or has stood still for 5 s.
+    deadline = time.monotonic() + 60
+    books, still_since = snapshot(), time.monotonic()
+    while books["open_reservations"] or books["success_rows"] < expected:
+        if time.monotonic() > deadline or time.monotonic() - still_since > 5:
+            break
+        time.sleep(0.25)
+        latest = snapshot()
+        if latest != books:
+            books, still_since = latest, time.monotonic()
+    return books
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--django"]:
+        sys.exit(__doc__)
+    django_main(sys.argv[2:])
