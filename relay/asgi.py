@@ -24,6 +24,7 @@ from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_requ
 from relay.limits import Limits
 from relay.media_tasks import routes as media_routes
 from relay.multipart import form_parse
+from relay.pool import upstream_transport
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
@@ -127,7 +128,7 @@ class RelayApp:
         self.limits = Limits()
         # No cookie jar: a cookie an upstream sets while answering one user must not ride along with everyone's
         # later requests. Identity encoding: streams are passed on as read (aiter_raw), so they must not be gzipped.
-        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        self.client = httpx.AsyncClient(transport=upstream_transport(max_connections=1000, max_keepalive=200),
                                         follow_redirects=False, trust_env=False,
                                         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                                         headers={"accept-encoding": "identity"})

@@ -6,6 +6,7 @@ operator or a user (a disabled token, a new price) is seen by every process with
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -215,37 +216,43 @@ class Snapshots:
         self._load_token = in_thread(_token_load)
         self._load_prices = in_thread(_prices_load)
         self._load_upstreams = in_thread(_upstreams_load)
+        self._loading: dict[tuple[int, Any, int], asyncio.Future] = {}
         self._generation = 0  # bumped by clear(): a load that straddled a clear may predate the change, not kept
 
     async def token(self, key: str) -> TokenContext | None:
-        hit, ctx = self._tokens.get(key)
-        if not hit:
-            generation = self._generation
-            ctx = await self._load_token(key)
-            if generation == self._generation:
-                self._tokens.put(key, ctx)
-        return ctx
+        return await self._cached(self._tokens, key, self._load_token, key)
 
     async def prices(self) -> dict[str, PriceInfo]:
-        hit, prices = self._prices.get(None)
-        if not hit:
-            generation = self._generation
-            prices = await self._load_prices()
-            if generation == self._generation:
-                self._prices.put(None, prices)
-        return prices or {}
+        return await self._cached(self._prices, None, self._load_prices) or {}
 
     async def upstreams(self) -> list[UpstreamInfo]:
-        hit, rows = self._upstreams.get(None)
-        if not hit:
-            generation = self._generation
-            rows = await self._load_upstreams()
-            if generation == self._generation:
-                self._upstreams.put(None, rows)
-        return rows or []
+        return await self._cached(self._upstreams, None, self._load_upstreams) or []
+
+    async def _cached(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], *args: Any) -> Any:
+        """The cached value, or one load shared by every request that misses meanwhile (no stampede when an entry
+        expires under load). A load that straddled a clear() is returned to its waiters but not kept."""
+        hit, value = cache.get(key)
+        if hit:
+            return value
+        flight = (id(cache), key, id(asyncio.get_running_loop()))
+        loading = self._loading.get(flight)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_keep(cache, key, load, args))
+            self._loading[flight] = loading
+            loading.add_done_callback(lambda done: self._loading.pop(flight, None) if self._loading.get(flight) is done
+                                      else None)
+        return await asyncio.shield(loading)
+
+    async def _load_and_keep(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], args: tuple) -> Any:
+        generation = self._generation
+        value = await load(*args)
+        if generation == self._generation:
+            cache.put(key, value)
+        return value
 
     def clear(self) -> None:
         self._generation += 1
+        self._loading.clear()  # requests after a change start their own load rather than join one from before it
         for cache in (self._tokens, self._prices, self._upstreams):
             cache.clear()
 
