@@ -1,5 +1,6 @@
 """Modelgate as a benchmark target: its environments (PostgreSQL + Redis, or embedded SQLite), its setup through the
-product's own services, Daphne started as `manage.py serve` starts it, and the books read back afterwards.
+product's own services, Daphne started as `manage.py serve` starts it (WEB_PROCESSES processes on one port, through
+the same `config.web_processes`), and the books read back afterwards.
 
 The Django side runs in subprocesses (`python bench/modelgate.py --django setup|books ...`), each with the target's
 environment, so one benchmark process can drive several Modelgates on different databases.
@@ -21,8 +22,11 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "platform") not in sys.path:
+    sys.path.append(str(ROOT / "platform"))  # last: only for config.web_processes, which imports no Django
 
-from bench.processes import Processes, start_server  # noqa: E402
+from bench.processes import Processes, start_server, start_servers_on_socket  # noqa: E402
+from config.web_processes import daphne_command, daphne_commands  # noqa: E402
 
 START_BALANCE = 10**15
 PATH = "/v1/chat/completions"
@@ -31,10 +35,10 @@ TARGETS = ("modelgate-pg", "modelgate-sqlite")
 
 @dataclass
 class Modelgate:
-    """A started Modelgate: its Daphne process and port, the bench user's key, and its Django environment."""
+    """A started Modelgate: its Daphne processes and port, the bench user's key, and its Django environment."""
 
     name: str
-    pid: int
+    pids: list[int]
     port: int
     key: str
     user_id: int
@@ -87,20 +91,31 @@ def relay_ok(port: int, key: str, model: str) -> None:
 
 def modelgate_start(procs: Processes, name: str, env: dict[str, str], upstreams: dict[str, str]) -> Modelgate:
     """Migrate, register each upstream (model -> root URL) as its model's only one, start Daphne as
-    `manage.py serve` does, and send one checked request through it."""
+    `manage.py serve` does (as many processes as its settings' WEB_PROCESSES), and send one checked request."""
     run_python(env, ["manage.py", "migrate", "-v0"])
     run_python(env, ["manage.py", "bootstrap"])
     setup = django_step(env, "setup", json.dumps(upstreams))
-    command = lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),  # noqa: E731
-                            "config.asgi:application"]
-    proc, port = start_server(procs, name, command, env, "/api/status")
+    pids, port = daphne_start(procs, name, env, setup["web_processes"])
     relay_ok(port, setup["key"], next(iter(upstreams)))
-    return Modelgate(name, proc.pid, port, setup["key"], setup["user_id"], env)
+    return Modelgate(name, pids, port, setup["key"], setup["user_id"], env)
 
 
-def modelgate_envs(base: dict[str, str], workdir: Path, procs: Processes,
-                   wanted: list[str]) -> dict[str, dict[str, str] | str]:
-    """Each Modelgate target's environment, or why it is left out."""
+def daphne_start(procs: Processes, name: str, env: dict[str, str], processes: int) -> tuple[list[int], int]:
+    """Daphne processes on one free port on 127.0.0.1, answering `/api/status`; their pids and the port."""
+    if processes == 1:
+        command = lambda port: daphne_command("-b", "127.0.0.1", "-p", str(port))  # noqa: E731
+        proc, port = start_server(procs, name, command, env, "/api/status")
+        return [proc.pid], port
+    listener, commands = daphne_commands(host="127.0.0.1", port=0, processes=processes)
+    port = listener.getsockname()[1]
+    servers = start_servers_on_socket(procs, name, listener, commands, env, "/api/status")
+    return [server.pid for server in servers], port
+
+
+def modelgate_envs(base: dict[str, str], workdir: Path, procs: Processes, wanted: list[str],
+                   web_processes: int) -> dict[str, dict[str, str] | str]:
+    """Each Modelgate target's environment, or why it is left out. The production target runs `web_processes`
+    Daphne processes (0: one per core), the embedded one a single process, as on SQLite by default."""
     envs: dict[str, dict[str, str] | str] = {}
     embedded = {k: v for k, v in base.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     if "modelgate-pg" in wanted:
@@ -109,9 +124,9 @@ def modelgate_envs(base: dict[str, str], workdir: Path, procs: Processes,
             envs["modelgate-pg"] = "needs DATABASE_URL (PostgreSQL) and REDIS_URL: run it with `make bench`"
         else:
             envs["modelgate-pg"] = {**base, "DATABASE_URL": fresh_postgres(database, procs),
-                                    "MODELGATE_VAR_DIR": str(workdir / "var-pg")}
+                                    "MODELGATE_VAR_DIR": str(workdir / "var-pg"), "WEB_PROCESSES": str(web_processes)}
     if "modelgate-sqlite" in wanted:
-        envs["modelgate-sqlite"] = {**embedded, "MODELGATE_VAR_DIR": str(workdir / "var-sqlite")}
+        envs["modelgate-sqlite"] = {**embedded, "MODELGATE_VAR_DIR": str(workdir / "var-sqlite"), "WEB_PROCESSES": "1"}
     return envs
 
 
@@ -129,8 +144,11 @@ def django_main(argv: list[str]) -> None:
 
 
 def django_setup(*, upstreams: dict[str, str]) -> dict:
-    """Each fake as the only upstream of its model, a price, and a user with an unthrottled unlimited key."""
+    """Each fake as the only upstream of its model, a price, and a user with an unthrottled unlimited key; also how
+    many Daphne processes the target's settings ask for."""
     from decimal import Decimal
+
+    from django.conf import settings
 
     from accounts.services import user_adjust_quota, user_register
     from billing.groups import price_save
@@ -144,7 +162,7 @@ def django_setup(*, upstreams: dict[str, str]) -> dict:
     user = user_register(username="bench", password="bench-password-8421")
     user = user_adjust_quota(user=user, amount=START_BALANCE - user.quota)
     token, key = token_create(user=user, name="bench", unlimited_quota=True, rpm_limit=None, concurrency_limit=None)
-    return {"key": key, "user_id": user.pk, "token_id": token.pk}
+    return {"key": key, "user_id": user.pk, "token_id": token.pk, "web_processes": settings.WEB_PROCESSES}
 
 
 def django_books(*, user_id: int, expected: int) -> dict:

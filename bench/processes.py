@@ -88,18 +88,41 @@ def start_server(procs: Processes, name: str, command: Callable[[int], list[str]
     for attempt in range(2):
         port = free_port()
         proc = procs.start(f"{name}-{attempt}", command(port), env, **popen)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{health_path}", timeout=2) as response:
-                    if response.status == 200:
-                        return proc, port
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
+        if answers([proc], port, health_path, timeout):
+            return proc, port
         if proc.poll() is None:
             procs.stop(proc)
             break
     raise RuntimeError(f"{name} did not answer on {health_path}:\n{procs.log_tail(f'{name}-{attempt}')}")
+
+
+def start_servers_on_socket(procs: Processes, name: str, listener: socket.socket, commands: list[list[str]],
+                            env: dict[str, str], health_path: str, *, timeout: float = 60) -> list[subprocess.Popen]:
+    """Start servers that all accept on one listening socket (each inherits it), close this process's copy, and
+    wait until `health_path` answers 200 with every server still running."""
+    port = listener.getsockname()[1]
+    with listener:
+        servers = [procs.start(f"{name}-{index}", command, env, pass_fds=[listener.fileno()])
+                   for index, command in enumerate(commands)]
+    if answers(servers, port, health_path, timeout):
+        return servers
+    for server in servers:
+        procs.stop(server)
+    logs = "\n".join(procs.log_tail(f"{name}-{index}") for index in range(len(servers)))
+    raise RuntimeError(f"{name} did not answer on {health_path}:\n{logs}")
+
+
+def answers(servers: list[subprocess.Popen], port: int, health_path: str, timeout: float) -> bool:
+    """Whether `health_path` on the port answers 200 within `timeout` while none of the servers has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(server.poll() is None for server in servers):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{health_path}", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.2)
+    return False
 
 
 # ---- what a process tree costs -----------------------------------------------------------------------------------

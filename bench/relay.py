@@ -243,14 +243,16 @@ def start_targets(procs: Processes, base: dict[str, str], workdir: Path,
         pid, fakes[up] = start_fake(procs, base, up, UPSTREAMS[up])
         direct_routes[up] = Route(urlsplit(fakes[up]).port, model_name(up), [pid])
     targets, notes = [Target("direct", "", direct_routes)], []
-    for name, env in modelgate_envs(base, workdir, procs, args.targets).items():
+    for name, env in modelgate_envs(base, workdir, procs, args.targets, args.web_processes).items():
         if isinstance(env, str):
             notes.append(f"{name}: skipped: {env}")
             continue
         print(f"starting {name}", file=sys.stderr, flush=True)
         mg = modelgate_start(procs, name, env, {model_name(up): url for up, url in fakes.items()})
-        routes = {up: Route(mg.port, model_name(up), [mg.pid]) for up in fakes}
+        routes = {up: Route(mg.port, model_name(up), mg.pids) for up in fakes}  # metered: every Daphne process
         targets.append(Target(name, mg.key, routes, env=mg.env, user_id=mg.user_id))
+        notes.append(f"{name}: {len(mg.pids)} Daphne processes sharing one port" if len(mg.pids) > 1
+                     else f"{name}: 1 Daphne process")
     for name in (t for t in args.targets if t in PEERS):
         print(f"starting {name}", file=sys.stderr, flush=True)
         try:
@@ -322,6 +324,13 @@ def comma_list(choices: tuple[str, ...] | dict) -> object:
     return parse
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # clean up as on Ctrl-C
@@ -339,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="unmeasured seconds of traffic per target before the first run (default 2)")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16, 64],
                         help="comma-separated client counts (default 1,16,64)")
+    parser.add_argument("--web-processes", type=non_negative_int, default=2,
+                        help="Daphne processes of modelgate-pg, as WEB_PROCESSES (0: one per core; default 2); "
+                             "modelgate-sqlite always runs one")
     parser.add_argument("--slow-streams", type=int, default=1000, help="streams held open together (default 1000)")
     parser.add_argument("--slow-ramp", type=float, default=2.0, help="seconds over which they open (default 2)")
     parser.add_argument("--max-rss-growth-mb", type=float, default=200.0,

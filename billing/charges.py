@@ -113,14 +113,6 @@ def charge_settle(*, hold: Hold, cost: int, log: dict[str, Any] | None, refund: 
     return True
 
 
-def charge_release(*, hold: Hold) -> bool:
-    """Refund a reservation whose fate the caller could not learn (the database connection died around its
-    commit): if it landed and is still open it is refunded; if it never landed nothing happens. True if refunded."""
-    with transaction.atomic():
-        reserved = LedgerEntry.objects.select_for_update().filter(ref=hold.ref, reason=LedgerReason.RESERVE).exists()
-        return reserved and charge_settle(hold=hold, cost=0, log=None, refund=True)
-
-
 def _still_there(model: type, pk: int | None) -> int | None:
     """A key or upstream deleted while its request ran is logged as gone (the log's SET_NULL), not as an error that
     would roll the charge back."""

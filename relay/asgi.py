@@ -14,11 +14,13 @@ import httpx
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from billing.charges import Hold, charge_release, charge_reserve, charge_settle
+from billing.books import Closing
+from billing.charges import Hold
 from config.logs import request_id as log_context
 from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
 from relay import errors, gate, info, invalidation, metrics
+from relay.books import Books, BooksUnavailable
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
@@ -133,10 +135,7 @@ class RelayApp:
                                         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                                         headers={"accept-encoding": "identity"})
         self.forwarder = Forwarder(self.client, self.upstream_failed)
-        self._reserve = in_thread(charge_reserve)
-        self._settle = in_thread(charge_settle)
-        self._release = in_thread(charge_release)
-        self._releasing: set[asyncio.Task] = set()
+        self.books = Books()
         self._disable = in_thread(upstream_auto_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,7 +153,7 @@ class RelayApp:
             body = error_for(scope["path"], exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
             await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, BooksUnavailable):
             logger.warning("relay request %s: the database is unreachable", request_id, exc_info=True)
             try:
                 await send_json(send, 503, error_for(
@@ -173,7 +172,12 @@ class RelayApp:
     def listen_for_changes(self) -> None:
         """Start (once, on the serving loop) emptying the snapshots whenever any process changes a cached row."""
         if self._listener is None:
-            self._listener = asyncio.ensure_future(invalidation.listen(self.snapshots.clear))
+            self._listener = asyncio.ensure_future(invalidation.listen(self.changed))
+
+    def changed(self) -> None:
+        """A cached row changed somewhere: drop the snapshots and read balances again before admitting."""
+        self.snapshots.clear()
+        self.books.forget()
 
     async def dispatch(self, req: RelayRequest, receive: Receive, send: Send) -> None:
         if media_routes.owns(req.path):
@@ -255,14 +259,9 @@ class RelayApp:
                     headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": "1"})
         try:
             try:
-                await self._reserve(hold=hold)
+                await self.books.admit(hold)
             except InsufficientQuota as exc:
                 raise errors.forbidden(exc.message, "insufficient_quota") from None
-            except (OperationalError, InterfaceError):  # it may have committed before the connection died
-                task = asyncio.ensure_future(self._retry_while_database_away(self._release, hold=hold))
-                self._releasing.add(task)
-                task.add_done_callback(self._releasing.discard)
-                raise
             job = Job(client=client, req=req, ctx=ctx, body=body, operation=operation, model=model,
                       price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
                       headers=headers, started=started, stream=stream, upload=upload)
@@ -315,8 +314,10 @@ class RelayApp:
             "status": outcome.status, "status_code": outcome.status_code, "error": _error_with_attempts(outcome)[:2000],
             "client_ip": job.req.client_ip,
         }
-        await self._retry_while_database_away(self._settle, hold=job.hold, cost=cost, log=log,
-                                              refund=not outcome.charge)
+        try:
+            await self.books.close(Closing(hold=job.hold, cost=cost, refund=not outcome.charge, log=log))
+        except (OperationalError, InterfaceError):
+            pass  # logged by the books; the reservation, if booked, is refunded by the sweep
         metrics.request_observe(
             endpoint=job.operation, model=job.model, upstream=upstream.name if upstream else "",
             status=outcome.status, seconds=log["latency_ms"] / 1000,
@@ -324,21 +325,6 @@ class RelayApp:
             prompt=log["prompt_tokens"], completion=log["completion_tokens"], cached=log["cached_tokens"], cost=cost)
         for failed, reason in outcome.failures:
             metrics.upstream_errors.labels(failed.name, reason).inc()
-
-    async def _retry_while_database_away(self, closing: Any, **hold: Any) -> None:
-        """Settle (or release) a reservation, retrying while the database is away: an answer already delivered must
-        be charged. After RELAY_SETTLE_RETRY_SECONDS the reservation is left to the sweep, which refunds it."""
-        deadline = time.monotonic() + settings.RELAY_SETTLE_RETRY_SECONDS
-        pause = 0.25
-        while True:
-            try:
-                return await closing(**hold)
-            except (OperationalError, InterfaceError):
-                if time.monotonic() + pause > deadline:
-                    raise
-                logger.warning("closing %s: the database is unreachable; retrying", hold["hold"].ref)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5)
 
     async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
         """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the

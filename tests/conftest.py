@@ -121,10 +121,11 @@ def _live_server(django_db_setup, django_db_blocker):
 def live(_live_server, transactional_db, settings):
     """The live server over a clean database; per-process caches emptied so each test sees its own rows."""
     settings.RELAY_CACHE_SECONDS = 0
-    _live_server.relay.snapshots.clear()
+    _live_server.relay.changed()
     yield _live_server
-    _live_server.relay.snapshots.clear()
+    _live_server.relay.changed()
     # Every request this test made is settled or refunded, and every balance equals its ledger.
+    assert settled(lambda: _live_server.relay.books.idle), "the relay's books were not written"
     assert settled(lambda: not reservations_open(older_than=timedelta(0))), "a reservation was left open"
     for user in User.objects.all():
         assert user.quota == ledger_sum(user_id=user.pk), user.username

@@ -147,17 +147,3 @@ def test_an_unexpected_integrity_error_is_raised_not_taken_for_settled(user, key
         charge_settle(hold=hold, cost=40, log=dict(LOG, status_code=-1))  # a CHECK constraint, not a second closing
     assert not LedgerEntry.objects.filter(ref="req:r1", reason=LedgerReason.SETTLE).exists()
     assert charge_settle(hold=hold, cost=40, log=LOG)
-
-
-def test_a_reservation_of_unknown_fate_is_released_only_if_it_landed(user, key):
-    start = user.quota
-    assert not charges.charge_release(hold=_hold(user, key, 400, "never-landed"))  # nothing to give back
-    assert not LedgerEntry.objects.filter(ref="req:never-landed").exists()
-    hold = _hold(user, key, 400, "landed")
-    charge_reserve(hold=hold)
-    assert charges.charge_release(hold=hold)
-    assert not charges.charge_release(hold=hold)  # once
-    user.refresh_from_db()
-    key.refresh_from_db()
-    assert (user.quota, key.remain_quota, user.request_count) == (start, 1_000, 0)
-    assert user.quota == ledger_sum(user_id=user.pk) and not UsageLog.objects.exists()

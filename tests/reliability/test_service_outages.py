@@ -81,6 +81,8 @@ def _books(user, results) -> None:
     assert settled(lambda: not reservations_open(older_than=timedelta(0)), timeout=40), "a reservation stayed open"
     answered = {rid for status, rid, _ in results if status == 200}
     refused = {rid for status, rid, _ in results if status != 200}
+    # the relay writes its rows in batches, retrying while the database was away
+    assert settled(lambda: UsageLog.objects.filter(user=user).count() >= len(answered), timeout=40)
     logged = list(UsageLog.objects.filter(user=user).values_list("request_id", "quota"))
     assert {rid for rid, _ in logged} == answered and len(logged) == len(answered)
     settles = LedgerEntry.objects.filter(user=user, reason=LedgerReason.SETTLE)

@@ -1,0 +1,170 @@
+"""Relayed requests' reservations, settlements and usage logs written in batches: one transaction for many requests.
+
+The relay admits a request against the balance it knows (`relay.books`) and goes upstream at once; the rows follow
+here, a batch at a time. The rows are those `billing.charges` writes one request at a time: a RESERVE row, then one
+closing row (SETTLE or REFUND) with the usage log, sharing the reference `req:<request id>`. A batch locks its keys'
+rows and then its users' rows (in id order, as the one-request versions lock a key before its user), reads which of
+its references are already booked or closed, and skips those, so writing a batch twice (a retry after a connection
+died around the commit) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.charges import CLOSING, Hold
+from billing.models import LedgerEntry, LedgerReason, UsageLog
+from tokens.models import ApiToken
+
+logger = logging.getLogger("billing")
+
+
+@dataclass(frozen=True)
+class Closing:
+    """A request's end: settle its hold at `cost` (or refund it) and write its usage log."""
+
+    hold: Hold
+    cost: int
+    refund: bool
+    log: dict[str, Any] | None
+
+
+@dataclass
+class Written:
+    """What a batch left in the database."""
+
+    balances: dict[int, int] = field(default_factory=dict)  # user id -> balance after the batch
+    key_quotas: dict[int, int] = field(default_factory=dict)  # limited key id -> remaining quota after the batch
+    booked: set[str] = field(default_factory=set)  # references whose RESERVE row exists now
+    closed: set[str] = field(default_factory=set)  # references whose closing row exists now
+    dropped: set[str] = field(default_factory=set)  # references of users deleted meanwhile: nothing to book
+    short: list[str] = field(default_factory=list)  # reservations booked beyond the balance or the key's quota
+
+
+@dataclass
+class _Counts:
+    """One user's or key's changes within a batch."""
+
+    quota: int
+    delta: int = 0
+    used: int = 0
+    requests: int = 0
+
+
+def books_write(*, reserves: list[Hold], closings: list[Closing]) -> Written:
+    """Book `reserves` and `closings` (a closing whose hold is not booked yet books it first) in one transaction."""
+    holds = {hold.ref: hold for hold in reserves} | {c.hold.ref: c.hold for c in closings}
+    written = Written()
+    if not holds:
+        return written
+    with transaction.atomic():
+        keys = _locked(ApiToken, "remain_quota", {h.token_id for h in holds.values() if h.token_id is not None})
+        users = _locked(get_user_model(), "quota", {h.user_id for h in holds.values()})
+        for ref, reason in LedgerEntry.objects.filter(ref__in=list(holds), reason__in=(
+                LedgerReason.RESERVE, *CLOSING)).values_list("ref", "reason"):
+            (written.booked if reason == LedgerReason.RESERVE else written.closed).add(ref)
+        upstreams = _existing_upstreams(closings)
+        rows: list[LedgerEntry] = []
+        logs: list[UsageLog] = []
+
+        def book(hold: Hold) -> None:
+            if hold.ref in written.booked:
+                return
+            user, key = users[hold.user_id], _key_of(hold, keys)
+            user.quota -= hold.amount
+            user.delta -= hold.amount
+            if key is not None and not hold.unlimited:
+                key.quota -= hold.amount
+                key.delta -= hold.amount
+            if user.quota < 0 or (key is not None and not hold.unlimited and key.quota < 0):
+                written.short.append(hold.ref)
+            rows.append(LedgerEntry(user_id=hold.user_id, token_id=hold.token_id if key else None,
+                                    amount=-hold.amount, reason=LedgerReason.RESERVE, balance_after=user.quota,
+                                    ref=hold.ref))
+            written.booked.add(hold.ref)
+
+        for hold in reserves:
+            if hold.user_id in users:
+                book(hold)
+        for closing in closings:
+            hold = closing.hold
+            if hold.user_id not in users or hold.ref in written.closed:
+                continue
+            book(hold)
+            user, key = users[hold.user_id], _key_of(hold, keys)
+            back = hold.amount - closing.cost
+            user.quota += back
+            user.delta += back
+            user.used += closing.cost
+            user.requests += 0 if closing.refund else 1
+            if key is not None:
+                key.used += closing.cost
+                key.requests += 1
+                if not hold.unlimited:
+                    key.quota += back
+                    key.delta += back
+            token_id = hold.token_id if key else None
+            rows.append(LedgerEntry(user_id=hold.user_id, token_id=token_id, amount=back,
+                                    reason=LedgerReason.REFUND if closing.refund else LedgerReason.SETTLE,
+                                    balance_after=user.quota, ref=hold.ref))
+            if closing.log is not None:
+                upstream_id = closing.log.get("upstream_id")
+                logs.append(UsageLog(**{**closing.log, "upstream_id": upstream_id if upstream_id in upstreams else None},
+                                     user_id=hold.user_id, token_id=token_id, quota=closing.cost,
+                                     request_id=hold.request_id))
+            written.closed.add(hold.ref)
+
+        written.dropped = {ref for ref, hold in holds.items() if hold.user_id not in users}
+        LedgerEntry.objects.bulk_create(rows)
+        UsageLog.objects.bulk_create(logs)
+        now = timezone.now()
+        for key_id, key in keys.items():
+            if key.delta or key.used or key.requests:
+                ApiToken.objects.filter(pk=key_id).update(
+                    remain_quota=F("remain_quota") + key.delta, used_quota=F("used_quota") + key.used,
+                    **({"last_used_at": now} if key.requests else {}))
+        for user_id, user in users.items():
+            if user.delta or user.used or user.requests:
+                get_user_model().objects.filter(pk=user_id).update(
+                    quota=F("quota") + user.delta, used_quota=F("used_quota") + user.used,
+                    request_count=F("request_count") + user.requests)
+    written.balances = {user_id: user.quota for user_id, user in users.items()}
+    written.key_quotas = {key_id: key.quota for key_id, key in keys.items()}
+    for ref in written.short:
+        logger.warning("request %s was admitted beyond its balance or key quota (reserved by another process "
+                       "meanwhile); booked below zero", ref)
+    return written
+
+
+def _locked(model: type, column: str, ids: set[int]) -> dict[int, _Counts]:
+    """Lock the rows (in id order) and read the balance column of each that still exists."""
+    rows = model.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk").values_list("pk", column)
+    return {pk: _Counts(quota=value) for pk, value in rows}
+
+
+def _key_of(hold: Hold, keys: dict[int, _Counts]) -> _Counts | None:
+    return keys.get(hold.token_id) if hold.token_id is not None else None
+
+
+def _existing_upstreams(closings: list[Closing]) -> set[int]:
+    """The logged upstreams that still exist, held against deletion until the batch commits (an upstream deleted
+    while its request ran is logged as gone)."""
+    ids = {c.log["upstream_id"] for c in closings if c.log and c.log.get("upstream_id") is not None}
+    if not ids:
+        return set()
+    upstream = UsageLog._meta.get_field("upstream").related_model
+    return set(upstream.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).values_list("pk", flat=True))
+
+
+def row_lock_before_delete(sender: type, instance: Any, **_kwargs: Any) -> None:
+    """Lock a key's or upstream's row before Django clears the references to it (pre_delete runs inside the deletion's
+    transaction): a batch naming it then either commits first, its rows' references cleared with the others, or
+    waits and finds it gone. Without the lock a batch committing in between failed the deletion."""
+    list(sender.objects.select_for_update().filter(pk=instance.pk).values_list("pk"))

@@ -1,0 +1,259 @@
+"""The relay's books in one process: admit a request against the balance it knows, write the rows in batches.
+
+A request is admitted without a database round trip: its worst case must fit in the user's balance (and its key's
+quota) as last read, less what this process has admitted and not booked yet. One writer task then books
+reservations and settlements in batches (`billing.books.books_write`), each batch one transaction, and takes the
+balances the batch leaves as the new known ones. A balance not refreshed within RELAY_CACHE_SECONDS is read again
+before it admits anything, and one that refuses is always read again first (a top-up counts at once).
+
+Within one process nobody spends beyond their balance. Other processes' admissions are seen once booked (within
+the batch that follows them, typically milliseconds) or when a balance is read again: a user whose requests are
+admitted by several processes at the same moment can go below zero by at most what those requests reserve, and
+the next request is refused. While the database cannot be written, new requests are refused (503) and the rows of
+those in flight are retried for RELAY_SETTLE_RETRY_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import InterfaceError, OperationalError
+from django.utils.translation import gettext as _
+
+from billing.books import Closing, Written, books_write
+from billing.charges import Hold
+from billing.ledger import InsufficientQuota
+from relay.snapshots import in_thread
+from tokens.models import ApiToken
+
+logger = logging.getLogger("relay")
+BATCH_LIMIT = 500  # requests' rows per transaction
+
+
+class BooksUnavailable(Exception):
+    """The database cannot be written just now: nothing is admitted."""
+
+
+@dataclass
+class Wallet:
+    """A balance (or a key's quota) as last read, and what this process has admitted against it since."""
+
+    known: int = 0
+    read_at: float = -1e9
+    unbooked: int = 0
+    version: int = 0  # bumped whenever a batch sets `known`: a read that straddled one is not kept
+
+    @property
+    def available(self) -> int:
+        return self.known - self.unbooked
+
+
+@dataclass
+class _Pending:
+    closing: Closing
+    future: asyncio.Future
+    since: float = field(default_factory=time.monotonic)
+
+
+def _balances_read(*, user_ids: list[int], key_ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    users = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "quota"))
+    keys = dict(ApiToken.objects.filter(pk__in=key_ids).values_list("pk", "remain_quota"))
+    return users, keys
+
+
+class Books:
+    """Admission against known balances, and the one writer task that books what was admitted and settled."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, Wallet] = {}
+        self._keys: dict[int, Wallet] = {}
+        self._reading: dict[tuple[str, int], asyncio.Future] = {}
+        self._unbooked: dict[str, Hold] = {}  # admitted, RESERVE row not written yet
+        self._reserves: list[Hold] = []
+        self._closings: list[_Pending] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task | None = None
+        self._failing = False
+        self._writing = False
+        self._read = in_thread(_balances_read)
+        self._write = in_thread(books_write)
+
+    # ---- admission -----------------------------------------------------------------------------------------------
+
+    async def admit(self, hold: Hold) -> None:
+        """Take the hold from what this process knows is available, or refuse with nothing taken."""
+        if self._failing:
+            raise BooksUnavailable()
+        limited = hold.token_id is not None and not hold.unlimited
+        for fresh in (False, True):
+            user = await self._wallet(self._users, "user", hold.user_id, fresh)
+            key = await self._wallet(self._keys, "key", hold.token_id, fresh) if limited else None
+            if key is not None and key.available < hold.amount:
+                short = InsufficientQuota(_("This API key's quota is used up."), code="token_quota_exhausted")
+            elif user.available < hold.amount:
+                short = InsufficientQuota(_("Your balance is too low for this request; please top up."))
+            else:
+                user.unbooked += hold.amount
+                if key is not None:
+                    key.unbooked += hold.amount
+                self._unbooked[hold.ref] = hold
+                self._reserves.append(hold)
+                self._kick()
+                return
+        raise short
+
+    async def _wallet(self, wallets: dict[int, Wallet], kind: str, owner: int, fresh: bool) -> Wallet:
+        """The wallet, read again first if it is older than RELAY_CACHE_SECONDS (or not just read, when `fresh`)."""
+        wallet = wallets.setdefault(owner, Wallet())
+        age = time.monotonic() - wallet.read_at
+        if age < (0.05 if fresh else settings.RELAY_CACHE_SECONDS):
+            return wallet
+        flight = (kind, owner)
+        reading = self._reading.get(flight)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_into(wallets, kind, owner))
+            self._reading[flight] = reading
+            reading.add_done_callback(lambda _done: self._reading.pop(flight, None))
+        await asyncio.shield(reading)
+        return wallets.setdefault(owner, Wallet())
+
+    async def _read_into(self, wallets: dict[int, Wallet], kind: str, owner: int) -> None:
+        wallet = wallets.setdefault(owner, Wallet())
+        version = wallet.version
+        users, keys = await self._read(user_ids=[owner] if kind == "user" else [],
+                                       key_ids=[owner] if kind == "key" else [])
+        value = (users if kind == "user" else keys).get(owner, 0)
+        if wallet.version == version:  # no batch has set a newer balance meanwhile
+            wallet.known, wallet.read_at = value, time.monotonic()
+
+    def forget(self) -> None:
+        """Read every balance again before it admits anything (an operator changed something)."""
+        for wallet in (*self._users.values(), *self._keys.values()):
+            wallet.read_at = -1e9
+
+    # ---- closing -------------------------------------------------------------------------------------------------
+
+    async def close(self, closing: Closing) -> None:
+        """Queue the request's settlement (or refund) and usage log; returns once they are written. Raises the
+        database's error if they could not be written within RELAY_SETTLE_RETRY_SECONDS."""
+        future = asyncio.get_running_loop().create_future()
+        self._closings.append(_Pending(closing, future))
+        self._kick()
+        await asyncio.shield(future)
+
+    def _kick(self) -> None:
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not asyncio.get_running_loop():
+            self._wake = asyncio.Event()
+            self._writer = asyncio.ensure_future(self._write_forever())
+        self._wake.set()
+
+    async def _write_forever(self) -> None:
+        wake = self._wake
+        pause = 0.25
+        while True:
+            self._failing = False  # nothing left to retry: the next request tries the database again
+            await wake.wait()
+            wake.clear()
+            while self._reserves or self._closings:
+                reserves, closings = self._reserves[:BATCH_LIMIT], self._closings[:BATCH_LIMIT]
+                del self._reserves[:len(reserves)], self._closings[:len(closings)]
+                self._writing = True
+                try:
+                    written = await self._write(reserves=reserves, closings=[p.closing for p in closings])
+                except (OperationalError, InterfaceError) as exc:
+                    self._failing = True
+                    logger.warning("writing %d requests' rows: the database is unreachable; retrying",
+                                   len(reserves) + len(closings))
+                    self._closings[:0] = self._give_up_old(closings, exc)
+                    self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
+                    self._writing = False
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5)
+                    continue
+                except Exception:
+                    logger.exception("writing a batch of %d requests' rows failed; writing them one by one",
+                                     len(reserves) + len(closings))
+                    written = await self._write_one_by_one(reserves, closings)
+                self._writing = self._failing = False
+                pause = 0.25
+                self._apply(written)
+                for pending in closings:
+                    if not pending.future.done():
+                        pending.future.set_result(None)
+
+    def _give_up_old(self, closings: list[_Pending], exc: Exception) -> list[_Pending]:
+        """Closings kept for another try; those waiting longer than RELAY_SETTLE_RETRY_SECONDS fail (their
+        reservation, if booked, is refunded by the sweep)."""
+        deadline = time.monotonic() - settings.RELAY_SETTLE_RETRY_SECONDS
+        kept = []
+        for pending in closings:
+            if pending.since >= deadline:
+                kept.append(pending)
+                continue
+            hold = pending.closing.hold
+            logger.error("request %s could not be settled: the database stayed unreachable", hold.ref)
+            self._release(hold)
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        return kept
+
+    async def _write_one_by_one(self, reserves: list[Hold], closings: list[_Pending]) -> Written:
+        """After a batch failed on something other than the connection: each request alone, so one bad row cannot
+        hold up the others' (a request whose rows cannot be written is logged, and released here)."""
+        merged = Written()
+        for hold, closing in [(h, None) for h in reserves] + [(p.closing.hold, p) for p in closings]:
+            try:
+                written = await self._write(reserves=[hold] if closing is None else [],
+                                            closings=[closing.closing] if closing is not None else [])
+            except Exception as exc:
+                logger.exception("request %s: its rows could not be written", hold.ref)
+                self._release(hold)
+                if closing is not None and not closing.future.done():
+                    closing.future.set_exception(exc)
+                continue
+            merged.balances |= written.balances
+            merged.key_quotas |= written.key_quotas
+            merged.booked |= written.booked
+            merged.closed |= written.closed
+            merged.dropped |= written.dropped
+        return merged
+
+    def _apply(self, written: Written) -> None:
+        """Take a batch's results: its reservations are in the known balances now, no longer unbooked here."""
+        for ref in written.booked | written.closed | written.dropped:
+            self._release(self._unbooked.get(ref))
+        now = time.monotonic()
+        for wallets, values in ((self._users, written.balances), (self._keys, written.key_quotas)):
+            for owner, value in values.items():
+                wallet = wallets.get(owner)
+                if wallet is not None:
+                    wallet.known, wallet.read_at, wallet.version = value, now, wallet.version + 1
+
+    def _release(self, hold: Hold | None) -> None:
+        """Stop counting a hold as admitted-but-unbooked."""
+        if hold is None or self._unbooked.pop(hold.ref, None) is None:
+            return
+        self._users[hold.user_id].unbooked -= hold.amount
+        if hold.token_id is not None and not hold.unlimited and hold.token_id in self._keys:
+            self._keys[hold.token_id].unbooked -= hold.amount
+
+    @property
+    def idle(self) -> bool:
+        """Nothing admitted or closed is waiting to be written (tests, shutdown)."""
+        return not (self._unbooked or self._reserves or self._closings or self._writing)
+
+    async def drained(self) -> None:
+        """Wait until everything queued so far is written or given up."""
+        while not self.idle:
+            await asyncio.sleep(0.01)
+
+
+def wallet_snapshot(books: Books, user_id: int) -> Any:
+    """The user's wallet as this process sees it (for tests and /metrics)."""
+    return books._users.get(user_id)
