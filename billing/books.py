@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from billing.charges import CLOSING, Hold
@@ -46,6 +46,11 @@ class Written:
     closed: set[str] = field(default_factory=set)  # references whose closing row exists now
     dropped: set[str] = field(default_factory=set)  # references of users deleted meanwhile: nothing to book
     short: list[str] = field(default_factory=list)  # reservations booked beyond the balance or the key's quota
+    refused: dict[str, str] = field(default_factory=dict)  # strict reservations that did not fit: ref -> key/balance
+    # user id -> the id of the user's last ledger row in the batch: how recent `balances` (and the user's keys'
+    # quotas) are, as ledger ids grow in the order rows are written under the user's lock
+    versions: dict[int, int] = field(default_factory=dict)
+    key_users: dict[int, int] = field(default_factory=dict)  # key id -> its user's id
 
 
 @dataclass
@@ -58,8 +63,14 @@ class _Counts:
     requests: int = 0
 
 
-def books_write(*, reserves: list[Hold], closings: list[Closing]) -> Written:
-    """Book `reserves` and `closings` (a closing whose hold is not booked yet books it first) in one transaction."""
+def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool = True,
+                booked_before: frozenset[str] = frozenset(), strict: frozenset[str] = frozenset()) -> Written:
+    """Book `reserves` and `closings` (a closing whose hold is not booked yet books it first) in one transaction.
+    `recheck=False` skips reading which references are already booked or closed: for a first attempt, whose
+    references nobody else has written (the sweep closes only reservations older than
+    RELAY_RESERVATION_TIMEOUT_MINUTES; should it have, the unique index refuses the batch and it is retried), the
+    caller names the closings whose reservation an earlier batch booked (`booked_before`).
+    Reservations named in `strict` are not booked beyond the balance or the key's quota: they are `refused`."""
     holds = {hold.ref: hold for hold in reserves} | {c.hold.ref: c.hold for c in closings}
     written = Written()
     if not holds:
@@ -67,9 +78,12 @@ def books_write(*, reserves: list[Hold], closings: list[Closing]) -> Written:
     with transaction.atomic():
         keys = _locked(ApiToken, "remain_quota", {h.token_id for h in holds.values() if h.token_id is not None})
         users = _locked(get_user_model(), "quota", {h.user_id for h in holds.values()})
-        for ref, reason in LedgerEntry.objects.filter(ref__in=list(holds), reason__in=(
-                LedgerReason.RESERVE, *CLOSING)).values_list("ref", "reason"):
-            (written.booked if reason == LedgerReason.RESERVE else written.closed).add(ref)
+        if not recheck:
+            written.booked |= booked_before & holds.keys()
+        else:
+            for ref, reason in LedgerEntry.objects.filter(ref__in=list(holds), reason__in=(
+                    LedgerReason.RESERVE, *CLOSING)).values_list("ref", "reason"):
+                (written.booked if reason == LedgerReason.RESERVE else written.closed).add(ref)
         upstreams = _existing_upstreams(closings)
         rows: list[LedgerEntry] = []
         logs: list[UsageLog] = []
@@ -78,6 +92,14 @@ def books_write(*, reserves: list[Hold], closings: list[Closing]) -> Written:
             if hold.ref in written.booked:
                 return
             user, key = users[hold.user_id], _key_of(hold, keys)
+            if hold.ref in strict:
+                limited = key is not None and not hold.unlimited
+                if limited and key.quota < hold.amount:
+                    written.refused[hold.ref] = "key"
+                    return
+                if user.quota < hold.amount:
+                    written.refused[hold.ref] = "balance"
+                    return
             user.quota -= hold.amount
             user.delta -= hold.amount
             if key is not None and not hold.unlimited:
@@ -135,12 +157,28 @@ def books_write(*, reserves: list[Hold], closings: list[Closing]) -> Written:
                 get_user_model().objects.filter(pk=user_id).update(
                     quota=F("quota") + user.delta, used_quota=F("used_quota") + user.used,
                     request_count=F("request_count") + user.requests)
+    for row in rows:
+        written.versions[row.user_id] = max(written.versions.get(row.user_id, 0), row.pk)
     written.balances = {user_id: user.quota for user_id, user in users.items()}
     written.key_quotas = {key_id: key.quota for key_id, key in keys.items()}
+    written.key_users = {h.token_id: h.user_id for h in holds.values() if h.token_id in keys}
     for ref in written.short:
         logger.warning("request %s was admitted beyond its balance or key quota (reserved by another process "
                        "meanwhile); booked below zero", ref)
     return written
+
+
+def balances_read(*, user_ids: list[int], key_ids: list[int]) -> tuple[dict[int, tuple[int, int]],
+                                                                         dict[int, tuple[int, int]]]:
+    """Users' balances and keys' quotas, each with the id of the user's last ledger row read in the same statement
+    (how recent it is, comparable with `Written.versions`)."""
+    def last_row(user: str) -> Subquery:
+        return Subquery(LedgerEntry.objects.filter(user_id=OuterRef(user)).order_by("-id").values("id")[:1])
+
+    users = get_user_model().objects.filter(pk__in=user_ids).annotate(version=last_row("pk"))
+    keys = ApiToken.objects.filter(pk__in=key_ids).annotate(version=last_row("user_id"))
+    return ({pk: (quota, version or 0) for pk, quota, version in users.values_list("pk", "quota", "version")},
+            {pk: (quota, version or 0) for pk, quota, version in keys.values_list("pk", "remain_quota", "version")})
 
 
 def _locked(model: type, column: str, ids: set[int]) -> dict[int, _Counts]:

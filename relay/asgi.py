@@ -172,7 +172,7 @@ class RelayApp:
     def listen_for_changes(self) -> None:
         """Start (once, on the serving loop) emptying the snapshots whenever any process changes a cached row."""
         if self._listener is None:
-            self._listener = asyncio.ensure_future(invalidation.listen(self.changed))
+            self._listener = asyncio.ensure_future(invalidation.listen(self.changed, self.books.heard))
 
     def changed(self) -> None:
         """A cached row changed somewhere: drop the snapshots and read balances again before admitting."""
@@ -272,10 +272,14 @@ class RelayApp:
             except asyncio.CancelledError:  # the server is stopping (Daphne cancels every request it serves)
                 outcome = await self._drain(job, running) or outcome
             finally:
-                await self._close(job, outcome)
+                written = self._close(job, outcome)
         finally:
-            if entered:
+            if entered:  # the slot is free once the answer is, not only once its rows are written
                 await self.limits.concurrency_leave(ctx.token_id)
+        try:
+            await asyncio.shield(written)
+        except (OperationalError, InterfaceError):
+            pass  # logged by the books; the reservation, if booked, is refunded by the sweep
 
     async def _drain(self, job: Job, running: asyncio.Future) -> Outcome | None:
         """Let a call in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS; then end its stream early (billed for
@@ -290,8 +294,9 @@ class RelayApp:
             return None
         return running.result() if not running.cancelled() and running.exception() is None else None
 
-    async def _close(self, job: Job, outcome: Outcome) -> None:
-        """Settle at the real cost (or refund) and write the usage log: once, whatever happened above."""
+    def _close(self, job: Job, outcome: Outcome) -> asyncio.Future:
+        """Settle at the real cost (or refund) and write the usage log: once, whatever happened above. Queued for
+        the books' writer: done once written."""
         calls = gate.calls_of(job.body, job.operation)
         cost = gate.cost_of(job.price, job.ctx.group_ratio, outcome.usage, calls, **gate.shape_of(job.body, job.operation)) \
             if outcome.charge and outcome.usage else 0
@@ -314,10 +319,7 @@ class RelayApp:
             "status": outcome.status, "status_code": outcome.status_code, "error": _error_with_attempts(outcome)[:2000],
             "client_ip": job.req.client_ip,
         }
-        try:
-            await self.books.close(Closing(hold=job.hold, cost=cost, refund=not outcome.charge, log=log))
-        except (OperationalError, InterfaceError):
-            pass  # logged by the books; the reservation, if booked, is refunded by the sweep
+        written = self.books.close(Closing(hold=job.hold, cost=cost, refund=not outcome.charge, log=log))
         metrics.request_observe(
             endpoint=job.operation, model=job.model, upstream=upstream.name if upstream else "",
             status=outcome.status, seconds=log["latency_ms"] / 1000,
@@ -325,6 +327,7 @@ class RelayApp:
             prompt=log["prompt_tokens"], completion=log["completion_tokens"], cached=log["cached_tokens"], cost=cost)
         for failed, reason in outcome.failures:
             metrics.upstream_errors.labels(failed.name, reason).inc()
+        return written
 
     async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
         """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the

@@ -6,34 +6,39 @@ reservations and settlements in batches (`billing.books.books_write`), each batc
 balances the batch leaves as the new known ones. A balance not refreshed within RELAY_CACHE_SECONDS is read again
 before it admits anything, and one that refuses is always read again first (a top-up counts at once).
 
-Within one process nobody spends beyond their balance. Other processes' admissions are seen once booked (within
-the batch that follows them, typically milliseconds) or when a balance is read again: a user whose requests are
-admitted by several processes at the same moment can go below zero by at most what those requests reserve, and
-the next request is refused. While the database cannot be written, new requests are refused (503) and the rows of
-those in flight are retried for RELAY_SETTLE_RETRY_SECONDS.
+Within one process nobody spends beyond their balance. Another process's admissions are seen once booked (in its
+next batch, within BATCH_LINGER_SECONDS plus a transaction) or when a balance is read again: a user whose requests
+several processes admit at the same moment can go below zero by at most what the other processes admitted for them
+and had not booked yet (each admits at most the balance it knows), and the next request is refused. With
+RELAY_STRICT_BALANCE each admission waits for its reservation to be booked, refused if the database's balance does
+not cover it: no overspending across processes, for one database round trip before going upstream.
+
+While the database cannot be written, new requests are refused (503) and the rows of those in flight are retried for
+RELAY_SETTLE_RETRY_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 
-from billing.books import Closing, Written, books_write
+from billing.books import Closing, Written, balances_read, books_write
 from billing.charges import Hold
 from billing.ledger import InsufficientQuota
+from relay import invalidation
 from relay.snapshots import in_thread
-from tokens.models import ApiToken
 
 logger = logging.getLogger("relay")
 BATCH_LIMIT = 500  # requests' rows per transaction
+BATCH_LINGER_SECONDS = 0.02  # how long a batch waits for company: a request's reservation and closing often share one
 
 
 class BooksUnavailable(Exception):
@@ -47,7 +52,11 @@ class Wallet:
     known: int = 0
     read_at: float = -1e9
     unbooked: int = 0
-    version: int = 0  # bumped whenever a batch sets `known`: a read that straddled one is not kept
+    version: int = -1  # the user's last ledger row reflected in `known`: older news is not kept
+
+    def learn(self, known: int, version: int) -> None:
+        if version >= self.version:
+            self.known, self.version, self.read_at = known, version, time.monotonic()
 
     @property
     def available(self) -> int:
@@ -61,12 +70,6 @@ class _Pending:
     since: float = field(default_factory=time.monotonic)
 
 
-def _balances_read(*, user_ids: list[int], key_ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
-    users = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "quota"))
-    keys = dict(ApiToken.objects.filter(pk__in=key_ids).values_list("pk", "remain_quota"))
-    return users, keys
-
-
 class Books:
     """Admission against known balances, and the one writer task that books what was admitted and settled."""
 
@@ -75,13 +78,15 @@ class Books:
         self._keys: dict[int, Wallet] = {}
         self._reading: dict[tuple[str, int], asyncio.Future] = {}
         self._unbooked: dict[str, Hold] = {}  # admitted, RESERVE row not written yet
+        self._verdicts: dict[str, asyncio.Future] = {}  # RELAY_STRICT_BALANCE: admissions waiting for their booking
         self._reserves: list[Hold] = []
         self._closings: list[_Pending] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task | None = None
+        self._publishing: set[asyncio.Task] = set()
         self._failing = False
         self._writing = False
-        self._read = in_thread(_balances_read)
+        self._read = in_thread(balances_read)
         self._write = in_thread(books_write)
 
     # ---- admission -----------------------------------------------------------------------------------------------
@@ -105,8 +110,21 @@ class Books:
                 self._unbooked[hold.ref] = hold
                 self._reserves.append(hold)
                 self._kick()
+                if settings.RELAY_STRICT_BALANCE:
+                    await self._booked(hold)
                 return
         raise short
+
+    async def _booked(self, hold: Hold) -> None:
+        """RELAY_STRICT_BALANCE: wait until the reservation is booked; refused if the balance in the database (or
+        the key's quota) does not cover it."""
+        verdict = asyncio.get_running_loop().create_future()
+        self._verdicts[hold.ref] = verdict
+        refused = await asyncio.shield(verdict)
+        if refused == "key":
+            raise InsufficientQuota(_("This API key's quota is used up."), code="token_quota_exhausted")
+        if refused:
+            raise InsufficientQuota(_("Your balance is too low for this request; please top up."))
 
     async def _wallet(self, wallets: dict[int, Wallet], kind: str, owner: int, fresh: bool) -> Wallet:
         """The wallet, read again first if it is older than RELAY_CACHE_SECONDS (or not just read, when `fresh`)."""
@@ -124,13 +142,10 @@ class Books:
         return wallets.setdefault(owner, Wallet())
 
     async def _read_into(self, wallets: dict[int, Wallet], kind: str, owner: int) -> None:
-        wallet = wallets.setdefault(owner, Wallet())
-        version = wallet.version
         users, keys = await self._read(user_ids=[owner] if kind == "user" else [],
                                        key_ids=[owner] if kind == "key" else [])
-        value = (users if kind == "user" else keys).get(owner, 0)
-        if wallet.version == version:  # no batch has set a newer balance meanwhile
-            wallet.known, wallet.read_at = value, time.monotonic()
+        known, version = (users if kind == "user" else keys).get(owner, (0, 0))
+        wallets.setdefault(owner, Wallet()).learn(known, version)  # unless a batch told of a newer one meanwhile
 
     def forget(self) -> None:
         """Read every balance again before it admits anything (an operator changed something)."""
@@ -139,13 +154,14 @@ class Books:
 
     # ---- closing -------------------------------------------------------------------------------------------------
 
-    async def close(self, closing: Closing) -> None:
-        """Queue the request's settlement (or refund) and usage log; returns once they are written. Raises the
-        database's error if they could not be written within RELAY_SETTLE_RETRY_SECONDS."""
+    def close(self, closing: Closing) -> asyncio.Future:
+        """Queue the request's settlement (or refund) and usage log. The future is done once they are written, or
+        fails with the database's error if they could not be within RELAY_SETTLE_RETRY_SECONDS."""
         future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())  # logged by the writer
         self._closings.append(_Pending(closing, future))
         self._kick()
-        await asyncio.shield(future)
+        return future
 
     def _kick(self) -> None:
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not asyncio.get_running_loop():
@@ -156,23 +172,30 @@ class Books:
     async def _write_forever(self) -> None:
         wake = self._wake
         pause = 0.25
+        retry = False
         while True:
             self._failing = False  # nothing left to retry: the next request tries the database again
             await wake.wait()
             wake.clear()
             while self._reserves or self._closings:
+                if len(self._reserves) + len(self._closings) < BATCH_LIMIT and not (retry or self._verdicts):
+                    await asyncio.sleep(BATCH_LINGER_SECONDS)
                 reserves, closings = self._reserves[:BATCH_LIMIT], self._closings[:BATCH_LIMIT]
                 del self._reserves[:len(reserves)], self._closings[:len(closings)]
                 self._writing = True
                 try:
-                    written = await self._write(reserves=reserves, closings=[p.closing for p in closings])
+                    written = await self._write(
+                        reserves=reserves, closings=[p.closing for p in closings], recheck=retry,
+                        booked_before=frozenset(p.closing.hold.ref for p in closings
+                                                if p.closing.hold.ref not in self._unbooked),
+                        strict=frozenset(self._verdicts))
                 except (OperationalError, InterfaceError) as exc:
                     self._failing = True
                     logger.warning("writing %d requests' rows: the database is unreachable; retrying",
                                    len(reserves) + len(closings))
-                    self._closings[:0] = self._give_up_old(closings, exc)
+                    self._closings[:0] = self._give_up_old(closings, exc) + self._unknown_fate(reserves)
                     self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
-                    self._writing = False
+                    self._writing, retry = False, True
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5)
                     continue
@@ -180,12 +203,28 @@ class Books:
                     logger.exception("writing a batch of %d requests' rows failed; writing them one by one",
                                      len(reserves) + len(closings))
                     written = await self._write_one_by_one(reserves, closings)
-                self._writing = self._failing = False
+                self._writing = self._failing = retry = False
                 pause = 0.25
                 self._apply(written)
                 for pending in closings:
                     if not pending.future.done():
                         pending.future.set_result(None)
+
+    def _unknown_fate(self, reserves: list[Hold]) -> list[_Pending]:
+        """RELAY_STRICT_BALANCE admissions whose batch failed are refused (503) now; whether their reservation
+        landed as the connection died is unknown, so each is refunded once the database is back (a reservation
+        that never landed is booked and refunded: the two rows net to nothing)."""
+        refunds = []
+        for hold in reserves:
+            verdict = self._verdicts.pop(hold.ref, None)
+            if verdict is None:
+                continue
+            self._release(hold)
+            if not verdict.done():
+                verdict.set_exception(BooksUnavailable())
+            refunds.append(_Pending(Closing(hold=hold, cost=0, refund=True, log=None),
+                                    asyncio.get_running_loop().create_future()))
+        return refunds
 
     def _give_up_old(self, closings: list[_Pending], exc: Exception) -> list[_Pending]:
         """Closings kept for another try; those waiting longer than RELAY_SETTLE_RETRY_SECONDS fail (their
@@ -210,7 +249,8 @@ class Books:
         for hold, closing in [(h, None) for h in reserves] + [(p.closing.hold, p) for p in closings]:
             try:
                 written = await self._write(reserves=[hold] if closing is None else [],
-                                            closings=[closing.closing] if closing is not None else [])
+                                            closings=[closing.closing] if closing is not None else [],
+                                            strict=frozenset(self._verdicts))
             except Exception as exc:
                 logger.exception("request %s: its rows could not be written", hold.ref)
                 self._release(hold)
@@ -222,18 +262,39 @@ class Books:
             merged.booked |= written.booked
             merged.closed |= written.closed
             merged.dropped |= written.dropped
+            merged.refused |= written.refused
         return merged
 
     def _apply(self, written: Written) -> None:
         """Take a batch's results: its reservations are in the known balances now, no longer unbooked here."""
-        for ref in written.booked | written.closed | written.dropped:
+        for ref in written.booked | written.closed | written.dropped | written.refused.keys():
             self._release(self._unbooked.get(ref))
-        now = time.monotonic()
-        for wallets, values in ((self._users, written.balances), (self._keys, written.key_quotas)):
-            for owner, value in values.items():
-                wallet = wallets.get(owner)
+            verdict = self._verdicts.pop(ref, None)
+            if verdict is not None and not verdict.done():
+                verdict.set_result(written.refused.get(ref, "balance" if ref in written.dropped else ""))
+        news = {"u": {user_id: (balance, written.versions[user_id]) for user_id, balance in written.balances.items()
+                      if user_id in written.versions},
+                "k": {key_id: (quota, written.versions[written.key_users[key_id]])
+                      for key_id, quota in written.key_quotas.items() if written.key_users.get(key_id) in written.versions}}
+        self._learn(news)
+        if news["u"] and settings.REDIS_URL:
+            publishing = asyncio.ensure_future(invalidation.balances_publish(json.dumps(news).encode()))
+            self._publishing.add(publishing)
+            publishing.add_done_callback(self._publishing.discard)
+
+    def _learn(self, news: dict[str, dict[Any, Any]]) -> None:
+        for wallets, values in ((self._users, news["u"]), (self._keys, news["k"])):
+            for owner, (known, version) in values.items():
+                wallet = wallets.get(int(owner))
                 if wallet is not None:
-                    wallet.known, wallet.read_at, wallet.version = value, now, wallet.version + 1
+                    wallet.learn(known, version)
+
+    def heard(self, payload: bytes) -> None:
+        """Balances another process's batch left (published on Redis): known here too without reading them."""
+        try:
+            self._learn(json.loads(payload))
+        except (ValueError, TypeError, KeyError):
+            logger.warning("ignoring a malformed balances message")
 
     def _release(self, hold: Hold | None) -> None:
         """Stop counting a hold as admitted-but-unbooked."""

@@ -19,6 +19,7 @@ from django.db.models.signals import post_delete, post_save
 
 logger = logging.getLogger("relay")
 CHANNEL = "mg:cache-invalidate"
+BALANCES = "mg:balances"  # what each batch of the relay's books left: users' balances and keys' quotas
 _local_listeners: list[Callable[[], None]] = []
 _publisher: Any = None
 
@@ -55,8 +56,9 @@ def watch_models() -> None:
         post_delete.connect(_changed, sender=model, dispatch_uid=f"mg-invalidate-delete-{model.__name__}")
 
 
-async def listen(clear: Callable[[], None]) -> None:
-    """Empty this process's copies on every invalidation published by any process; reconnects after errors."""
+async def listen(clear: Callable[[], None], balances: Callable[[bytes], None] | None = None) -> None:
+    """Empty this process's copies on every invalidation published by any process, and pass on the balances other
+    processes' batches left (`balances_publish`); reconnects after errors."""
     if not settings.REDIS_URL:
         _local_listeners.append(clear)
         return
@@ -66,10 +68,14 @@ async def listen(clear: Callable[[], None]) -> None:
         try:
             client = aioredis.from_url(settings.REDIS_URL)
             async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(CHANNEL, *([BALANCES] if balances else []))
                 clear()  # copies read before the subscription took effect may predate a change it did not hear
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    if message.get("type") != "message":
+                        continue
+                    if message.get("channel") == BALANCES.encode():
+                        balances(message["data"])
+                    else:
                         clear()
         except asyncio.CancelledError:
             raise
@@ -77,3 +83,23 @@ async def listen(clear: Callable[[], None]) -> None:
             logger.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
             clear()
             await asyncio.sleep(1)
+
+
+_balance_publishers: dict[int, Any] = {}
+
+
+async def balances_publish(payload: bytes) -> None:
+    """Tell the other processes the balances a batch left (best effort: they also read balances again after
+    RELAY_CACHE_SECONDS)."""
+    if not settings.REDIS_URL:
+        return
+    loop = id(asyncio.get_running_loop())
+    try:
+        if loop not in _balance_publishers:
+            import redis.asyncio as aioredis
+
+            _balance_publishers[loop] = aioredis.from_url(settings.REDIS_URL, socket_timeout=1,
+                                                          socket_connect_timeout=1)
+        await _balance_publishers[loop].publish(BALANCES, payload)
+    except Exception:
+        logger.warning("could not publish balances", exc_info=True)

@@ -254,6 +254,8 @@ LOG_PRUNE_BATCH = env_int("LOG_PRUNE_BATCH", 5000)
 RELAY_SHUTDOWN_GRACE_SECONDS = float(env("RELAY_SHUTDOWN_GRACE_SECONDS", "20"))
 # A delivered answer's charge is retried this long while the database is away (then the sweep refunds the hold).
 RELAY_SETTLE_RETRY_SECONDS = float(env("RELAY_SETTLE_RETRY_SECONDS", "120"))
+# Book each request's reservation before going upstream (one database round trip): no overspending across processes.
+RELAY_STRICT_BALANCE = env_bool("RELAY_STRICT_BALANCE", False)
 # Realtime WebSocket sessions (/v1/realtime): closed after this long without a frame either way, and after this
 # long in all (kept below RELAY_RESERVATION_TIMEOUT_MINUTES, after which the sweeper refunds a session's hold).
 REALTIME_IDLE_TIMEOUT_SECONDS = float(env("REALTIME_IDLE_TIMEOUT_SECONDS", "300"))
