@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 if str(ROOT / "platform") not in sys.path:
     sys.path.append(str(ROOT / "platform"))  # last: only for config.web_processes, which imports no Django
 
-from bench.processes import Processes, start_server, start_servers_on_socket  # noqa: E402
+from bench.processes import Processes, start_server, start_servers_on_sockets  # noqa: E402
 from config.web_processes import daphne_command, daphne_commands  # noqa: E402
 
 START_BALANCE = 10**15
@@ -106,9 +106,9 @@ def daphne_start(procs: Processes, name: str, env: dict[str, str], processes: in
         command = lambda port: daphne_command("-b", "127.0.0.1", "-p", str(port))  # noqa: E731
         proc, port = start_server(procs, name, command, env, "/api/status")
         return [proc.pid], port
-    listener, commands = daphne_commands(host="127.0.0.1", port=0, processes=processes)
-    port = listener.getsockname()[1]
-    servers = start_servers_on_socket(procs, name, listener, commands, env, "/api/status")
+    listeners, commands = daphne_commands(host="127.0.0.1", port=0, processes=processes)
+    port = listeners[0].getsockname()[1]
+    servers = start_servers_on_sockets(procs, name, listeners, commands, env, "/api/status")
     return [server.pid for server in servers], port
 
 

@@ -96,14 +96,15 @@ def start_server(procs: Processes, name: str, command: Callable[[int], list[str]
     raise RuntimeError(f"{name} did not answer on {health_path}:\n{procs.log_tail(f'{name}-{attempt}')}")
 
 
-def start_servers_on_socket(procs: Processes, name: str, listener: socket.socket, commands: list[list[str]],
-                            env: dict[str, str], health_path: str, *, timeout: float = 60) -> list[subprocess.Popen]:
-    """Start servers that all accept on one listening socket (each inherits it), close this process's copy, and
-    wait until `health_path` answers 200 with every server still running."""
-    port = listener.getsockname()[1]
-    with listener:
-        servers = [procs.start(f"{name}-{index}", command, env, pass_fds=[listener.fileno()])
-                   for index, command in enumerate(commands)]
+def start_servers_on_sockets(procs: Processes, name: str, listeners: list[socket.socket], commands: list[list[str]],
+                             env: dict[str, str], health_path: str, *, timeout: float = 60) -> list[subprocess.Popen]:
+    """Start servers each accepting on its own listening socket of one port (each inherits its own), close this
+    process's copies, and wait until `health_path` answers 200 with every server still running."""
+    port = listeners[0].getsockname()[1]
+    servers = [procs.start(f"{name}-{index}", command, env, pass_fds=[listener.fileno()])
+               for index, (command, listener) in enumerate(zip(commands, listeners))]
+    for listener in listeners:
+        listener.close()
     if answers(servers, port, health_path, timeout):
         return servers
     for server in servers:

@@ -1,5 +1,6 @@
-"""Several Daphne processes on one port, so a box uses all its cores: the parent binds the listening socket and
-every child accepts on it (Daphne's `--fd`); the kernel gives each new connection to whichever child takes it first.
+"""Several Daphne processes on one port, so a box uses all its cores: the parent binds one listening socket per
+child on the same port (SO_REUSEPORT) and each child accepts on its own (Daphne's `--fd`); the kernel spreads new
+connections over them.
 
 Used by `manage.py serve` and by the relay benchmark. Imports nothing from Django: settings.py reads it too.
 """
@@ -32,21 +33,32 @@ def daphne_command(*binding: str) -> list[str]:
     return [sys.executable, "-m", "daphne", *binding, APPLICATION]
 
 
-def daphne_commands(*, host: str, port: int, processes: int) -> tuple[socket.socket | None, list[list[str]]]:
-    """The command lines of `processes` Daphne processes serving host:port, and the listening socket they share.
+def daphne_commands(*, host: str, port: int, processes: int) -> tuple[list[socket.socket], list[list[str]]]:
+    """The command lines of `processes` Daphne processes serving host:port, and their listening sockets (the i-th
+    command serves on the i-th socket).
 
-    One process binds host:port itself (no socket here). For more, start each command with
-    `pass_fds=[sock.fileno()]`, then close the parent's copy. Port 0 picks a free port: read it from the socket."""
+    One process binds host:port itself (no socket here). For more, each socket is bound to host:port with
+    SO_REUSEPORT, so the kernel spreads new connections evenly over the processes (one shared socket would let
+    whichever process wakes first accept a whole burst). Start each command with `pass_fds=[its socket's fileno()]`,
+    then close the parent's copies. Port 0 picks a free port for all of them: read it from the first socket."""
     if processes < 1:
         raise ValueError(f"at least one Daphne process is needed, got {processes}")
     if processes == 1:
-        return None, [daphne_command("-b", host, "-p", str(port))]
-    sock = listening_socket(host, port)
-    return sock, [daphne_command("--fd", str(sock.fileno())) for _ in range(processes)]
+        return [], [daphne_command("-b", host, "-p", str(port))]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(processes):
+            sockets.append(listening_socket(host, port))
+            port = sockets[0].getsockname()[1]
+    except (OSError, ValueError):
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets, [daphne_command("--fd", str(sock.fileno())) for sock in sockets]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port that child processes can inherit."""
+    """A TCP socket listening on host:port, sharing the port (SO_REUSEPORT), that a child process can inherit."""
     # Daphne adopts an inherited descriptor as IPv4 (its `fd:` endpoint has no address family): an IPv6 socket
     # would serve, but with garbled client addresses (logs, TRUSTED_PROXIES, per-IP limits).
     if ":" in host:
@@ -55,6 +67,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
     except OSError:

@@ -36,14 +36,14 @@ class Command(BaseCommand):
             (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
         host, port = env("HOST", "127.0.0.1"), env_int("PORT", 8000)
         try:
-            listener, web = daphne_commands(host=host, port=port, processes=settings.WEB_PROCESSES)
+            listeners, web = daphne_commands(host=host, port=port, processes=settings.WEB_PROCESSES)
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot serve on {host}:{port}: {exc}") from exc
         child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASE_DIR), str(BASE_DIR / "platform")])}
-        shared = [listener.fileno()] if listener else []
-        procs = [subprocess.Popen(cmd, env=child_env, cwd=BASE_DIR, pass_fds=shared) for cmd in web]
-        if listener is not None:
-            listener.close()  # the Daphne processes hold it now
+        fds = [[listener.fileno()] for listener in listeners] or [[]]
+        procs = [subprocess.Popen(cmd, env=child_env, cwd=BASE_DIR, pass_fds=fd) for cmd, fd in zip(web, fds)]
+        for listener in listeners:
+            listener.close()  # its Daphne process holds it now
         if not options["no_worker"]:
             procs.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
