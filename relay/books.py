@@ -20,11 +20,12 @@ RELAY_SETTLE_RETRY_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -70,6 +71,40 @@ class _Pending:
     since: float = field(default_factory=time.monotonic)
 
 
+class _ReadsOrBatch:
+    """Balance reads run together; a batch is written and applied alone: a read whose snapshot took in a batch's
+    commit before the batch was applied here would count that batch's reservations twice."""
+
+    def __init__(self) -> None:
+        self._reads = 0
+        self._batch = False
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._batch)
+            self._reads += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._reads -= 1
+                self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._reads == 0)
+            self._batch = True
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._batch = False
+                self._changed.notify_all()
+
+
 class Books:
     """Admission against known balances, and the one writer task that books what was admitted and settled."""
 
@@ -86,6 +121,7 @@ class Books:
         self._publishing: set[asyncio.Task] = set()
         self._failing = False
         self._writing = False
+        self._quiet = _ReadsOrBatch()
         self._read = in_thread(balances_read)
         self._write = in_thread(books_write)
 
@@ -142,10 +178,11 @@ class Books:
         return wallets.setdefault(owner, Wallet())
 
     async def _read_into(self, wallets: dict[int, Wallet], kind: str, owner: int) -> None:
-        users, keys = await self._read(user_ids=[owner] if kind == "user" else [],
-                                       key_ids=[owner] if kind == "key" else [])
-        known, version = (users if kind == "user" else keys).get(owner, (0, 0))
-        wallets.setdefault(owner, Wallet()).learn(known, version)  # unless a batch told of a newer one meanwhile
+        async with self._quiet.read():
+            users, keys = await self._read(user_ids=[owner] if kind == "user" else [],
+                                           key_ids=[owner] if kind == "key" else [])
+            known, version = (users if kind == "user" else keys).get(owner, (0, 0))
+            wallets.setdefault(owner, Wallet()).learn(known, version)  # unless another process told of newer
 
     def forget(self) -> None:
         """Read every balance again before it admits anything (an operator changed something)."""
@@ -182,30 +219,36 @@ class Books:
                     await asyncio.sleep(BATCH_LINGER_SECONDS)
                 reserves, closings = self._reserves[:BATCH_LIMIT], self._closings[:BATCH_LIMIT]
                 del self._reserves[:len(reserves)], self._closings[:len(closings)]
-                self._writing = True
-                try:
-                    written = await self._write(
-                        reserves=reserves, closings=[p.closing for p in closings], recheck=retry,
-                        booked_before=frozenset(p.closing.hold.ref for p in closings
-                                                if p.closing.hold.ref not in self._unbooked),
-                        strict=frozenset(self._verdicts))
-                except (OperationalError, InterfaceError) as exc:
-                    self._failing = True
-                    logger.warning("writing %d requests' rows: the database is unreachable; retrying",
-                                   len(reserves) + len(closings))
-                    self._closings[:0] = self._give_up_old(closings, exc) + self._unknown_fate(reserves)
-                    self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
-                    self._writing, retry = False, True
+                closing = {p.closing.hold.ref for p in closings}
+                if any(hold.ref in closing for hold in self._reserves):  # booked below, with their closing
+                    self._reserves = [hold for hold in self._reserves if hold.ref not in closing]
+                async with self._quiet.batch():
+                    self._writing = True
+                    try:
+                        written = await self._write(
+                            reserves=reserves, closings=[p.closing for p in closings], recheck=retry,
+                            booked_before=frozenset(ref for ref in closing if ref not in self._unbooked),
+                            strict=frozenset(self._verdicts))
+                    except (OperationalError, InterfaceError) as exc:
+                        self._failing = True
+                        logger.warning("writing %d requests' rows: the database is unreachable; retrying",
+                                       len(reserves) + len(closings))
+                        self._closings[:0] = self._give_up_old(closings, exc) + self._unknown_fate(reserves)
+                        self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
+                        self._writing, retry = False, True
+                        written = None
+                    except Exception:
+                        logger.exception("writing a batch of %d requests' rows failed; writing them one by one",
+                                         len(reserves) + len(closings))
+                        written = await self._write_one_by_one(reserves, closings)
+                    if written is not None:
+                        self._writing = self._failing = retry = False
+                        self._apply(written)
+                if written is None:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5)
                     continue
-                except Exception:
-                    logger.exception("writing a batch of %d requests' rows failed; writing them one by one",
-                                     len(reserves) + len(closings))
-                    written = await self._write_one_by_one(reserves, closings)
-                self._writing = self._failing = retry = False
                 pause = 0.25
-                self._apply(written)
                 for pending in closings:
                     if not pending.future.done():
                         pending.future.set_result(None)

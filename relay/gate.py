@@ -249,7 +249,9 @@ async def route(snapshots: Snapshots, ctx: TokenContext, body: dict[str, Any], m
         raise errors.not_found(f"The model '{_shown(model)}' does not exist or is not offered here.")
     price = price_for(prices, model)
     found = candidates(upstreams, model=model, group=ctx.group, provider=pin)
+    if not found and pin:  # the caller's choice: a 400 naming it, not an outage
+        raise errors.bad_request(f"No upstream of provider '{_shown(pin)}' offers '{_shown(model)}' in group "
+                                 f"'{ctx.group}'.", param="provider", code="model_not_supported")
     if not found:
-        where = f" from provider '{_shown(pin)}'" if pin else ""
-        raise errors.unavailable(f"No upstream is available for '{_shown(model)}'{where} in group '{ctx.group}'.")
+        raise errors.unavailable(f"No upstream is available for '{_shown(model)}' in group '{ctx.group}'.")
     return Route(model=model, price=price, upstreams=found)

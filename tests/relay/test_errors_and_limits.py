@@ -86,8 +86,8 @@ def test_models_prices_groups_and_upstreams_are_checked(live, bootstrap_demo, fu
     ApiToken.objects.filter(user=user).update(model_limits=["demo-embedding"])
     _error(post(live, "/v1/chat/completions", key, CHAT), 403, "model_not_allowed")
     ApiToken.objects.filter(user=user).update(model_limits=[])
-    _error(post(live, "/v1/chat/completions", key, CHAT, **{"x-ai-provider": "openai"}), 503, "no_upstream_available")
-    _error(post(live, "/v1/chat/completions", key, CHAT | {"provider": "deepseek"}), 503, "no_upstream_available")
+    _error(post(live, "/v1/chat/completions", key, CHAT, **{"x-ai-provider": "openai"}), 400, "model_not_supported")
+    _error(post(live, "/v1/chat/completions", key, CHAT | {"provider": "deepseek"}), 400, "model_not_supported")
     assert post(live, "/v1/chat/completions", key, CHAT | {"provider": "demo"}).status_code == 200
     ModelPrice.objects.filter(model="demo-chat").update(price_per_call="0.002")
     assert post(live, "/v1/chat/completions", key, CHAT).status_code == 200

@@ -263,10 +263,10 @@ def test_odd_model_names_on_chat_get_a_clean_answer(env, funded_key, model):
 
 
 def test_an_odd_provider_pin_is_echoed_safely(env, funded_key):
-    """The pin is quoted in the "no upstream" message; an unpaired surrogate in it is replaced, not a crash."""
+    """The pin is quoted in the 400 that no upstream of it offers the model; an unpaired surrogate in it is replaced, not a crash."""
     user, key = funded_key()
     before = Books.of(user)
     body = {"model": "demo-chat", "messages": [{"role": "user", "content": "hi"}], "provider": "\ud800"}
     response = _post(env, "/v1/chat/completions", key, json.dumps(body).encode(), "application/json")
-    assert response.status_code == 503 and error_shaped("openai", response.json()), response.text[:300]
+    assert response.status_code == 400 and error_shaped("openai", response.json()), response.text[:300]
     assert Books.of(user) == before
