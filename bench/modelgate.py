@@ -26,11 +26,11 @@ if str(ROOT / "platform") not in sys.path:
     sys.path.append(str(ROOT / "platform"))  # last: only for config.web_processes, which imports no Django
 
 from bench.processes import Processes, start_server, start_servers_on_sockets  # noqa: E402
-from config.web_processes import daphne_command, daphne_commands  # noqa: E402
+from config.web_processes import server_command, web_commands  # noqa: E402
 
 START_BALANCE = 10**15
 PATH = "/v1/chat/completions"
-TARGETS = ("modelgate-pg", "modelgate-sqlite")
+TARGETS = ("modelgate-pg", "modelgate-sqlite", "modelgate-uvicorn")
 
 
 @dataclass
@@ -59,11 +59,11 @@ def django_step(env: dict[str, str], *args: str, timeout: float = 180) -> dict:
     return json.loads(run_python(env, [__file__, "--django", *args], timeout).strip().splitlines()[-1])
 
 
-def fresh_postgres(database_url: str, procs: Processes) -> str:
+def fresh_postgres(database_url: str, procs: Processes, suffix: str = "") -> str:
     """A new database beside the one in DATABASE_URL, dropped at the end; returns its URL."""
     import psycopg
 
-    name = f"modelgate_bench_{os.getpid()}"
+    name = f"modelgate_bench_{os.getpid()}{suffix and '_' + suffix}"
     with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -95,18 +95,19 @@ def modelgate_start(procs: Processes, name: str, env: dict[str, str], upstreams:
     run_python(env, ["manage.py", "migrate", "-v0"])
     run_python(env, ["manage.py", "bootstrap"])
     setup = django_step(env, "setup", json.dumps(upstreams))
-    pids, port = daphne_start(procs, name, env, setup["web_processes"])
+    pids, port = web_start(procs, name, env, setup["web_processes"], setup["web_server"])
     relay_ok(port, setup["key"], next(iter(upstreams)))
     return Modelgate(name, pids, port, setup["key"], setup["user_id"], env)
 
 
-def daphne_start(procs: Processes, name: str, env: dict[str, str], processes: int) -> tuple[list[int], int]:
-    """Daphne processes on one free port on 127.0.0.1, answering `/api/status`; their pids and the port."""
+def web_start(procs: Processes, name: str, env: dict[str, str], processes: int,
+              server: str) -> tuple[list[int], int]:
+    """The web server's processes on one free port on 127.0.0.1, answering `/api/status`; their pids and the port."""
     if processes == 1:
-        command = lambda port: daphne_command("-b", "127.0.0.1", "-p", str(port))  # noqa: E731
+        command = lambda port: server_command(server, host="127.0.0.1", port=port)  # noqa: E731
         proc, port = start_server(procs, name, command, env, "/api/status")
         return [proc.pid], port
-    listeners, commands = daphne_commands(host="127.0.0.1", port=0, processes=processes)
+    listeners, commands = web_commands(host="127.0.0.1", port=0, processes=processes, server=server)
     port = listeners[0].getsockname()[1]
     servers = start_servers_on_sockets(procs, name, listeners, commands, env, "/api/status")
     return [server.pid for server in servers], port
@@ -125,6 +126,16 @@ def modelgate_envs(base: dict[str, str], workdir: Path, procs: Processes, wanted
         else:
             envs["modelgate-pg"] = {**base, "DATABASE_URL": fresh_postgres(database, procs),
                                     "MODELGATE_VAR_DIR": str(workdir / "var-pg"), "WEB_PROCESSES": str(web_processes)}
+    if "modelgate-uvicorn" in wanted:  # the production configuration on uvicorn instead of Daphne
+        if isinstance(envs.get("modelgate-pg"), str) or not base.get("DATABASE_URL", "").startswith("postgres"):
+            envs["modelgate-uvicorn"] = "needs DATABASE_URL (PostgreSQL) and REDIS_URL: run it with `make bench`"
+        else:
+            envs["modelgate-uvicorn"] = {**base, "DATABASE_URL": fresh_postgres(base["DATABASE_URL"], procs,
+                                                                                "uvicorn"),
+                                         # its own Redis database: the other target's users have the same ids
+                                         "REDIS_URL": urlunsplit(urlsplit(base["REDIS_URL"])._replace(path="/1")),
+                                         "MODELGATE_VAR_DIR": str(workdir / "var-uvicorn"),
+                                         "WEB_PROCESSES": str(web_processes), "WEB_SERVER": "uvicorn"}
     if "modelgate-sqlite" in wanted:
         envs["modelgate-sqlite"] = {**embedded, "MODELGATE_VAR_DIR": str(workdir / "var-sqlite"), "WEB_PROCESSES": "1"}
     return envs
@@ -162,7 +173,8 @@ def django_setup(*, upstreams: dict[str, str]) -> dict:
     user = user_register(username="bench", password="bench-password-8421")
     user = user_adjust_quota(user=user, amount=START_BALANCE - user.quota)
     token, key = token_create(user=user, name="bench", unlimited_quota=True, rpm_limit=None, concurrency_limit=None)
-    return {"key": key, "user_id": user.pk, "token_id": token.pk, "web_processes": settings.WEB_PROCESSES}
+    return {"key": key, "user_id": user.pk, "token_id": token.pk, "web_processes": settings.WEB_PROCESSES,
+            "web_server": settings.WEB_SERVER}
 
 
 def django_books(*, user_id: int, expected: int) -> dict:

@@ -249,10 +249,11 @@ def start_targets(procs: Processes, base: dict[str, str], workdir: Path,
             continue
         print(f"starting {name}", file=sys.stderr, flush=True)
         mg = modelgate_start(procs, name, env, {model_name(up): url for up, url in fakes.items()})
-        routes = {up: Route(mg.port, model_name(up), mg.pids) for up in fakes}  # metered: every Daphne process
+        routes = {up: Route(mg.port, model_name(up), mg.pids) for up in fakes}  # metered: every server process
         targets.append(Target(name, mg.key, routes, env=mg.env, user_id=mg.user_id))
-        notes.append(f"{name}: {len(mg.pids)} Daphne processes sharing one port" if len(mg.pids) > 1
-                     else f"{name}: 1 Daphne process")
+        server = env.get("WEB_SERVER", "daphne").capitalize()
+        notes.append(f"{name}: {len(mg.pids)} {server} processes sharing one port" if len(mg.pids) > 1
+                     else f"{name}: 1 {server} process")
     for name in (t for t in args.targets if t in PEERS):
         print(f"starting {name}", file=sys.stderr, flush=True)
         try:
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16, 64],
                         help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--web-processes", type=non_negative_int, default=2,
-                        help="Daphne processes of modelgate-pg, as WEB_PROCESSES (0: one per core; default 2); "
+                        help="server processes of modelgate-pg and modelgate-uvicorn, as WEB_PROCESSES (0: one per core; default 2); "
                              "modelgate-sqlite always runs one")
     parser.add_argument("--slow-streams", type=int, default=1000, help="streams held open together (default 1000)")
     parser.add_argument("--slow-ramp", type=float, default=2.0, help="seconds over which they open (default 2)")

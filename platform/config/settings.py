@@ -16,7 +16,7 @@ from config.env import (
     persistent_secret,
     var_path,
 )
-from config.web_processes import web_processes_count
+from config.web_processes import web_processes_count, web_server
 
 SECRET_KEY = persistent_secret("DJANGO_SECRET_KEY", "secret_key.txt")
 # Upstream API keys are encrypted with their own secret so that rotating SECRET_KEY keeps them readable.
@@ -101,6 +101,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Daphne processes `manage.py serve` runs on one port; 0: one per core on PostgreSQL, one on SQLite.
 WEB_PROCESSES = web_processes_count(env_int("WEB_PROCESSES", 0), database_engine=DATABASES["default"]["ENGINE"])
+WEB_SERVER = web_server(env("WEB_SERVER", "daphne"))  # what `manage.py serve` runs: daphne, or uvicorn
 
 # --- Cache, channel layer and Celery broker: Redis with REDIS_URL, in-process / filesystem without. ---
 REDIS_URL = env("REDIS_URL")

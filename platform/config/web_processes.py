@@ -1,6 +1,6 @@
-"""Several Daphne processes on one port, so a box uses all its cores: the parent binds one listening socket per
-child on the same port (SO_REUSEPORT) and each child accepts on its own (Daphne's `--fd`); the kernel spreads new
-connections over them.
+"""Several web server processes on one port, so a box uses all its cores: the parent binds one listening socket per
+child on the same port (SO_REUSEPORT) and each child accepts on its own (`--fd`); the kernel spreads new connections
+over them. The server is Daphne, or uvicorn (with uvloop and httptools) when WEB_SERVER says so.
 
 Used by `manage.py serve` and by the relay benchmark. Imports nothing from Django: settings.py reads it too.
 """
@@ -29,12 +29,34 @@ def web_processes_count(configured: int, *, database_engine: str, cpus: int | No
     return cpus or os.cpu_count() or 1
 
 
-def daphne_command(*binding: str) -> list[str]:
+SERVERS = ("daphne", "uvicorn")
+# uvicorn as Daphne runs here: the peer's own address in the scope (the relay reads X-Forwarded-For itself, from
+# TRUSTED_PROXIES only), no lifespan events (the application has none), uvloop and httptools.
+UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "loop": "uvloop", "http": "httptools"}
+UVICORN_OPTIONS = ("--no-proxy-headers", "--lifespan", "off", "--loop", "uvloop", "--http", "httptools")
+
+
+def web_server(configured: str) -> str:
+    """WEB_SERVER, checked: `daphne` (the default) or `uvicorn`."""
+    server = configured.strip().lower()
+    if server not in SERVERS:
+        raise ValueError(f"WEB_SERVER must be one of {', '.join(SERVERS)}, got {configured!r}")
+    return server
+
+
+def server_command(server: str, *, host: str = "", port: int = 0, fd: int | None = None) -> list[str]:
+    """One web process's command line: on host:port, or on an inherited listening socket."""
+    if server == "uvicorn" and fd is not None:
+        return [sys.executable, "-m", "config.serve_uvicorn", str(fd)]  # not uvicorn's --fd: see that module
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", *UVICORN_OPTIONS, "--host", host, "--port", str(port), APPLICATION]
+    binding = ["--fd", str(fd)] if fd is not None else ["-b", host, "-p", str(port)]
     return [sys.executable, "-m", "daphne", *binding, APPLICATION]
 
 
-def daphne_commands(*, host: str, port: int, processes: int) -> tuple[list[socket.socket], list[list[str]]]:
-    """The command lines of `processes` Daphne processes serving host:port, and their listening sockets (the i-th
+def web_commands(*, host: str, port: int, processes: int,
+                 server: str = "daphne") -> tuple[list[socket.socket], list[list[str]]]:
+    """The command lines of `processes` web server processes serving host:port, and their listening sockets (the i-th
     command serves on the i-th socket).
 
     One process binds host:port itself (no socket here). For more, each socket is bound to host:port with
@@ -44,7 +66,7 @@ def daphne_commands(*, host: str, port: int, processes: int) -> tuple[list[socke
     if processes < 1:
         raise ValueError(f"at least one Daphne process is needed, got {processes}")
     if processes == 1:
-        return [], [daphne_command("-b", host, "-p", str(port))]
+        return [], [server_command(server, host=host, port=port)]
     sockets: list[socket.socket] = []
     try:
         for _ in range(processes):
@@ -54,7 +76,7 @@ def daphne_commands(*, host: str, port: int, processes: int) -> tuple[list[socke
         for sock in sockets:
             sock.close()
         raise
-    return sockets, [daphne_command("--fd", str(sock.fileno())) for sock in sockets]
+    return sockets, [server_command(server, fd=sock.fileno()) for sock in sockets]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from config.management.commands.serve import STOP_GRACE_SECONDS
-from config.web_processes import APPLICATION, daphne_commands, web_processes_count
+from config.web_processes import APPLICATION, web_commands, web_processes_count, web_server
 from tests.processes import ROOT, database_url, free_port
 
 POSTGRESQL = "django.db.backends.postgresql"
@@ -55,14 +55,14 @@ def test_settings_refuse_a_negative_count():
 # ---- the commands and the shared socket ----------------------------------------------------------------------------
 
 def test_one_process_binds_host_and_port_itself():
-    listeners, commands = daphne_commands(host="127.0.0.1", port=8123, processes=1)
+    listeners, commands = web_commands(host="127.0.0.1", port=8123, processes=1)
 
     assert listeners == []
     assert commands == [[sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8123", APPLICATION]]
 
 
 def test_several_processes_each_get_a_listening_socket_on_one_port():
-    listeners, commands = daphne_commands(host="127.0.0.1", port=0, processes=3)
+    listeners, commands = web_commands(host="127.0.0.1", port=0, processes=3)
     try:
         assert commands == [[sys.executable, "-m", "daphne", "--fd", str(s.fileno()), APPLICATION] for s in listeners]
         assert len({s.getsockname() for s in listeners}) == 1  # one port
@@ -77,9 +77,29 @@ def test_several_processes_each_get_a_listening_socket_on_one_port():
             listener.close()
 
 
+def test_uvicorn_runs_as_daphne_does_on_its_own_socket():
+    listeners, commands = web_commands(host="127.0.0.1", port=0, processes=2, server="uvicorn")
+    try:
+        for command, listener in zip(commands, listeners):
+            assert command == [sys.executable, "-m", "config.serve_uvicorn", str(listener.fileno())]
+    finally:
+        for listener in listeners:
+            listener.close()
+    single = web_commands(host="127.0.0.1", port=8123, processes=1, server="uvicorn")[1][0]
+    assert single[:3] == [sys.executable, "-m", "uvicorn"] and single[-5:] == [
+        "--host", "127.0.0.1", "--port", "8123", APPLICATION]
+    assert "--no-proxy-headers" in single  # the relay reads X-Forwarded-For itself, from trusted proxies only
+
+
+def test_the_web_server_is_daphne_or_uvicorn():
+    assert web_server(" Uvicorn ") == "uvicorn" and web_server("daphne") == "daphne"
+    with pytest.raises(ValueError, match="WEB_SERVER"):
+        web_server("gunicorn")
+
+
 def test_several_processes_need_an_ipv4_host():
     with pytest.raises(ValueError, match="IPv4"):
-        daphne_commands(host="::", port=0, processes=2)
+        web_commands(host="::", port=0, processes=2)
 
 
 # ---- manage.py serve with two processes ----------------------------------------------------------------------------
@@ -154,11 +174,13 @@ def _wait_for_healthz(proc: subprocess.Popen, port: int, log) -> None:  # type: 
 
 
 @pytest.mark.subprocess
-def test_serve_runs_two_daphne_processes_that_both_answer_and_stop_on_sigterm(transactional_db, tmp_path):
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_serve_runs_two_processes_that_both_answer_and_stop_on_sigterm(transactional_db, tmp_path, server):
     if settings.DATABASES["default"]["ENGINE"] != POSTGRESQL or not settings.REDIS_URL:
         pytest.skip("needs the PostgreSQL test database and Redis (scripts/with-services.sh)")
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL, "WEB_PROCESSES": "2",
+           "WEB_SERVER": server,
            "HOST": "127.0.0.1", "PORT": str(port), "MODELGATE_VAR_DIR": str(tmp_path),
            "ADMIN_PASSWORD": "web-processes-admin", "RELAY_SHUTDOWN_GRACE_SECONDS": "2",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'platform'}", "DJANGO_SETTINGS_MODULE": "config.settings"}
@@ -172,7 +194,8 @@ def test_serve_runs_two_daphne_processes_that_both_answer_and_stop_on_sigterm(tr
         daphnes = _children(serve.pid)
         assert len(daphnes) == 2
         for pid in daphnes:
-            assert b"daphne\0--fd\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert (b"daphne\0--fd\0" if server == "daphne" else b"config.serve_uvicorn\0") in cmdline
 
         # Each process accepts on its own socket of the port, and the kernel spreads new connections over the
         # sockets by their addresses: 40 fresh connections kept open, and the process holding a connection's socket

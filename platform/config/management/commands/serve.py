@@ -1,5 +1,5 @@
-"""Run the whole product in the foreground: Daphne (web + relay; WEB_PROCESSES processes on one port) and a Celery
-worker with beat.
+"""Run the whole product in the foreground: the web server (web + relay; WEB_PROCESSES processes of WEB_SERVER, Daphne
+by default, on one port) and a Celery worker with beat.
 
 Migrates and bootstraps first; Ctrl-C (or SIGTERM) stops every process; if one dies, the others are stopped too.
 """
@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from config.env import BASE_DIR, VAR_DIR, env, env_int
-from config.web_processes import daphne_commands
+from config.web_processes import web_commands
 
 STOP_GRACE_SECONDS = 15
 
@@ -36,7 +36,8 @@ class Command(BaseCommand):
             (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
         host, port = env("HOST", "127.0.0.1"), env_int("PORT", 8000)
         try:
-            listeners, web = daphne_commands(host=host, port=port, processes=settings.WEB_PROCESSES)
+            listeners, web = web_commands(host=host, port=port, processes=settings.WEB_PROCESSES,
+                                          server=settings.WEB_SERVER)
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot serve on {host}:{port}: {exc}") from exc
         child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASE_DIR), str(BASE_DIR / "platform")])}
