@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from billing.charges import CLOSING, Hold
@@ -157,8 +157,12 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
                 get_user_model().objects.filter(pk=user_id).update(
                     quota=F("quota") + user.delta, used_quota=F("used_quota") + user.used,
                     request_count=F("request_count") + user.requests)
-    for row in rows:
-        written.versions[row.user_id] = max(written.versions.get(row.user_id, 0), row.pk)
+        for row in rows:
+            written.versions[row.user_id] = max(written.versions.get(row.user_id, 0), row.pk)
+        unversioned = [user_id for user_id in users if user_id not in written.versions]
+        if unversioned:  # nothing written for them here (a retry found it all written): their last row, still locked
+            written.versions.update(LedgerEntry.objects.filter(user_id__in=unversioned).order_by().values("user_id")
+                                    .annotate(last=Max("id")).values_list("user_id", "last"))
     written.balances = {user_id: user.quota for user_id, user in users.items()}
     written.key_quotas = {key_id: key.quota for key_id, key in keys.items()}
     written.key_users = {h.token_id: h.user_id for h in holds.values() if h.token_id in keys}
@@ -198,7 +202,8 @@ def _existing_upstreams(closings: list[Closing]) -> set[int]:
     if not ids:
         return set()
     upstream = UsageLog._meta.get_field("upstream").related_model
-    return set(upstream.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).values_list("pk", flat=True))
+    return set(upstream.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")
+               .values_list("pk", flat=True))
 
 
 def row_lock_before_delete(sender: type, instance: Any, **_kwargs: Any) -> None:

@@ -278,6 +278,9 @@ class RelayApp:
                 await self.limits.concurrency_leave(ctx.token_id)
         try:
             await asyncio.shield(written)
+        except asyncio.CancelledError:  # the server is stopping: stay (bounded) until this request's rows are written
+            await asyncio.wait({written}, timeout=settings.RELAY_SHUTDOWN_GRACE_SECONDS)
+            raise
         except (OperationalError, InterfaceError):
             pass  # logged by the books; the reservation, if booked, is refunded by the sweep
 

@@ -95,8 +95,13 @@ class _ReadsOrBatch:
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
         async with self._changed:
-            await self._changed.wait_for(lambda: self._reads == 0)
-            self._batch = True
+            self._batch = True  # reads arriving from now on wait: a stream of reads cannot hold the writer off
+            try:
+                await self._changed.wait_for(lambda: self._reads == 0)
+            except BaseException:
+                self._batch = False
+                self._changed.notify_all()
+                raise
         try:
             yield
         finally:
@@ -113,6 +118,8 @@ class Books:
         self._keys: dict[int, Wallet] = {}
         self._reading: dict[tuple[str, int], asyncio.Future] = {}
         self._unbooked: dict[str, Hold] = {}  # admitted, RESERVE row not written yet
+        self._booked: set[str] = set()  # RESERVE row written by an applied batch, closing row not yet
+        self._uncertain: set[str] = set()  # a batch with these failed as it may have committed: re-read first
         self._verdicts: dict[str, asyncio.Future] = {}  # RELAY_STRICT_BALANCE: admissions waiting for their booking
         self._reserves: list[Hold] = []
         self._closings: list[_Pending] = []
@@ -147,11 +154,11 @@ class Books:
                 self._reserves.append(hold)
                 self._kick()
                 if settings.RELAY_STRICT_BALANCE:
-                    await self._booked(hold)
+                    await self._verdict(hold)
                 return
         raise short
 
-    async def _booked(self, hold: Hold) -> None:
+    async def _verdict(self, hold: Hold) -> None:
         """RELAY_STRICT_BALANCE: wait until the reservation is booked; refused if the balance in the database (or
         the key's quota) does not cover it."""
         verdict = asyncio.get_running_loop().create_future()
@@ -201,7 +208,10 @@ class Books:
         return future
 
     def _kick(self) -> None:
-        if self._writer is None or self._writer.done() or self._writer.get_loop() is not asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            if self._writer is not None and self._writer.get_loop() is not loop:  # a new event loop (tests)
+                self._quiet, self._reading = _ReadsOrBatch(), {}
             self._wake = asyncio.Event()
             self._writer = asyncio.ensure_future(self._write_forever())
         self._wake.set()
@@ -209,49 +219,62 @@ class Books:
     async def _write_forever(self) -> None:
         wake = self._wake
         pause = 0.25
-        retry = False
         while True:
             self._failing = False  # nothing left to retry: the next request tries the database again
             await wake.wait()
             wake.clear()
             while self._reserves or self._closings:
-                if len(self._reserves) + len(self._closings) < BATCH_LIMIT and not (retry or self._verdicts):
+                if len(self._reserves) + len(self._closings) < BATCH_LIMIT and not (self._uncertain or self._verdicts):
                     await asyncio.sleep(BATCH_LINGER_SECONDS)
-                reserves, closings = self._reserves[:BATCH_LIMIT], self._closings[:BATCH_LIMIT]
-                del self._reserves[:len(reserves)], self._closings[:len(closings)]
-                closing = {p.closing.hold.ref for p in closings}
-                if any(hold.ref in closing for hold in self._reserves):  # booked below, with their closing
-                    self._reserves = [hold for hold in self._reserves if hold.ref not in closing]
                 async with self._quiet.batch():
+                    reserves, closings = self._reserves[:BATCH_LIMIT], self._closings[:BATCH_LIMIT]
+                    del self._reserves[:len(reserves)], self._closings[:len(closings)]
+                    reserves = [hold for hold in reserves if hold.ref in self._unbooked]  # not booked or given up
+                    closing = {p.closing.hold.ref for p in closings}
+                    if any(hold.ref in closing for hold in self._reserves):  # booked below, with their closing
+                        self._reserves = [hold for hold in self._reserves if hold.ref not in closing]
+                    refs = closing | {hold.ref for hold in reserves}
                     self._writing = True
                     try:
                         written = await self._write(
-                            reserves=reserves, closings=[p.closing for p in closings], recheck=retry,
-                            booked_before=frozenset(ref for ref in closing if ref not in self._unbooked),
+                            reserves=reserves, closings=[p.closing for p in closings],
+                            recheck=not refs.isdisjoint(self._uncertain), booked_before=frozenset(refs & self._booked),
                             strict=frozenset(self._verdicts))
                     except (OperationalError, InterfaceError) as exc:
                         self._failing = True
                         logger.warning("writing %d requests' rows: the database is unreachable; retrying",
                                        len(reserves) + len(closings))
+                        self._uncertain |= refs  # the commit may have landed as the connection died
                         self._closings[:0] = self._give_up_old(closings, exc) + self._unknown_fate(reserves)
                         self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
-                        self._writing, retry = False, True
                         written = None
+                    except asyncio.CancelledError:  # the server is stopping; the thread may still commit
+                        self._uncertain |= refs
+                        self._closings[:0] = closings
+                        self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
+                        raise
                     except Exception:
                         logger.exception("writing a batch of %d requests' rows failed; writing them one by one",
                                          len(reserves) + len(closings))
                         written = await self._write_one_by_one(reserves, closings)
+                    finally:
+                        self._writing = False
                     if written is not None:
-                        self._writing = self._failing = retry = False
-                        self._apply(written)
+                        self._failing = False
+                        try:
+                            self._apply(written)
+                        except Exception:
+                            logger.exception("taking a written batch's balances failed; they are read again")
+                            self.forget()
                 if written is None:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5)
                     continue
                 pause = 0.25
                 for pending in closings:
-                    if not pending.future.done():
-                        pending.future.set_result(None)
+                    ref = pending.closing.hold.ref
+                    if not pending.future.done() and (ref in written.closed or ref in written.dropped):
+                        pending.future.set_result(None)  # (one queued again after a connection error waits on)
 
     def _unknown_fate(self, reserves: list[Hold]) -> list[_Pending]:
         """RELAY_STRICT_BALANCE admissions whose batch failed are refused (503) now; whether their reservation
@@ -265,8 +288,9 @@ class Books:
             self._release(hold)
             if not verdict.done():
                 verdict.set_exception(BooksUnavailable())
-            refunds.append(_Pending(Closing(hold=hold, cost=0, refund=True, log=None),
-                                    asyncio.get_running_loop().create_future()))
+            refund = asyncio.get_running_loop().create_future()
+            refund.add_done_callback(lambda done: done.cancelled() or done.exception())
+            refunds.append(_Pending(Closing(hold=hold, cost=0, refund=True, log=None), refund))
         return refunds
 
     def _give_up_old(self, closings: list[_Pending], exc: Exception) -> list[_Pending]:
@@ -281,27 +305,45 @@ class Books:
             hold = pending.closing.hold
             logger.error("request %s could not be settled: the database stayed unreachable", hold.ref)
             self._release(hold)
+            self._booked.discard(hold.ref)  # a booked reservation left open is refunded by the sweep
+            self._uncertain.discard(hold.ref)
             if not pending.future.done():
                 pending.future.set_exception(exc)
         return kept
 
     async def _write_one_by_one(self, reserves: list[Hold], closings: list[_Pending]) -> Written:
         """After a batch failed on something other than the connection: each request alone, so one bad row cannot
-        hold up the others' (a request whose rows cannot be written is logged, and released here)."""
+        hold up the others' (a request whose rows cannot be written is logged, and released here). One that meets
+        a connection error is queued again, to be written with a re-read of what landed."""
         merged = Written()
         for hold, closing in [(h, None) for h in reserves] + [(p.closing.hold, p) for p in closings]:
             try:
                 written = await self._write(reserves=[hold] if closing is None else [],
                                             closings=[closing.closing] if closing is not None else [],
+                                            booked_before=frozenset({hold.ref} & self._booked),
                                             strict=frozenset(self._verdicts))
+            except (OperationalError, InterfaceError):
+                self._uncertain.add(hold.ref)
+                if closing is not None:
+                    self._closings.append(closing)
+                elif hold.ref in self._unbooked:
+                    self._reserves.append(hold)
+                continue
             except Exception as exc:
                 logger.exception("request %s: its rows could not be written", hold.ref)
                 self._release(hold)
+                self._booked.discard(hold.ref)  # a booked reservation left open is refunded by the sweep
+                verdict = self._verdicts.pop(hold.ref, None)
+                if verdict is not None and not verdict.done():
+                    verdict.set_exception(BooksUnavailable())
                 if closing is not None and not closing.future.done():
                     closing.future.set_exception(exc)
                 continue
             merged.balances |= written.balances
             merged.key_quotas |= written.key_quotas
+            merged.key_users |= written.key_users
+            for user_id, version in written.versions.items():
+                merged.versions[user_id] = max(version, merged.versions.get(user_id, 0))
             merged.booked |= written.booked
             merged.closed |= written.closed
             merged.dropped |= written.dropped
@@ -310,6 +352,9 @@ class Books:
 
     def _apply(self, written: Written) -> None:
         """Take a batch's results: its reservations are in the known balances now, no longer unbooked here."""
+        self._booked |= written.booked
+        self._booked -= written.closed | written.dropped
+        self._uncertain -= written.booked | written.closed | written.dropped | written.refused.keys()
         for ref in written.booked | written.closed | written.dropped | written.refused.keys():
             self._release(self._unbooked.get(ref))
             verdict = self._verdicts.pop(ref, None)

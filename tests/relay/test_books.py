@@ -496,3 +496,134 @@ def test_with_strict_balance_an_admission_waits_for_its_booking_and_is_refused_i
     assert _rows("req:two-late") == []
     assert _balance(user.pk) == 0
     _books_balance(user)
+
+
+def _scripted(books, script):
+    """Replace the books' writes: each call takes the next step of `script` ("rejected": a row of someone else's the
+    database refuses; "cut": the connection dies before writing; "cut after commit": it dies after the commit), then
+    real writes."""
+    real = books._write
+
+    async def write(**batch):
+        step = script.pop(0) if script else None
+        if step == "rejected":
+            raise IntegrityError("a row of another request")
+        if step == "cut":
+            raise OperationalError("server closed the connection unexpectedly")
+        written = await real(**batch)
+        if step == "cut after commit":
+            raise OperationalError("connection lost while committing")
+        return written
+
+    books._write = write
+
+
+@pytest.mark.parametrize("failure", [["rejected"], ["cut after commit"]])
+def test_after_a_fallback_or_a_retry_the_known_balance_is_the_databases(user, failure):
+    """A reservation booked request by request, or by a batch whose commit landed as its connection died, is in the
+    balance this process knows afterwards: the next request it cannot cover is refused, not booked below zero."""
+    _balance_set(user, 1000)
+    books = Books()
+
+    async def scenario():
+        _scripted(books, list(failure))
+        await books.admit(_hold(user, "a", amount=600))
+        await books.drained()
+        assert wallet_snapshot(books, user.pk).available == 400
+        with pytest.raises(InsufficientQuota):
+            await books.admit(_hold(user, "b", amount=1000))
+        await books.close(_refund(_hold(user, "a", amount=600)))
+
+    _run(scenario)
+    assert _rows("req:a") == [(LedgerReason.RESERVE, -600), (LedgerReason.REFUND, 600)]
+    assert _balance(user.pk) == 1000
+    _books_balance(user)
+
+
+def test_a_reservation_whose_lone_write_met_a_connection_error_is_booked_before_its_settlement(user):
+    """The batch is refused, then the reservation's own write meets a dead connection: it is written again later
+    with a re-read, so the settlement never stands alone (which would credit the user)."""
+    start = user.quota
+    books = Books()
+    hold = _hold(user, "x", amount=300)
+
+    async def scenario():
+        _scripted(books, ["rejected", "cut"])
+        await books.admit(hold)
+        await books.close(_settle(hold, 100))
+        await books.drained()
+
+    _run(scenario)
+    assert _rows(hold.ref) == [(LedgerReason.RESERVE, -300), (LedgerReason.SETTLE, 200)]
+    assert _balance(user.pk) == start - 100
+    _books_balance(user)
+
+
+def test_with_strict_balance_a_reservation_that_cannot_be_written_is_refused_not_left_waiting(user, settings):
+    settings.RELAY_STRICT_BALANCE = True
+    books = Books()
+
+    async def scenario():
+        _scripted(books, ["rejected", "rejected"])
+        with pytest.raises(BooksUnavailable):
+            await asyncio.wait_for(books.admit(_hold(user, "s")), 10)
+        assert not books._verdicts and wallet_snapshot(books, user.pk).unbooked == 0
+
+    _run(scenario)
+    assert _rows("req:s") == []
+
+
+def test_with_strict_balance_a_refund_after_a_cut_batch_is_booked_with_its_reservation(user, settings, monkeypatch):
+    """A strict admission whose batch died before its commit is refused (503); its reservation's fate is unknown, so
+    it is refunded with a re-read: a reservation that never landed is booked and refunded (the pair nets to nothing),
+    never a refund alone."""
+    settings.RELAY_STRICT_BALANCE = True
+    monkeypatch.setattr(relay_books, "BATCH_LIMIT", 1)  # stands for a failed batch of more than 500 requests
+    _balance_set(user, 1000)
+    books = Books()
+    first, second = _hold(user, "first"), _hold(user, "second")
+
+    async def scenario():
+        await books.admit(first)
+        held = _Held(books)
+        closed = books.close(_settle(first, 40))
+        admitting = asyncio.ensure_future(books.admit(second))
+        await asyncio.sleep(0.01)
+        _scripted(books, ["cut"])
+        held.release()
+        with pytest.raises(BooksUnavailable):
+            await admitting
+        await closed
+        await books.drained()
+
+    _run(scenario)
+    assert sorted(_rows(second.ref)) == sorted([(LedgerReason.RESERVE, -100), (LedgerReason.REFUND, 100)])
+    assert _balance(user.pk) == 1000 - 40 == ledger_sum(user_id=user.pk)
+
+
+def test_a_stream_of_balance_reads_does_not_hold_the_writer_off():
+    """Reads run together, but once a batch waits, new reads wait behind it."""
+    gate = relay_books._ReadsOrBatch()
+    order: list[str] = []
+
+    async def read(name: str, seconds: float) -> None:
+        async with gate.read():
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)
+        order.append(f"{name} out")
+
+    async def batch() -> None:
+        async with gate.batch():
+            order.append("batch")
+
+    async def scenario():
+        first = asyncio.ensure_future(read("r1", 0.05))
+        await asyncio.sleep(0.01)
+        writing = asyncio.ensure_future(batch())
+        await asyncio.sleep(0.01)
+        late = asyncio.ensure_future(read("r2", 0))
+        await asyncio.gather(first, writing, late)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert order.index("batch") < order.index("r2 in")
+    assert order.index("r1 out") < order.index("batch")
