@@ -6,6 +6,7 @@ reservations and settlements in batches (`billing.books.books_write`), each batc
 balances the batch leaves as the new known ones. A balance not refreshed within RELAY_CACHE_SECONDS is read again
 before it admits anything, and one that refuses is always read again first (a top-up counts at once).
 
+Balances other processes' batches leave arrive through Redis (`heard`), versioned by the user's last ledger row.
 Within one process nobody spends beyond their balance. Another process's admissions are seen once booked (in its
 next batch, within BATCH_LINGER_SECONDS plus a transaction) or when a balance is read again: a user whose requests
 several processes admit at the same moment can go below zero by at most what the other processes admitted for them
@@ -403,6 +404,6 @@ class Books:
             await asyncio.sleep(0.01)
 
 
-def wallet_snapshot(books: Books, user_id: int) -> Any:
-    """The user's wallet as this process sees it (for tests and /metrics)."""
+def wallet_snapshot(books: Books, user_id: int) -> Wallet | None:
+    """The user's wallet as this process sees it."""
     return books._users.get(user_id)
