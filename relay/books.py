@@ -242,9 +242,11 @@ class Books:
                             recheck=not refs.isdisjoint(self._uncertain), booked_before=frozenset(refs & self._booked),
                             strict=frozenset(self._verdicts))
                     except (OperationalError, InterfaceError) as exc:
-                        self._failing = True
-                        logger.warning("writing %d requests' rows: the database is unreachable; retrying",
-                                       len(reserves) + len(closings))
+                        if not _contention(exc):
+                            self._failing = True
+                        logger.warning("writing %d requests' rows failed (%s); retrying",
+                                       len(reserves) + len(closings),
+                                       "lock contention" if _contention(exc) else "the database is unreachable")
                         self._uncertain |= refs  # the commit may have landed as the connection died
                         self._closings[:0] = self._give_up_old(closings, exc) + self._unknown_fate(reserves)
                         self._reserves[:0] = [hold for hold in reserves if hold.ref in self._unbooked]
@@ -402,6 +404,13 @@ class Books:
         """Wait until everything queued so far is written or given up."""
         while not self.idle:
             await asyncio.sleep(0.01)
+
+
+def _contention(exc: Exception) -> bool:
+    """A deadlock, a serialization failure or a lock or statement timeout (SQLSTATE class 40, 55P03, 57014): the
+    database is there, this batch lost a race and is retried, and new requests are still admitted."""
+    state = getattr(exc.__cause__, "sqlstate", None) or ""
+    return state.startswith("40") or state in ("55P03", "57014")
 
 
 def wallet_snapshot(books: Books, user_id: int) -> Wallet | None:

@@ -627,3 +627,35 @@ def test_a_stream_of_balance_reads_does_not_hold_the_writer_off():
     asyncio.run(asyncio.wait_for(scenario(), 10))
     assert order.index("batch") < order.index("r2 in")
     assert order.index("r1 out") < order.index("batch")
+
+
+def test_a_batch_that_lost_a_lock_race_is_retried_without_refusing_anyone(user):
+    """A deadlock (or a lock timeout) is not an outage: the batch is written again, and requests meanwhile are
+    admitted, not answered 503."""
+    from psycopg import errors
+
+    books = Books()
+    real = books._write
+    failures = []
+
+    async def write(**batch):
+        if not failures:
+            lost = OperationalError("deadlock detected")
+            lost.__cause__ = errors.DeadlockDetected("deadlock detected")
+            failures.append(lost)
+            raise lost
+        return await real(**batch)
+
+    async def scenario():
+        books._write = write
+        first = _hold(user, "first")
+        await books.admit(first)
+        await _until(lambda: failures)
+        await books.admit(_hold(user, "second"))  # not BooksUnavailable
+        await books.close(_refund(first))
+        await books.close(_refund(_hold(user, "second")))
+        await books.drained()
+
+    _run(scenario)
+    assert [_rows("req:first"), _rows("req:second")] == [[(LedgerReason.RESERVE, -100), (LedgerReason.REFUND, 100)]] * 2
+    _books_balance(user)
