@@ -13,13 +13,13 @@ from django.db import DataError, IntegrityError, OperationalError
 
 from accounts.models import User
 from accounts.services import user_adjust_quota
-from billing.books import Closing
 from billing.charges import Hold
 from billing.ledger import InsufficientQuota, ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
 from relay import books as relay_books
 from relay.books import Books, BooksUnavailable, wallet_snapshot
 from relay.snapshots import in_thread
+from tests.billing.test_books import _balance_set, _refund, _settle
 from tests.billing.test_charges import LOG
 from tokens.services import token_create
 
@@ -66,20 +66,6 @@ def _run(scenario):
 def _hold(user, request_id, amount=100, token=None, unlimited=None):
     return Hold(request_id=request_id, user_id=user.pk, token_id=token.pk if token else None,
                 unlimited=token is None if unlimited is None else unlimited, amount=amount)
-
-
-def _settle(hold, cost, log=LOG):
-    return Closing(hold=hold, cost=cost, refund=False, log=log)
-
-
-def _refund(hold, log=None):
-    return Closing(hold=hold, cost=0, refund=True, log=log)
-
-
-def _balance_set(user, amount):
-    user.refresh_from_db(fields=["quota"])
-    if user.quota != amount:
-        user_adjust_quota(user=user, amount=amount - user.quota)
 
 
 def _balance(user_id):
