@@ -7,7 +7,6 @@ import re
 import logging
 import time
 import uuid
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -26,7 +25,7 @@ from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_requ
 from relay.limits import Limits
 from relay.media_tasks import routes as media_routes
 from relay.multipart import form_parse
-from relay.pool import upstream_transport
+from relay.transport import UpstreamTransport, upstream_client
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
@@ -128,12 +127,9 @@ class RelayApp:
         self.snapshots = Snapshots()
         self._listener: asyncio.Future | None = None  # empties the snapshots when any process changes a cached row
         self.limits = Limits()
-        # No cookie jar: a cookie an upstream sets while answering one user must not ride along with everyone's
-        # later requests. Identity encoding: streams are passed on as read (aiter_raw), so they must not be gzipped.
-        self.client = httpx.AsyncClient(transport=upstream_transport(max_connections=1000, max_keepalive=200),
-                                        follow_redirects=False, trust_env=False,
-                                        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-                                        headers={"accept-encoding": "identity"})
+        # Identity encoding: streams are passed on as read (aiter_raw), so they must not be gzipped.
+        self.client = upstream_client(transport=UpstreamTransport(max_connections=1000, max_keepalive=200),
+                                      headers={"accept-encoding": "identity"})
         self.forwarder = Forwarder(self.client, self.upstream_failed)
         self.books = Books()
         self._disable = in_thread(upstream_auto_disable)

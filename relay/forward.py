@@ -312,17 +312,19 @@ class Forwarder:
         await start_stream(send, 200, job.headers, b"text/event-stream")
         gone, watcher = watch_disconnect(receive)
 
+        async def forward(frames: list[bytes]) -> None:
+            """What one read from the upstream produced, in one write to the client."""
+            if frames:
+                body = b"".join(scrub_frame(out, keys) for out in frames)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
         async def pump() -> None:
-            for out in pending:
-                await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
+            await forward(pending)
             async for piece in chunks:
-                for frame in splitter.feed(piece):
-                    for out in meter.feed(frame):
-                        await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
+                await forward([out for frame in splitter.feed(piece) for out in meter.feed(frame)])
             rest = splitter.rest()
             tail = meter.feed(rest + b"\n\n") if rest.strip() else []
-            for out in tail + meter.finish():
-                await send({"type": "http.response.body", "body": scrub_frame(out, keys), "more_body": True})
+            await forward(tail + meter.finish())
 
         pumping = asyncio.create_task(pump())
         stopping = asyncio.create_task(job.stop.wait())

@@ -31,9 +31,12 @@ def web_processes_count(configured: int, *, database_engine: str, cpus: int | No
 
 SERVERS = ("daphne", "uvicorn")
 # uvicorn as Daphne runs here: the peer's own address in the scope (the relay reads X-Forwarded-For itself, from
-# TRUSTED_PROXIES only), no lifespan events (the application has none), uvloop and httptools.
-UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "loop": "uvloop", "http": "httptools"}
-UVICORN_OPTIONS = ("--no-proxy-headers", "--lifespan", "off", "--loop", "uvloop", "--http", "httptools")
+# TRUSTED_PROXIES only), no lifespan events (the application has none), no access log line per request (Daphne writes
+# none either; the usage log records relayed requests), uvloop and httptools.
+UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "access_log": False, "loop": "uvloop",
+                    "http": "httptools"}
+UVICORN_OPTIONS = ("--no-proxy-headers", "--lifespan", "off", "--no-access-log", "--loop", "uvloop",
+                   "--http", "httptools")
 
 
 def web_server(configured: str) -> str:

@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, TypeVar
 
 import httpx
@@ -34,6 +33,7 @@ from relay.media_tasks.services import media_task_apply, media_task_expire
 from relay.media_tasks.settlement import media_task_settle
 from relay.media_tasks.upstreams import key_for, upstream_info
 from relay.snapshots import UpstreamInfo
+from relay.transport import upstream_client
 
 logger = logging.getLogger("relay.tasks")
 T = TypeVar("T")
@@ -53,13 +53,6 @@ def _claim(batch: int) -> list[MediaTask]:
 
 def _timeout_minutes(task: MediaTask) -> int:
     return settings.TASK_TIMEOUT_MINUTES.get(task.kind, 60)
-
-
-def upstream_client(**options: Any) -> httpx.AsyncClient:
-    """The client a polling round asks upstreams with: no proxies from the environment, no redirects, and no cookie
-    jar (a cookie one upstream sets about one user's task must not ride along with the next request)."""
-    return httpx.AsyncClient(trust_env=False, follow_redirects=False,
-                             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])), **options)
 
 
 async def _fetch_all(jobs: list[tuple[UpstreamInfo, str, list[MediaTask]]]) -> dict[int, Snapshot]:

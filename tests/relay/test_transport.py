@@ -1,0 +1,879 @@
+"""The relay's upstream transport: pooling, response framing, errors, timeouts, uploads and TLS, each shown against a
+tiny HTTP/1.1 server on loopback that answers by hand (so the bytes on the wire are exactly the test's)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import random
+import socket
+import ssl
+from typing import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+import uvloop
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from relay.transport import UpstreamTransport
+
+pytestmark = pytest.mark.timeout(10)  # a backstop only: every wait below is bounded far more tightly
+
+WAIT = 2.0  # the longest any single step may take before the test counts it as hung
+LOOPS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])  # production: uvloop
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Upstream:
+    """A loopback server running `handler` for each connection. It counts the connections it accepted, closes them
+    all when the test ends, and fails the test if a handler failed (a server-side assertion or a bounded wait)."""
+
+    def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None) -> None:
+        self.handler, self.tls = handler, tls
+        self.connections = 0
+        self.tasks: list[asyncio.Task] = []
+        self.errors: list[BaseException] = []
+        self.server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, kind: type | None, *exc: object) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=WAIT)
+        if kind is None and self.errors:
+            raise AssertionError(f"the upstream's handler failed: {self.errors!r}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.tasks.append(asyncio.current_task())
+        try:
+            await self.handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client hung up
+        except asyncio.CancelledError:
+            pass  # the test is over
+        except Exception as exc:
+            self.errors.append(exc)
+        finally:
+            writer.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    """One request as received: its head (request line and headers, verbatim), its headers and its body (de-chunked,
+    checking the chunked framing on the way)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    headers = {}
+    for line in head.split(b"\r\n")[1:-2]:
+        name, _, value = line.partition(b":")
+        headers[name.decode().lower()] = value.decode().strip()
+    if "content-length" in headers:
+        return head, headers, await reader.readexactly(int(headers["content-length"]))
+    body = b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while size := int((await reader.readuntil(b"\r\n"))[:-2], 16):
+            body += await reader.readexactly(size)
+            assert await reader.readexactly(2) == b"\r\n"
+        assert await reader.readexactly(2) == b"\r\n"
+    return head, headers, body
+
+
+async def hang_up_seen(reader: asyncio.StreamReader) -> bool:
+    """Whether the client closes the connection (the server reads its EOF) within WAIT seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(), WAIT) == b""
+    except (TimeoutError, ConnectionError):
+        return False
+
+
+def answer(body: bytes = b"ok", *headers: str) -> bytes:
+    extra = "".join(f"{header}\r\n" for header in headers).encode()
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def keep_alive(*, body: bytes = b"ok", delay: float = 0.0, close_after: bool = False) -> Handler:
+    """A server answering every request on the connection with `body`; `close_after` hangs up after each answer
+    without saying so (as servers whose keep-alive ran out do)."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(delay)
+            writer.write(answer(body))
+            await writer.drain()
+            if close_after:
+                return
+    return handler
+
+
+def chunk(piece: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(piece), piece)
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def make_client(transport: UpstreamTransport) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport, timeout=WAIT, trust_env=False)
+
+
+def transport_for(**options: object) -> UpstreamTransport:
+    return UpstreamTransport(**{"max_connections": 10, "max_keepalive": 10, **options})
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def upload(*pieces: bytes) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+# The pool.
+
+
+@LOOPS
+def test_sequential_requests_share_one_connection(run):
+    run(_sequential())
+
+
+async def _sequential():
+    upstream, transport = Upstream(keep_alive()), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        for _ in range(5):
+            assert (await client.get(url)).text == "ok"
+        assert transport.open_connections == 1
+    assert upstream.connections == 1
+
+
+def test_concurrent_requests_open_one_connection_each():
+    asyncio.run(_concurrent())
+
+
+async def _concurrent():
+    arrived, everyone = [], asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        arrived.append(1)
+        if len(arrived) == 3:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), WAIT)  # no answer until all three requests are in, at once
+        writer.write(answer())
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        answers = await asyncio.gather(*(client.get(url) for _ in range(3)))
+        assert [a.text for a in answers] == ["ok"] * 3
+        assert transport.open_connections == 3
+    assert upstream.connections == 3
+
+
+def test_requests_beyond_the_connection_limit_share_the_allowed_connections():
+    asyncio.run(_beyond_the_limit())
+
+
+async def _beyond_the_limit():
+    upstream, transport = Upstream(keep_alive(delay=0.03)), transport_for(max_connections=2)
+    async with upstream as url, make_client(transport) as client:
+        answers = await asyncio.gather(*(client.get(url) for _ in range(6)))
+    assert [a.text for a in answers] == ["ok"] * 6
+    assert upstream.connections == 2
+
+
+def test_a_queued_request_proceeds_on_the_connection_that_frees():
+    asyncio.run(_queued())
+
+
+async def _queued():
+    finish = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"first"))
+        await asyncio.wait_for(finish.wait(), WAIT)
+        writer.write(chunk(b"last") + b"0\r\n\r\n")
+        await keep_alive()(reader, writer)
+
+    upstream, transport = Upstream(handler), transport_for(max_connections=1)
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url) as held:
+            queued = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.05)
+            assert not queued.done()  # no room: it waits rather than opening a second connection
+            finish.set()
+            assert await held.aread() == b"firstlast"
+        assert (await asyncio.wait_for(queued, WAIT)).text == "ok"
+    assert upstream.connections == 1
+
+
+def test_a_request_waiting_longer_than_the_pool_timeout_fails_with_pool_timeout():
+    asyncio.run(_pool_timeout())
+
+
+async def _pool_timeout():
+    async def handler(reader, writer):
+        await read_request(reader)
+        # The first answer never ends (it holds the only connection); later ones are whole.
+        writer.write(CHUNKED_HEAD + chunk(b"first") if upstream.connections == 1 else answer())
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for(max_connections=1)
+    loop = asyncio.get_running_loop()
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url):
+            started = loop.time()
+            with pytest.raises(httpx.PoolTimeout):
+                await client.get(url, timeout=httpx.Timeout(WAIT, pool=0.1))
+            assert 0.09 <= loop.time() - started < 1
+        assert (await client.get(url)).text == "ok"  # the held stream's connection was given back
+    assert upstream.connections == 2
+
+
+def test_a_cancelled_waiter_does_not_strand_the_requests_queued_behind_it():
+    asyncio.run(_cancelled_waiter())
+
+
+async def _cancelled_waiter():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"first") if upstream.connections == 1 else answer())
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for(max_connections=1)
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url) as held:
+            first = asyncio.create_task(client.get(url))  # waits for room, first in the queue
+            await asyncio.sleep(0.02)
+            second = asyncio.create_task(client.get(url, timeout=httpx.Timeout(WAIT, pool=0.5)))  # waits behind it
+            await asyncio.sleep(0.02)
+            await held.aclose()  # room: the first waiter is woken...
+            first.cancel()  # ...but its caller gives up (a relay client hung up) before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await asyncio.wait_for(second, WAIT)).text == "ok"  # the room must pass to the next in line
+
+
+def test_idle_connections_beyond_max_keepalive_are_closed():
+    asyncio.run(_max_keepalive())
+
+
+async def _max_keepalive():
+    arrived, everyone, hung_up = [], asyncio.Event(), []
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        arrived.append(1)
+        if len(arrived) == 3:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), WAIT)
+        writer.write(answer())
+        hung_up.append(await hang_up_seen(reader))
+
+    upstream, transport = Upstream(handler), transport_for(max_keepalive=1)
+    async with upstream as url, make_client(transport) as client:
+        await asyncio.gather(*(client.get(url) for _ in range(3)))
+        assert transport.open_connections == 1
+        await asyncio.sleep(0.05)  # the two closed connections' EOF reaches the server
+        assert hung_up == [True, True]
+
+
+def test_an_idle_connection_to_another_origin_gives_way_at_the_connection_limit():
+    asyncio.run(_other_origin())
+
+
+async def _other_origin():
+    hung_up = asyncio.Event()
+
+    async def first_handler(reader, writer):
+        await read_request(reader)
+        writer.write(answer(b"first"))
+        if await hang_up_seen(reader):
+            hung_up.set()
+
+    transport = transport_for(max_connections=1)
+    async with Upstream(first_handler) as first, Upstream(keep_alive(body=b"second")) as second:
+        async with make_client(transport) as client:
+            assert (await client.get(first)).text == "first"
+            assert (await client.get(second)).text == "second"
+            await asyncio.wait_for(hung_up.wait(), WAIT)  # the idle connection to the first origin was closed
+            assert transport.open_connections == 1
+
+
+@LOOPS
+def test_a_connection_the_server_closed_while_idle_is_not_reused(run):
+    run(_closed_while_idle())
+
+
+async def _closed_while_idle():
+    upstream, transport = Upstream(keep_alive(close_after=True)), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        for _ in range(3):
+            assert (await client.get(url)).text == "ok"
+            await asyncio.sleep(0.05)  # the server's close reaches the client's socket
+            assert transport.open_connections == 0  # noticed and forgotten while idle
+    assert upstream.connections == 3
+
+
+def test_an_idle_connection_past_its_keepalive_expiry_is_replaced():
+    asyncio.run(_expiry())
+
+
+async def _expiry():
+    hung_up = []
+
+    async def handler(reader, writer):
+        for _ in range(2):
+            await read_request(reader)
+            writer.write(answer())
+        hung_up.append(await hang_up_seen(reader))
+
+    upstream, transport = Upstream(handler), transport_for(keepalive_expiry=0.05)
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url)).text == "ok"
+        assert (await client.get(url)).text == "ok"  # still fresh: the same connection
+        assert upstream.connections == 1
+        await asyncio.sleep(0.1)
+        assert (await client.get(url)).text == "ok"
+        assert upstream.connections == 2
+        assert transport.open_connections == 1
+        await asyncio.sleep(0.05)
+        assert hung_up == [True]  # the expired connection was closed, not leaked
+
+
+def test_a_response_saying_connection_close_does_not_leave_its_connection_for_reuse():
+    asyncio.run(_connection_close())
+
+
+async def _connection_close():
+    hung_up = []
+
+    async def handler(reader, writer):  # says "close" but would gladly answer more requests on the connection
+        await read_request(reader)
+        writer.write(answer(b"ok", "connection: close"))
+        hung_up.append(await hang_up_seen(reader))
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url)).text == "ok"
+        assert transport.open_connections == 0
+        assert (await client.get(url)).text == "ok"
+        await asyncio.sleep(0.05)
+        assert hung_up[:1] == [True]  # the client closed the first connection itself
+    assert upstream.connections == 2
+
+
+# Response framing.
+
+
+def test_a_content_length_body_is_read_exactly_and_the_connection_kept():
+    asyncio.run(_content_length())
+
+
+async def _content_length():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-upstream: yes\r\n\r\nhello world")
+        await keep_alive(body=b"again")(reader, writer)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        response = await client.get(url)
+        assert (response.status_code, response.content) == (200, b"hello world")
+        assert response.headers["x-upstream"] == "yes"
+        assert response.http_version == "HTTP/1.1"
+        assert (await client.get(url)).content == b"again"
+    assert upstream.connections == 1
+
+
+@LOOPS
+def test_chunked_body_pieces_arrive_as_the_server_sends_them(run):
+    run(_chunked())
+
+
+async def _chunked():
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD)
+        for piece in (b"first", b"second", b"third"):
+            writer.write(chunk(piece))
+            await writer.drain()
+            # The next piece goes only once the client has this one: a transport that waited for the whole body
+            # would stall here.
+            assert await asyncio.wait_for(received.get(), WAIT) == piece
+        writer.write(b"0\r\n\r\n")
+        await keep_alive()(reader, writer)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        pieces = []
+        async with client.stream("GET", url) as response:
+            async for piece in response.aiter_raw():
+                pieces.append(piece)
+                received.put_nowait(piece)
+        assert pieces == [b"first", b"second", b"third"]
+        assert (await client.get(url)).text == "ok"  # the chunked end was found: the connection is reused
+    assert upstream.connections == 1
+
+
+def test_a_body_without_length_ends_when_the_server_closes():
+    asyncio.run(_close_delimited())
+
+
+async def _close_delimited():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nhello ")
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(b"world")
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url)).content == b"hello world"
+        assert (await client.get(url)).content == b"hello world"
+        assert transport.open_connections == 0
+    assert upstream.connections == 2
+
+
+def test_a_head_response_has_no_body_despite_its_content_length():
+    asyncio.run(_head())
+
+
+async def _head():
+    async def handler(reader, writer):
+        while True:
+            head, _, _ = await read_request(reader)
+            body = b"" if head.startswith(b"HEAD ") else b"hello"  # RFC 9110 9.3.2: the length of the GET's body
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n" + body)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        response = await client.head(url, timeout=httpx.Timeout(WAIT, read=0.5))
+        assert (response.status_code, response.content, response.headers["content-length"]) == (200, b"", "5")
+        assert (await client.get(url)).content == b"hello"
+    assert upstream.connections == 1
+
+
+@pytest.mark.parametrize("status", [100, 103])
+@pytest.mark.parametrize("split", [False, True], ids=["one-write", "two-writes"])
+def test_interim_responses_are_skipped_for_the_final_one(status, split):
+    asyncio.run(_interim(status, split))
+
+
+async def _interim(status, split):
+    interim = {100: b"HTTP/1.1 100 Continue\r\n\r\n",
+               103: b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"}[status]
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(interim)
+        if split:
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.write(answer(b"final", "x-final: yes"))
+        await keep_alive()(reader, writer)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        response = await client.get(url)
+        assert (response.status_code, response.reason_phrase, response.content) == (200, "OK", b"final")
+        assert response.headers.get("x-final") == "yes" and "link" not in response.headers
+        assert (await client.get(url)).text == "ok"
+    assert upstream.connections == 1
+
+
+# Broken answers.
+
+
+@pytest.mark.parametrize("truncated", [
+    b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b",
+    CHUNKED_HEAD + chunk(b"hello"),
+], ids=["content-length", "chunked"])
+def test_a_body_cut_short_by_a_close_fails_with_a_transport_error(truncated):
+    asyncio.run(_truncated(truncated))
+
+
+async def _truncated(truncated):
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(truncated)  # and hang up
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+            await client.get(url)
+        assert transport.open_connections == 0
+
+
+def test_a_server_closing_without_answering_fails_with_remote_protocol_error():
+    asyncio.run(_no_answer())
+
+
+async def _no_answer():
+    async def handler(reader, writer):
+        await read_request(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(url)
+        assert transport.open_connections == 0
+
+
+def test_an_answer_that_is_not_http_fails_with_remote_protocol_error():
+    asyncio.run(_garbage())
+
+
+async def _garbage():
+    async def handler(reader, writer):  # answers, then keeps the connection open: only parsing can fail the request
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    loop = asyncio.get_running_loop()
+    async with upstream as url, make_client(transport) as client:
+        started = loop.time()
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(url)
+        assert loop.time() - started < 1  # at once, not at the read timeout
+        assert transport.open_connections == 0
+
+
+# Timeouts and refusals.
+
+
+def test_a_server_that_never_answers_fails_with_read_timeout():
+    asyncio.run(_never_answers())
+
+
+async def _never_answers():
+    hung_up = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        if await hang_up_seen(reader):
+            hung_up.set()
+
+    upstream, transport = Upstream(handler), transport_for()
+    loop = asyncio.get_running_loop()
+    async with upstream as url, make_client(transport) as client:
+        started = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(url, timeout=httpx.Timeout(WAIT, read=0.1))
+        assert 0.09 <= loop.time() - started < 1
+        assert transport.open_connections == 0
+        await asyncio.wait_for(hung_up.wait(), WAIT)  # the timed-out connection was closed
+
+
+def test_a_body_that_stalls_fails_with_read_timeout_while_reading():
+    asyncio.run(_stalled_body())
+
+
+async def _stalled_body():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        pieces = []
+        with pytest.raises(httpx.ReadTimeout):
+            async with client.stream("GET", url, timeout=httpx.Timeout(WAIT, read=0.1)) as response:
+                async for piece in response.aiter_raw():
+                    pieces.append(piece)
+        assert pieces == [b"hello"]
+        assert transport.open_connections == 0
+
+
+def test_connecting_to_a_closed_port_fails_with_connect_error_and_frees_its_place():
+    asyncio.run(_refused())
+
+
+async def _refused():
+    upstream, transport = Upstream(keep_alive()), transport_for(max_connections=1)
+    async with upstream as url, make_client(transport) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+        assert transport.open_connections == 0
+        assert (await client.get(url, timeout=httpx.Timeout(WAIT, pool=0.2))).text == "ok"
+
+
+def test_a_request_body_the_server_does_not_read_fails_with_write_timeout():
+    asyncio.run(_write_timeout())
+
+
+async def _write_timeout():
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(WAIT)  # reads nothing more
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        with pytest.raises(httpx.WriteTimeout):
+            await client.post(url, content=b"x" * (16 * 1024 * 1024), timeout=httpx.Timeout(WAIT, write=0.1))
+        assert transport.open_connections == 0
+
+
+# Request bodies and the request line.
+
+
+def test_a_bytes_body_is_sent_intact_with_its_length():
+    asyncio.run(_bytes_body())
+
+
+async def _bytes_body():
+    seen = []
+    payload = bytes(range(256)) * 40
+
+    async def handler(reader, writer):
+        seen.append(await read_request(reader))
+        writer.write(answer())
+        await hang_up_seen(reader)
+
+    async with Upstream(handler) as url, make_client(transport_for()) as client:
+        assert (await client.post(url, content=payload)).text == "ok"
+    (head, headers, body), = seen
+    assert head.startswith(b"POST / HTTP/1.1\r\n")
+    assert headers["content-length"] == str(len(payload)) and "transfer-encoding" not in headers
+    assert body == payload
+
+
+def test_a_streamed_body_without_length_is_sent_chunked():
+    asyncio.run(_streamed_chunked())
+
+
+async def _streamed_chunked():
+    seen = []
+
+    async def handler(reader, writer):
+        while True:
+            seen.append(await read_request(reader))  # checks the chunk framing
+            writer.write(answer())
+
+    upstream = Upstream(handler)
+    async with upstream as url, make_client(transport_for()) as client:
+        assert (await client.post(url, content=upload(b"alpha", b"", b"beta"))).text == "ok"
+        assert (await client.post(url, content=upload())).text == "ok"  # an empty stream: just the last chunk
+        assert (await client.get(url)).text == "ok"  # and nothing left over on the connection
+    assert upstream.connections == 1
+    (_, headers, body), (_, _, empty), _ = seen
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+    assert (body, empty) == (b"alphabeta", b"")
+
+
+def test_a_streamed_body_with_a_content_length_is_sent_as_is():
+    asyncio.run(_streamed_with_length())
+
+
+async def _streamed_with_length():
+    seen = []
+
+    async def handler(reader, writer):
+        while True:
+            seen.append(await read_request(reader))
+            writer.write(answer())
+
+    upstream = Upstream(handler)
+    async with upstream as url, make_client(transport_for()) as client:
+        response = await client.post(url, content=upload(b"alpha", b"beta"), headers={"content-length": "9"})
+        assert response.text == "ok"
+        assert (await client.get(url)).text == "ok"  # no chunk framing was left on the connection
+    assert upstream.connections == 1
+    (_, headers, body), (next_head, _, _) = seen
+    assert headers["content-length"] == "9" and "transfer-encoding" not in headers
+    assert body == b"alphabeta"
+    assert next_head.startswith(b"GET / HTTP/1.1\r\n")
+
+
+def test_a_large_streamed_upload_survives_write_back_pressure():
+    asyncio.run(_large_upload())
+
+
+async def _large_upload():
+    payload = random.Random(3).randbytes(4 * 1024 * 1024)
+    seen = []
+
+    async def handler(reader, writer):
+        await asyncio.sleep(0.1)  # let the client's send buffer fill up first
+        seen.append(await read_request(reader))
+        writer.write(answer())
+        await hang_up_seen(reader)
+
+    pieces = [payload[i:i + 65536] for i in range(0, len(payload), 65536)]
+    async with Upstream(handler) as url, make_client(transport_for()) as client:
+        assert (await client.post(url, content=upload(*pieces))).text == "ok"
+    assert seen[0][2] == payload
+
+
+def test_the_path_and_query_are_sent_as_given_with_a_host_header():
+    asyncio.run(_request_line())
+
+
+async def _request_line():
+    seen = []
+
+    async def handler(reader, writer):
+        seen.append(await read_request(reader))
+        writer.write(answer())
+        await hang_up_seen(reader)
+
+    upstream = Upstream(handler)
+    async with upstream as url, make_client(transport_for()) as client:
+        assert (await client.get(f"{url}/v1/x?a=1&b=%20")).text == "ok"
+    (head, headers, _), = seen
+    assert head.split(b"\r\n")[0] == b"GET /v1/x?a=1&b=%20 HTTP/1.1"
+    assert headers["host"] == url.removeprefix("http://")
+
+
+# Ending early, back-pressure, closing.
+
+
+@LOOPS
+def test_closing_a_stream_before_its_end_closes_its_connection(run):
+    run(_closed_early())
+
+
+async def _closed_early():
+    hung_up = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        if upstream.connections == 1:
+            writer.write(CHUNKED_HEAD + chunk(b"first"))
+            if await hang_up_seen(reader):
+                hung_up.set()
+        else:
+            writer.write(answer())
+            await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url) as response:
+            async for piece in response.aiter_raw():
+                assert piece == b"first"
+                break
+            assert transport.open_connections == 1
+            await response.aclose()
+            assert transport.open_connections == 0
+        await asyncio.wait_for(hung_up.wait(), WAIT)  # the server saw the client hang up
+        assert (await client.get(url)).text == "ok"
+    assert upstream.connections == 2
+
+
+@LOOPS
+@pytest.mark.parametrize("reading", ["at-once", "after-a-pause"])
+def test_a_large_body_arrives_intact(run, reading):
+    run(_large_body(reading))
+
+
+async def _large_body(reading):
+    payload = random.Random(7).randbytes(2 * 1024 * 1024)
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(payload), payload))
+        await keep_alive()(reader, writer)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        if reading == "at-once":
+            assert (await client.get(url)).content == payload
+        else:
+            async with client.stream("GET", url) as response:
+                await asyncio.sleep(0.1)  # far more than the read-pause threshold piles up unread
+                assert await response.aread() == payload
+        assert (await client.get(url)).text == "ok"  # reading resumed, the connection is whole
+    assert upstream.connections == 1
+
+
+def test_closing_the_transport_closes_idle_connections():
+    asyncio.run(_transport_close())
+
+
+async def _transport_close():
+    hung_up = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(answer())
+        if await hang_up_seen(reader):
+            hung_up.set()
+
+    transport = transport_for()
+    async with Upstream(handler) as url:
+        client = make_client(transport)
+        assert (await client.get(url)).text == "ok"
+        assert transport.open_connections == 1
+        await client.aclose()
+        assert transport.open_connections == 0
+        await asyncio.wait_for(hung_up.wait(), WAIT)
+
+
+# TLS.
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: the server's context, and a client context that trusts it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_path, key_path)
+    return server, ssl.create_default_context(cafile=str(cert_path))
+
+
+@LOOPS
+def test_https_to_a_trusted_certificate_works_and_keeps_the_connection(run, certificate):
+    run(_https(*certificate))
+
+
+async def _https(server_context, client_context):
+    upstream, transport = Upstream(keep_alive(body=b"secret"), tls=server_context), transport_for(
+        ssl_context=client_context)
+    async with upstream as url, make_client(transport) as client:
+        assert url.startswith("https://")
+        assert (await client.get(url)).text == "secret"
+        assert (await client.get(url)).text == "secret"
+    assert upstream.connections == 1
+
+
+def test_https_to_an_unknown_certificate_fails_with_connect_error(certificate):
+    asyncio.run(_https_untrusted(certificate[0]))
+
+
+async def _https_untrusted(server_context):
+    upstream, transport = Upstream(keep_alive(), tls=server_context), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(url)
+        assert transport.open_connections == 0
