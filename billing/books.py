@@ -10,13 +10,14 @@ died around the commit) changes nothing the second time.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import F, Max, OuterRef, Subquery
+from django.db import connection, models, transaction
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from billing.charges import CLOSING, Hold
@@ -85,8 +86,8 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
                     LedgerReason.RESERVE, *CLOSING)).values_list("ref", "reason"):
                 (written.booked if reason == LedgerReason.RESERVE else written.closed).add(ref)
         upstreams = _existing_upstreams(closings)
-        rows: list[LedgerEntry] = []
-        logs: list[UsageLog] = []
+        rows: list[dict[str, Any]] = []  # ledger rows, by column
+        logs: list[dict[str, Any]] = []
 
         def book(hold: Hold) -> None:
             if hold.ref in written.booked:
@@ -107,9 +108,8 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
                 key.delta -= hold.amount
             if user.quota < 0 or (key is not None and not hold.unlimited and key.quota < 0):
                 written.short.append(hold.ref)
-            rows.append(LedgerEntry(user_id=hold.user_id, token_id=hold.token_id if key else None,
-                                    amount=-hold.amount, reason=LedgerReason.RESERVE, balance_after=user.quota,
-                                    ref=hold.ref))
+            rows.append({"user_id": hold.user_id, "token_id": hold.token_id if key else None, "amount": -hold.amount,
+                         "reason": LedgerReason.RESERVE, "balance_after": user.quota, "ref": hold.ref})
             written.booked.add(hold.ref)
 
         for hold in reserves:
@@ -133,32 +133,30 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
                     key.quota += back
                     key.delta += back
             token_id = hold.token_id if key else None
-            rows.append(LedgerEntry(user_id=hold.user_id, token_id=token_id, amount=back,
-                                    reason=LedgerReason.REFUND if closing.refund else LedgerReason.SETTLE,
-                                    balance_after=user.quota, ref=hold.ref))
+            rows.append({"user_id": hold.user_id, "token_id": token_id, "amount": back,
+                         "reason": LedgerReason.REFUND if closing.refund else LedgerReason.SETTLE,
+                         "balance_after": user.quota, "ref": hold.ref})
             if closing.log is not None:
                 upstream_id = closing.log.get("upstream_id")
-                logs.append(UsageLog(**{**closing.log, "upstream_id": upstream_id if upstream_id in upstreams else None},
-                                     user_id=hold.user_id, token_id=token_id, quota=closing.cost,
-                                     request_id=hold.request_id))
+                logs.append({**closing.log, "upstream_id": upstream_id if upstream_id in upstreams else None,
+                             "user_id": hold.user_id, "token_id": token_id, "quota": closing.cost,
+                             "request_id": hold.request_id})
             written.closed.add(hold.ref)
 
         written.dropped = {ref for ref, hold in holds.items() if hold.user_id not in users}
-        LedgerEntry.objects.bulk_create(rows)
-        UsageLog.objects.bulk_create(logs)
         now = timezone.now()
+        row_ids = _insert(LedgerEntry, rows, now)
+        _insert(UsageLog, logs, now)
         for key_id, key in keys.items():
             if key.delta or key.used or key.requests:
-                ApiToken.objects.filter(pk=key_id).update(
-                    remain_quota=F("remain_quota") + key.delta, used_quota=F("used_quota") + key.used,
-                    **({"last_used_at": now} if key.requests else {}))
+                _add(ApiToken, key_id, {"remain_quota": key.delta, "used_quota": key.used},
+                     {"last_used_at": now} if key.requests else {})
         for user_id, user in users.items():
             if user.delta or user.used or user.requests:
-                get_user_model().objects.filter(pk=user_id).update(
-                    quota=F("quota") + user.delta, used_quota=F("used_quota") + user.used,
-                    request_count=F("request_count") + user.requests)
-        for row in rows:
-            written.versions[row.user_id] = max(written.versions.get(row.user_id, 0), row.pk)
+                _add(get_user_model(), user_id,
+                     {"quota": user.delta, "used_quota": user.used, "request_count": user.requests}, {})
+        for row, row_id in zip(rows, row_ids):
+            written.versions[row["user_id"]] = max(written.versions.get(row["user_id"], 0), row_id)
         unversioned = [user_id for user_id in users if user_id not in written.versions]
         if unversioned:  # nothing written for them here (a retry found it all written): their last row, still locked
             written.versions.update(LedgerEntry.objects.filter(user_id__in=unversioned).order_by().values("user_id")
@@ -187,8 +185,85 @@ def balances_read(*, user_ids: list[int], key_ids: list[int]) -> tuple[dict[int,
 
 def _locked(model: type, column: str, ids: set[int]) -> dict[int, _Counts]:
     """Lock the rows (in id order) and read the balance column of each that still exists."""
-    rows = model.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk").values_list("pk", column)
-    return {pk: _Counts(quota=value) for pk, value in rows}
+    if not ids:
+        return {}
+    table, pk, balance = _names(model, "pk", column)
+    rows = _select(f"SELECT {pk}, {balance} FROM {table} WHERE {pk} IN ({_marks(len(ids))}) ORDER BY {pk}"
+                   f"{_for('has_select_for_update', ' FOR UPDATE')}", sorted(ids))
+    return {row_id: _Counts(quota=quota) for row_id, quota in rows}
+
+
+# A batch's statements are written here rather than through the ORM, whose compiling each statement and building a
+# model instance per row was most of the writer's CPU (in the relay's processes, beside the event loop).
+
+def _names(model: type, *fields: str) -> tuple[str, ...]:
+    """The model's quoted table name, then its fields' quoted column names ("pk": the primary key's)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    return (quote(meta.db_table),
+            *(quote(meta.pk.column if name == "pk" else meta.get_field(name).column) for name in fields))
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _for(feature: str, clause: str) -> str:
+    """A row-locking clause, where the database has it (SQLite locks the whole database for a write instead)."""
+    return clause if getattr(connection.features, feature) else ""
+
+
+def _select(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@functools.cache
+def _insert_plan(model: type) -> tuple[tuple[models.Field, ...], frozenset[str], frozenset[str]]:
+    """The model's columns to insert (all but the automatic id), those whose values the database needs converted
+    (times, decimals, addresses: what the ORM would prepare), and every name a row may use."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    plain = (models.BigIntegerField, models.IntegerField, models.PositiveIntegerField,
+             models.PositiveSmallIntegerField, models.BooleanField, models.CharField, models.TextField,
+             models.ForeignKey)
+    converted = frozenset(f.attname for f in fields if type(f) not in plain)
+    return fields, converted, frozenset(f.attname for f in fields)
+
+
+def _insert(model: type, rows: list[dict[str, Any]], now: Any) -> list[int]:
+    """Insert rows (by attribute name; unnamed columns take their defaults, `auto_now_add` ones `now`) in one
+    statement; their new ids, in order."""
+    if not rows:
+        return []
+    fields, converted, known = _insert_plan(model)
+    params: list[Any] = []
+    for row in rows:
+        unknown = row.keys() - known
+        if unknown:
+            raise TypeError(f"{model.__name__} has no field {sorted(unknown)[0]!r}")
+        for f in fields:
+            if f.attname in row:
+                value = row[f.attname]
+            else:
+                value = now if getattr(f, "auto_now_add", False) else f.get_default()
+            params.append(f.get_db_prep_save(value, connection) if f.attname in converted else value)
+    table, pk = _names(model, "pk")
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = ", ".join([f"({_marks(len(fields))})"] * len(rows))
+    return [row[0] for row in _select(f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}", params)]
+
+
+def _add(model: type, pk: int, amounts: dict[str, int], values: dict[str, Any]) -> None:
+    """Add `amounts` to one row's columns and set `values`, in one statement."""
+    table, pk_column = _names(model, "pk")
+    quote = connection.ops.quote_name
+    sets = [f"{quote(model._meta.get_field(name).column)} = {quote(model._meta.get_field(name).column)} + %s"
+            for name in amounts]
+    sets += [f"{quote(model._meta.get_field(name).column)} = %s" for name in values]
+    params = [*amounts.values(), *(model._meta.get_field(name).get_db_prep_save(value, connection)
+                                   for name, value in values.items()), pk]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {pk_column} = %s", params)
 
 
 def _key_of(hold: Hold, keys: dict[int, _Counts]) -> _Counts | None:
@@ -201,9 +276,9 @@ def _existing_upstreams(closings: list[Closing]) -> set[int]:
     ids = {c.log["upstream_id"] for c in closings if c.log and c.log.get("upstream_id") is not None}
     if not ids:
         return set()
-    upstream = UsageLog._meta.get_field("upstream").related_model
-    return set(upstream.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")
-               .values_list("pk", flat=True))
+    table, pk = _names(UsageLog._meta.get_field("upstream").related_model, "pk")
+    return {row[0] for row in _select(f"SELECT {pk} FROM {table} WHERE {pk} IN ({_marks(len(ids))}) ORDER BY {pk}"
+                                      f"{_for('has_select_for_no_key_update', ' FOR NO KEY UPDATE')}", sorted(ids))}
 
 
 def row_lock_before_delete(sender: type, instance: Any, **_kwargs: Any) -> None:

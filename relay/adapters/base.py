@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping, Protocol
 
@@ -48,10 +49,18 @@ class Adapter:
                    length: int | None = None) -> UpstreamResponse:
         """Open the upstream response (headers read, body not yet). A streamed body is sent with its `length`."""
         upstream = call.upstream
-        timeout = httpx.Timeout(connect=upstream.connect_timeout, read=upstream.first_byte_timeout,
-                                write=upstream.first_byte_timeout, pool=upstream.connect_timeout)
-        headers = self.headers(call)
+        timeout = {"connect": upstream.connect_timeout, "read": upstream.first_byte_timeout,
+                   "write": upstream.first_byte_timeout, "pool": upstream.connect_timeout}
+        headers = {**client.headers, **self.headers(call)}
         if length is not None:
             headers["content-length"] = str(length)
-        request = client.build_request("POST", self.url(call), content=content, headers=headers, timeout=timeout)
+        # Built here rather than by client.build_request, which parses the URL and merges headers anew each time.
+        request = httpx.Request("POST", parsed_url(self.url(call)), content=content, headers=headers,
+                                extensions={"timeout": timeout})
         return await client.send(request, stream=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed_url(url: str) -> httpx.URL:
+    """An upstream URL, parsed once (they are few: an upstream's base URL and an operation's path)."""
+    return httpx.URL(url)
