@@ -308,9 +308,6 @@ class Forwarder:
             await response.aclose()
             return "unreadable answer" if received and isinstance(exc, StopAsyncIteration) else _undelivered(exc)
         keys = outcome.upstream.keys
-        outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
-        await start_stream(send, 200, job.headers, b"text/event-stream")
-        gone, watcher = watch_disconnect(receive)
 
         async def forward(frames: list[bytes]) -> None:
             """What one read from the upstream produced, in one write to the client."""
@@ -318,8 +315,12 @@ class Forwarder:
                 body = b"".join(scrub_frame(out, keys) for out in frames)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
 
+        outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)
+        await start_stream(send, 200, job.headers, b"text/event-stream")
+        await forward(pending)  # now, not when the pump task first runs: a loop turn sooner under load
+        gone, watcher = watch_disconnect(receive)
+
         async def pump() -> None:
-            await forward(pending)
             async for piece in chunks:
                 await forward([out for frame in splitter.feed(piece) for out in meter.feed(frame)])
             rest = splitter.rest()

@@ -9,6 +9,7 @@ since the last read, in one piece), idle connections kept per origin and dropped
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from http.cookiejar import CookieJar
@@ -115,11 +116,17 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("No upstream connection became free in time.", request=request) from None
         finally:
-            if not woken and waiter.done() and not waiter.cancelled():
-                self._wake_one()  # woken, but leaving (cancelled, or out of time): the room goes to the next one
+            if not woken:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, but leaving (cancelled, or out of time): the room goes to the next one
+                else:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        pass
 
     def _wake_one(self) -> None:
-        while self._waiters:  # waiters that left (cancelled) are still queued: skipped here
+        while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -184,16 +191,19 @@ class _Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         connection = self.connection
-        while True:
-            if connection.chunks:
-                yield connection.take()
-            elif connection.complete:
-                break
-            elif connection.error is not None:
-                self._end(reuse=False)
-                raise connection.error
-            else:
-                await connection.wait(self.request, self.timeout)
+        try:
+            while True:
+                if connection.chunks:
+                    yield connection.take()
+                elif connection.complete:
+                    break
+                elif connection.error is not None:
+                    raise connection.error
+                else:
+                    await connection.wait(self.request, self.timeout)
+        except BaseException:  # an error, a timeout, the reader cancelled or gone: the connection cannot be reused
+            self._end(reuse=False)
+            raise
         self._end(reuse=True)
 
     async def aclose(self) -> None:
@@ -226,6 +236,7 @@ class _Connection(asyncio.Protocol):
         self.status, self.reason = 0, b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_done = self.complete = self.keep_alive = self.framed = self.interim = False
+        self.unasked = False  # a second message after this response, before the connection went idle
         self.received = False  # any byte of this response
         self.chunks: list[bytes] = []
         self.buffered = 0
@@ -233,7 +244,16 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
 
     def reusable(self, loop: asyncio.AbstractEventLoop, idle_after: float) -> bool:
-        return not self.closed and self.loop is loop and self.idle_since >= idle_after
+        """Open, on this loop, not idle for too long, and with nothing to read: an idle connection the server has
+        closed (or sent a parting answer on) may not have been noticed yet by a busy loop, so its socket is asked."""
+        if self.closed or self.loop is not loop or self.idle_since < idle_after:
+            return False
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        readable = select.poll()  # not select.select: descriptors past 1024 are common on a busy relay
+        readable.register(sock.fileno(), select.POLLIN)
+        return not readable.poll(0)
 
     def start_idle(self) -> None:
         self.idle, self.idle_since = True, self.loop.time()
@@ -324,6 +344,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:  # unasked (a server's parting "408" before it hangs up): not an answer to the next request
+            self.pool._discard(self)
+            return
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -337,8 +360,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.head_done and not self.complete and not self.framed:
-            self.complete = True  # a body without a length ends when the connection does
+        if self.head_done and not self.complete and not self.framed and exc is None:
+            self.complete = True  # a body without a length ends when the connection does (closed, not reset)
         elif not self.complete and self.error is None:
             if not self.received:
                 self.error = httpx.RemoteProtocolError("The upstream closed the connection without answering.")
@@ -355,18 +378,28 @@ class _Connection(asyncio.Protocol):
         self.transport.close()
         self._wake()
 
-    # httptools' callbacks.
+    # httptools' callbacks. A message after the response was complete (in the same read, so not caught while idle)
+    # answers nothing: it is ignored and the connection is not reused.
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.unasked, self.keep_alive = True, False
 
     def on_status(self, reason: bytes) -> None:
-        self.reason += reason
+        if not self.unasked:
+            self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.unasked:
+            return
         self.headers.append((name, value))
         lowered = name.lower()
         if lowered == b"content-length" or (lowered == b"transfer-encoding" and b"chunked" in value.lower()):
             self.framed = True
 
     def on_headers_complete(self) -> None:
+        if self.unasked:
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self.interim, self.headers, self.reason, self.framed = True, [], b"", False
@@ -378,6 +411,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.unasked:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered >= READ_PAUSE_BYTES and not self.paused:
@@ -386,6 +421,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.unasked:
+            return
         if self.interim:
             self.interim = False
             return

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import os
 import random
+import resource
 import socket
 import ssl
+import struct
+import threading
+import time
 from typing import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -267,6 +272,31 @@ async def _cancelled_waiter():
         assert (await asyncio.wait_for(second, WAIT)).text == "ok"  # the room must pass to the next in line
 
 
+def test_requests_that_leave_the_pool_queue_do_not_stay_queued():
+    asyncio.run(_left_the_queue())
+
+
+async def _left_the_queue():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"first"))  # never ends: holds the only connection
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for(max_connections=1)
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url):
+            refused = await asyncio.gather(
+                *(client.get(url, timeout=httpx.Timeout(WAIT, pool=0.02)) for _ in range(50)), return_exceptions=True)
+            assert all(isinstance(outcome, httpx.PoolTimeout) for outcome in refused)
+            given_up = [asyncio.create_task(client.get(url)) for _ in range(50)]
+            await asyncio.sleep(0.02)
+            for task in given_up:
+                task.cancel()
+            await asyncio.wait(given_up, timeout=WAIT)
+            assert all(task.cancelled() for task in given_up)
+            assert len(transport._waiters) == 0  # while the connection is still busy: nothing wakes and drops them
+
+
 def test_idle_connections_beyond_max_keepalive_are_closed():
     asyncio.run(_max_keepalive())
 
@@ -326,6 +356,124 @@ async def _closed_while_idle():
             await asyncio.sleep(0.05)  # the server's close reaches the client's socket
             assert transport.open_connections == 0  # noticed and forgotten while idle
     assert upstream.connections == 3
+
+
+@LOOPS
+def test_a_connection_the_server_closed_while_the_loop_was_busy_is_not_reused(run):
+    run(_closed_while_busy())
+
+
+async def _closed_while_busy():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+    busy, closed, served = threading.Event(), threading.Event(), []
+
+    def serve() -> None:  # in a thread: it must hang up while the test's event loop is blocked
+        for _ in range(2):
+            connection = listener.accept()[0]
+            with connection, connection.makefile("rb") as lines:
+                connection.settimeout(WAIT)
+                for line in lines:
+                    if line == b"\r\n":  # the end of a GET's head
+                        break
+                connection.sendall(answer())
+                served.append(1)
+                if len(served) == 1:
+                    busy.wait(WAIT)  # the connection's keep-alive runs out while the client's loop is busy
+            closed.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        async with make_client(transport_for()) as client:
+            assert (await client.get(url)).text == "ok"
+            busy.set()
+            assert closed.wait(WAIT)
+            time.sleep(0.05)  # the loop stays busy while the FIN arrives: the connection still looks idle and open
+            assert (await client.get(url)).text == "ok"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the thread if it still waits for a connection
+        listener.close()
+        server.join(WAIT)
+    assert len(served) == 2
+
+
+@LOOPS
+def test_bytes_an_idle_connection_receives_unasked_are_not_taken_for_the_next_answer(run):
+    run(_unasked_bytes())
+
+
+async def _unasked_bytes():
+    first_read, parting_sent = asyncio.Event(), asyncio.Event()
+
+    async def handler(reader, writer):
+        if upstream.connections > 1:
+            return await keep_alive(body=b"second")(reader, writer)
+        await read_request(reader)
+        writer.write(answer(b"first"))
+        await asyncio.wait_for(first_read.wait(), WAIT)
+        # A parting answer some servers and proxies send on a keep-alive connection they are about to close; this one
+        # keeps it open.
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 6\r\n\r\nstale!")
+        await writer.drain()
+        parting_sent.set()
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url)).text == "first"
+        first_read.set()
+        await asyncio.wait_for(parting_sent.wait(), WAIT)
+        await asyncio.sleep(0.02)  # the parting answer reaches the client's socket
+        response = await client.get(url)
+        assert (response.status_code, response.text) == (200, "second")
+        assert transport.open_connections == 1  # the first connection was closed, not leaked
+    assert upstream.connections == 2
+
+
+@LOOPS
+def test_a_second_answer_in_the_same_read_as_the_first_is_ignored_and_the_connection_not_reused(run):
+    run(_second_answer_same_read())
+
+
+async def _second_answer_same_read():
+    async def handler(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"ok") + b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 6\r\n\r\nstale!")
+            await writer.drain()
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        for _ in range(2):
+            response = await client.get(url)
+            assert (response.status_code, response.content) == (200, b"ok")
+        assert transport.open_connections == 0
+    assert upstream.connections == 2
+
+
+@LOOPS
+def test_an_idle_connection_on_a_descriptor_past_1024_is_reused(run):
+    run(_high_descriptor())
+
+
+async def _high_descriptor():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("the descriptor limit is below 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # as a busy relay's client sockets would be
+    try:
+        upstream, transport = Upstream(keep_alive()), transport_for()
+        async with upstream as url, make_client(transport) as client:
+            for _ in range(2):
+                assert (await client.get(url)).text == "ok"
+        assert upstream.connections == 1
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_an_idle_connection_past_its_keepalive_expiry_is_replaced():
@@ -518,6 +666,33 @@ async def _truncated(truncated):
     async with upstream as url, make_client(transport) as client:
         with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
             await client.get(url)
+        assert transport.open_connections == 0
+
+
+@LOOPS
+def test_a_body_without_length_cut_off_by_a_reset_fails_with_read_error(run):
+    run(_reset_unframed())
+
+
+async def _reset_unframed():
+    first_read = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: part\n\n")
+        await asyncio.wait_for(first_read.wait(), WAIT)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()  # with no lingering: a reset, not the close that would end such a body
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        pieces = []
+        with pytest.raises(httpx.ReadError):
+            async with client.stream("GET", url) as response:
+                async for piece in response.aiter_raw():
+                    pieces.append(piece)
+                    first_read.set()
+        assert pieces == [b"data: part\n\n"]
         assert transport.open_connections == 0
 
 
@@ -776,6 +951,35 @@ async def _closed_early():
         await asyncio.wait_for(hung_up.wait(), WAIT)  # the server saw the client hang up
         assert (await client.get(url)).text == "ok"
     assert upstream.connections == 2
+
+
+@LOOPS
+def test_a_request_cancelled_while_waiting_for_its_body_gives_its_place_back(run):
+    run(_cancelled_before_the_body())
+
+
+async def _cancelled_before_the_body():
+    async def handler(reader, writer):
+        await read_request(reader)
+        # The first answer's head, then nothing yet (a model thinking before its first token); later answers whole.
+        writer.write(CHUNKED_HEAD if upstream.connections == 1 else answer())
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for(max_connections=1)
+    async with upstream as url, make_client(transport) as client:
+        response = await client.send(client.build_request("GET", url), stream=True)
+
+        async def relay_body():  # as the relay's forwarder reads it: nothing closes the response if it is cancelled
+            async for _ in response.aiter_raw():
+                pass
+
+        reading = asyncio.create_task(relay_body())
+        await asyncio.sleep(0.02)
+        reading.cancel()  # a relay client hung up, or the relay shuts down
+        await asyncio.wait([reading], timeout=WAIT)
+        assert reading.cancelled()
+        assert transport.open_connections == 0
+        assert (await client.get(url, timeout=httpx.Timeout(WAIT, pool=0.2))).text == "ok"
 
 
 @LOOPS
