@@ -132,6 +132,7 @@ class RelayApp:
                                       headers={"accept-encoding": "identity"})
         self.forwarder = Forwarder(self.client, self.upstream_failed)
         self.books = Books()
+        self._stops: set[asyncio.Event] = set()  # each call in flight's stop (wind_down ends their streams)
         self._disable = in_thread(upstream_auto_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -263,11 +264,13 @@ class RelayApp:
                       headers=headers, started=started, stream=stream, upload=upload)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
             running = asyncio.ensure_future(self.forwarder.run(job, send, receive))
+            self._stops.add(job.stop)
             try:
                 outcome = await asyncio.shield(running)
             except asyncio.CancelledError:  # the server is stopping (Daphne cancels every request it serves)
                 outcome = await self._drain(job, running) or outcome
             finally:
+                self._stops.discard(job.stop)
                 written = self._close(job, outcome)
         finally:
             if entered:  # the slot is free once the answer is, not only once its rows are written
@@ -279,6 +282,21 @@ class RelayApp:
             raise
         except (OperationalError, InterfaceError):
             pass  # logged by the books; the reservation, if booked, is refunded by the sweep
+
+    async def wind_down(self) -> None:
+        """The server stops without cancelling its requests (uvicorn): /readyz answers 503, calls in flight get
+        RELAY_SHUTDOWN_GRACE_SECONDS, then streams still open end early (billed for what was sent)."""
+        SHUTDOWN.set()
+        await asyncio.sleep(settings.RELAY_SHUTDOWN_GRACE_SECONDS)
+        for stop in list(self._stops):
+            stop.set()
+
+    async def books_drained(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until the rows of every request answered are written."""
+        try:
+            await asyncio.wait_for(self.books.drained(), timeout)
+        except TimeoutError:
+            logger.warning("stopping with requests' rows still unwritten; the sweep refunds their reservations")
 
     async def _drain(self, job: Job, running: asyncio.Future) -> Outcome | None:
         """Let a call in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS; then end its stream early (billed for

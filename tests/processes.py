@@ -16,6 +16,8 @@ import httpx
 import pytest
 from django.conf import settings
 
+from config.web_processes import server_command
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,27 +32,28 @@ def database_url() -> str:
     return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-class DaphneProcesses:
-    """Starts Daphne processes on the (committed) test database; stops them all on exit."""
+class ServerProcesses:
+    """Starts server processes (Daphne unless told otherwise) on the (committed) test database; stops them all on exit."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Any] = []
 
-    def __enter__(self) -> DaphneProcesses:
+    def __enter__(self) -> ServerProcesses:
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
             pytest.skip("needs the PostgreSQL test database and Redis")
         return self
 
-    def start(self, grace: float = 20, **extra_env: str) -> tuple[str, subprocess.Popen]:
+    def start(self, grace: float = 20, server: str = "daphne", **extra_env: str) -> tuple[str, subprocess.Popen]:
+        """One server process (`daphne`, or `uvicorn` as WEB_SERVER=uvicorn runs it) on a free port."""
         port = free_port()
         env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                    RELAY_SHUTDOWN_GRACE_SECONDS=str(grace), RELAY_CACHE_SECONDS="0",
                    PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings")
         env.update(extra_env)
         log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
-        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                 "config.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(server_command(server, host="127.0.0.1", port=port), cwd=ROOT, env=env, stdout=log,
+                                stderr=log)
         self.procs.append(proc)
         self.logs.append(log)
         url = f"http://127.0.0.1:{port}"
@@ -64,7 +67,7 @@ class DaphneProcesses:
         proc.kill()
         proc.wait(timeout=10)
         log.seek(0)
-        raise AssertionError("daphne did not start: " + log.read().decode(errors="replace")[-2000:])
+        raise AssertionError(f"{server} did not start: " + log.read().decode(errors="replace")[-2000:])
 
     def output(self) -> str:
         """What the processes logged so far (to explain a failure)."""

@@ -1,26 +1,74 @@
-"""One uvicorn process on a listening TCP socket it inherited (WEB_SERVER=uvicorn with several WEB_PROCESSES).
+"""One uvicorn process (WEB_SERVER=uvicorn), stopping as the relay expects.
 
-uvicorn's own `--fd` adopts the descriptor as a UNIX socket, so its connections go without TCP_NODELAY and every
-small answer waits on the client's delayed ACK (about 40 ms); here the socket is adopted as what it is.
-Usage: python -m config.serve_uvicorn FD
+On a listening TCP socket it inherited (several WEB_PROCESSES): uvicorn's own `--fd` adopts the descriptor as a UNIX
+socket, so its connections go without TCP_NODELAY and every small answer waits on the client's delayed ACK (about
+40 ms); here the socket is adopted as what it is. Or on HOST PORT (one process).
+
+Told to stop (SIGTERM, SIGINT), it stops accepting, lets calls in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS,
+then ends the streams still open (billed for what was sent), and exits once their rows are written.
+Usage: python -m config.serve_uvicorn FD | HOST PORT
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 
 from config.web_processes import APPLICATION, UVICORN_SETTINGS
 
+STREAMS_END_SECONDS = 5  # after the grace: for streams told to end to send their last event
 
-def main(argv: list[str]) -> None:
-    if len(argv) != 1 or not argv[0].isdigit():
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._winding_down: asyncio.Future | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit and sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                asyncio.get_running_loop().call_soon_threadsafe(self._wind_down)
+            except RuntimeError:  # not serving yet: nothing in flight
+                pass
+        super().handle_exit(sig, frame)
+
+    def _wind_down(self) -> None:
+        from config.asgi import relay_app
+
+        self._winding_down = asyncio.ensure_future(relay_app.wind_down())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's stop (it waits for the calls in flight, see `serve`), then the rows of what was answered."""
+        from django.conf import settings
+
+        from config.asgi import relay_app
+
+        await super().shutdown(sockets)
+        if self._winding_down is not None:
+            self._winding_down.cancel()
+        await relay_app.books_drained(settings.RELAY_SHUTDOWN_GRACE_SECONDS)
+
+
+def serve(argv: list[str]) -> None:
+    from django.conf import settings
+
+    import config.asgi  # noqa: F401  (Django's set-up, before its settings are read)
+
+    options = dict(UVICORN_SETTINGS, timeout_graceful_shutdown=settings.RELAY_SHUTDOWN_GRACE_SECONDS
+                   + STREAMS_END_SECONDS)
+    if len(argv) == 1 and argv[0].isdigit():
+        listener = socket.socket(fileno=int(argv[0]))  # family and type read from the descriptor
+        Server(uvicorn.Config(APPLICATION, **options)).run(sockets=[listener])
+    elif len(argv) == 2 and argv[1].isdigit():
+        Server(uvicorn.Config(APPLICATION, host=argv[0], port=int(argv[1]), **options)).run()
+    else:
         sys.exit(__doc__)
-    listener = socket.socket(fileno=int(argv[0]))  # family and type read from the descriptor
-    uvicorn.Server(uvicorn.Config(APPLICATION, **UVICORN_SETTINGS)).run(sockets=[listener])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    serve(sys.argv[1:])

@@ -35,8 +35,6 @@ SERVERS = ("daphne", "uvicorn")
 # none either; the usage log records relayed requests), uvloop and httptools.
 UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "access_log": False, "loop": "uvloop",
                     "http": "httptools"}
-UVICORN_OPTIONS = ("--no-proxy-headers", "--lifespan", "off", "--no-access-log", "--loop", "uvloop",
-                   "--http", "httptools")
 
 
 def web_server(configured: str) -> str:
@@ -49,10 +47,8 @@ def web_server(configured: str) -> str:
 
 def server_command(server: str, *, host: str = "", port: int = 0, fd: int | None = None) -> list[str]:
     """One web process's command line: on host:port, or on an inherited listening socket."""
-    if server == "uvicorn" and fd is not None:
-        return [sys.executable, "-m", "config.serve_uvicorn", str(fd)]  # not uvicorn's --fd: see that module
-    if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", *UVICORN_OPTIONS, "--host", host, "--port", str(port), APPLICATION]
+    if server == "uvicorn":  # not uvicorn's own command line: see that module
+        return [sys.executable, "-m", "config.serve_uvicorn", *((str(fd),) if fd is not None else (host, str(port)))]
     binding = ["--fd", str(fd)] if fd is not None else ["-b", host, "-p", str(port)]
     return [sys.executable, "-m", "daphne", *binding, APPLICATION]
 

@@ -1,5 +1,5 @@
-"""A Daphne process told to stop (SIGTERM) finishes its streams within the grace period, or ends them cleanly and
-bills what was sent; nothing is left reserved."""
+"""A server process told to stop (SIGTERM), Daphne or uvicorn, finishes its streams within the grace period, or ends
+them cleanly and bills what was sent; nothing is left reserved."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from billing.groups import group_default, price_save
 from billing.models import LedgerEntry, LedgerReason, UsageLog
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.processes import DaphneProcesses
+from tests.processes import ServerProcesses
 
 UPSTREAM_KEY = "sk-upstream-stop"
 
 
-@pytest.fixture
-def daphne(transactional_db):
-    with DaphneProcesses() as processes:
-        yield processes.start
+@pytest.fixture(params=["daphne", "uvicorn"])
+def server(request, transactional_db):
+    with ServerProcesses() as processes:
+        yield lambda **options: processes.start(server=request.param, **options)
 
 
 @pytest.fixture
@@ -57,10 +57,10 @@ def _stop_after_first_chunk(proc: subprocess.Popen, lines: list[str]) -> None:
     proc.send_signal(signal.SIGTERM)
 
 
-def test_streams_in_flight_finish_within_the_grace_period(daphne, slow_upstream, funded_key):
+def test_streams_in_flight_finish_within_the_grace_period(server, slow_upstream, funded_key):
     slow_upstream.behave("gpt-4o", content="one two three four five six", chunks=6, chunk_delay_ms=150)
     user, key = funded_key()
-    url, proc = daphne(grace=15)
+    url, proc = server(grace=15)
     lines: list[str] = []
     reader = _stream_in_thread(url, key, lines)
     _stop_after_first_chunk(proc, lines)
@@ -72,10 +72,10 @@ def test_streams_in_flight_finish_within_the_grace_period(daphne, slow_upstream,
     assert LedgerEntry.objects.filter(user=user, reason=LedgerReason.SETTLE).count() == 1
 
 
-def test_streams_past_the_grace_period_end_cleanly_and_bill_what_was_sent(daphne, slow_upstream, funded_key):
+def test_streams_past_the_grace_period_end_cleanly_and_bill_what_was_sent(server, slow_upstream, funded_key):
     slow_upstream.behave("gpt-4o", content="word " * 60, chunks=60, chunk_delay_ms=100)
     user, key = funded_key()
-    url, proc = daphne(grace=0.5)
+    url, proc = server(grace=0.5)
     lines: list[str] = []
     reader = _stream_in_thread(url, key, lines)
     _stop_after_first_chunk(proc, lines)

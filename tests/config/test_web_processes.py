@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from config.management.commands.serve import STOP_GRACE_SECONDS
-from config.web_processes import APPLICATION, web_commands, web_processes_count, web_server
+from config.web_processes import APPLICATION, UVICORN_SETTINGS, web_commands, web_processes_count, web_server
 from tests.processes import ROOT, database_url, free_port
 
 POSTGRESQL = "django.db.backends.postgresql"
@@ -86,9 +86,8 @@ def test_uvicorn_runs_as_daphne_does_on_its_own_socket():
         for listener in listeners:
             listener.close()
     single = web_commands(host="127.0.0.1", port=8123, processes=1, server="uvicorn")[1][0]
-    assert single[:3] == [sys.executable, "-m", "uvicorn"] and single[-5:] == [
-        "--host", "127.0.0.1", "--port", "8123", APPLICATION]
-    assert "--no-proxy-headers" in single  # the relay reads X-Forwarded-For itself, from trusted proxies only
+    assert single == [sys.executable, "-m", "config.serve_uvicorn", "127.0.0.1", "8123"]
+    assert UVICORN_SETTINGS["proxy_headers"] is False  # the relay reads X-Forwarded-For itself, from trusted proxies
 
 
 def test_the_web_server_is_daphne_or_uvicorn():

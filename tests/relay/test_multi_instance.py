@@ -13,14 +13,14 @@ import pytest
 from accounts.services import access_token_issue
 from billing.ledger import ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
-from tests.processes import DaphneProcesses
+from tests.processes import ServerProcesses
 from tests.support import settled
 from tokens.models import ApiToken
 
 
 @pytest.fixture(scope="module")
 def _servers(django_db_setup):
-    with DaphneProcesses() as processes:
+    with ServerProcesses() as processes:
         # Caches kept for a minute: a change reaches the other process through Redis, not by expiry.
         options = {"DEMO_CHUNK_DELAY_MS": "0", "RELAY_CACHE_SECONDS": "60"}
         yield processes.start(**options)[0], processes.start(**options)[0]
@@ -91,7 +91,7 @@ def test_concurrent_spending_through_both_stays_within_the_documented_bound(two_
 
 @pytest.fixture(scope="module")
 def _strict_servers(django_db_setup):
-    with DaphneProcesses() as processes:
+    with ServerProcesses() as processes:
         options = {"DEMO_CHUNK_DELAY_MS": "0", "RELAY_CACHE_SECONDS": "60", "RELAY_STRICT_BALANCE": "true"}
         yield processes.start(**options)[0], processes.start(**options)[0]
 

@@ -19,7 +19,7 @@ from billing.groups import group_save
 from billing.models import ModelPrice, UsageLog
 from billing.pricing import quota_for_tokens
 from relay.models import Upstream
-from tests.processes import DaphneProcesses
+from tests.processes import ServerProcesses
 from tests.support import settled
 
 pytestmark = pytest.mark.subprocess
@@ -28,7 +28,7 @@ PROPAGATION = 1.05  # seconds allowed for a change to reach every process
 
 @pytest.fixture(scope="module")
 def _servers(django_db_setup):
-    with DaphneProcesses() as processes:
+    with ServerProcesses() as processes:
         options = {"DEMO_CHUNK_DELAY_MS": "0", "RELAY_CACHE_SECONDS": "60"}
         servers = processes.start(**options)[0], processes.start(**options)[0]
         for url in servers:  # a first relay request starts each process's invalidation listener

@@ -17,7 +17,7 @@ from django.conf import settings
 from billing.charges import reservations_open
 from billing.ledger import ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
-from tests.processes import DaphneProcesses, database_url
+from tests.processes import ServerProcesses, database_url
 from tests.reliability.tcp_proxy import TcpProxy
 from tests.support import settled
 
@@ -28,7 +28,7 @@ def _proxied(django_db_setup):
     if not settings.REDIS_URL:
         pytest.skip("needs Redis")
     with TcpProxy(db.hostname, db.port) as pg, TcpProxy(redis.hostname, redis.port) as cache, \
-            DaphneProcesses() as processes:
+            ServerProcesses() as processes:
         url, _ = processes.start(
             DATABASE_URL=database_url().replace(f":{db.port}/", f":{pg.port}/"),
             REDIS_URL=f"redis://127.0.0.1:{cache.port}/0", RELAY_CACHE_SECONDS="60", DEMO_CHUNK_DELAY_MS="0",
