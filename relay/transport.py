@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import socket
 import ssl
 from collections import deque
 from http.cookiejar import CookieJar
@@ -261,7 +262,16 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.close()
+            try:
+                self.transport.close()
+            except RuntimeError:  # its event loop is closed (a connection left from an earlier loop): hang up as
+                self.closed = True  # the loop no longer can
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
     # Writing the request.
 

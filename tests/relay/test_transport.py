@@ -399,6 +399,41 @@ async def _closed_while_busy():
     assert len(served) == 2
 
 
+def test_a_connection_left_from_an_earlier_event_loop_is_replaced():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+    served: list[int] = []
+
+    def serve() -> None:  # in a thread: it outlives the first event loop
+        for _ in range(2):
+            connection = listener.accept()[0]
+            with connection, connection.makefile("rb") as lines:
+                connection.settimeout(WAIT)
+                for line in lines:
+                    if line == b"\r\n":
+                        connection.sendall(answer())
+                        served.append(1)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    transport, url = transport_for(), f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def get() -> str:
+        return (await make_client(transport).get(url)).text
+
+    try:
+        assert asyncio.run(get()) == "ok"  # leaves an idle connection bound to a loop that is then closed
+        assert asyncio.run(get()) == "ok"
+        assert transport.open_connections == 1
+        asyncio.run(transport.aclose())  # its loop is closed too: the connection is still hung up
+        assert transport.open_connections == 0
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        server.join(WAIT)
+    assert len(served) == 2
+
+
 @LOOPS
 def test_bytes_an_idle_connection_receives_unasked_are_not_taken_for_the_next_answer(run):
     run(_unasked_bytes())
