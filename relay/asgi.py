@@ -9,7 +9,6 @@ import os
 import time
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
