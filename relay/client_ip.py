@@ -16,7 +16,13 @@ def _trusted(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddres
 
 def ip_from(peer: str | None, forwarded_for: str | None) -> str | None:
     """Walk X-Forwarded-For from the right, skipping trusted proxies; the first untrusted hop is the client."""
-    trusted = _trusted(tuple(settings.TRUSTED_PROXIES))
+    walk = _walk if len(forwarded_for or "") <= 256 else _walk.__wrapped__  # no long header values kept
+    return walk(peer, forwarded_for, tuple(settings.TRUSTED_PROXIES))
+
+
+@lru_cache(maxsize=4096)  # a few callers make most requests: parsing their addresses again each time adds up
+def _walk(peer: str | None, forwarded_for: str | None, proxies: tuple[str, ...]) -> str | None:
+    trusted = _trusted(proxies)
     hops = [peer] if peer else []
     if forwarded_for:
         hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] + hops

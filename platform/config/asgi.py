@@ -1,6 +1,7 @@
 """ASGI entry: relay prefixes (/v1/, /v1beta/) go to the relay's own app; everything else to Django.
 WebSockets: /v1/realtime is the Realtime API relay; other paths are refused."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -44,3 +45,8 @@ def _on_server_stop() -> None:
 
 
 _on_server_stop()
+
+# What starting made (Django, the apps, their modules and caches) lives as long as the process. Frozen, it is left out
+# of the cycle collector's full passes, which otherwise held the event loop for 80-130 ms every few seconds under load
+# (about 150,000 objects to walk each time).
+gc.freeze()

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from relay.transport import UpstreamTransport
+from relay.transport import UpstreamTransport, upstream_client
 
 pytestmark = pytest.mark.timeout(10)  # a backstop only: every wait below is bounded far more tightly
 
@@ -127,7 +127,7 @@ CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
 def make_client(transport: UpstreamTransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport, timeout=WAIT, trust_env=False)
+    return upstream_client(transport=transport, timeout=WAIT)
 
 
 def transport_for(**options: object) -> UpstreamTransport:
@@ -741,8 +741,10 @@ async def _no_answer():
 
     upstream, transport = Upstream(handler), transport_for()
     async with upstream as url, make_client(transport) as client:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await client.get(url)
+        request = client.build_request("GET", url)
+        with pytest.raises(httpx.RemoteProtocolError) as failed:
+            await client.send(request)
+        assert failed.value.request is request  # named, as httpx names the request of the errors it raises
         assert transport.open_connections == 0
 
 
@@ -1116,3 +1118,67 @@ async def _https_untrusted(server_context):
         with pytest.raises(httpx.ConnectError):
             await client.get(url)
         assert transport.open_connections == 0
+
+
+# The client.
+
+
+def test_cookies_an_upstream_sets_are_neither_kept_nor_sent_back():
+    asyncio.run(_cookies())
+
+
+async def _cookies():
+    seen: list[dict[str, str]] = []
+
+    async def handler(reader, writer):
+        while True:
+            _head, headers, _body = await read_request(reader)
+            seen.append(headers)
+            writer.write(answer(b"ok", "set-cookie: session=abc; Path=/"))
+            await writer.drain()
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        first = await client.get(url)
+        assert first.headers["set-cookie"].startswith("session=") and first.request.url == url
+        await client.get(url)
+        assert not client.cookies
+    assert [("cookie" in headers) for headers in seen] == [False, False]
+
+
+def test_a_streamed_answer_is_left_unread_and_a_plain_one_read():
+    asyncio.run(_streamed_and_plain())
+
+
+async def _streamed_and_plain():
+    upstream, transport = Upstream(keep_alive(body=b"x" * 1000)), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        streamed = await client.send(client.build_request("GET", url), stream=True)
+        assert not streamed.is_stream_consumed
+        assert await streamed.aread() == b"x" * 1000
+        plain = await client.send(client.build_request("GET", url))
+        assert plain.is_closed and plain.content == b"x" * 1000
+        assert transport.open_connections == 1
+
+
+def test_authentication_and_redirects_when_asked_for_go_httpx_s_way():
+    asyncio.run(_asked_for())
+
+
+async def _asked_for():
+    async def handler(reader, writer):
+        while True:
+            head, headers, _body = await read_request(reader)
+            if head.startswith(b"GET /old "):
+                writer.write(b"HTTP/1.1 302 Found\r\nlocation: /new\r\ncontent-length: 0\r\n\r\n")
+            else:
+                writer.write(answer(headers.get("authorization", "none").encode()))
+            await writer.drain()
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url + "/old")).status_code == 302  # the client's own choice: no redirects
+        followed = await client.get(url + "/old", follow_redirects=True)
+        assert followed.status_code == 200 and followed.url.path == "/new"
+        assert (await client.get(url, auth=("user", "pass"))).text.startswith("Basic ")
+        assert (await client.get(url)).text == "none"
