@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, connection
@@ -16,7 +17,7 @@ from billing import books
 from billing.books import Closing, books_write
 from billing.charges import Hold
 from billing.ledger import ledger_sum
-from billing.models import LedgerEntry, LedgerReason, UsageLog
+from billing.models import LedgerEntry, LedgerReason, UsageLog, UsageStatus
 from relay.models import Upstream
 from tests.billing.test_charges import LOG
 from tokens.models import ApiToken
@@ -280,3 +281,19 @@ def _someone_waits_for_a_lock(*, timeout: float) -> bool:
                 return True
         time.sleep(0.02)
     return False
+
+
+@pytest.mark.parametrize("client_ip", ["203.0.113.9", "2001:db8::7", None])
+def test_a_batch_writes_usage_logs_exactly_as_the_orm_does(user, key, client_ip):
+    log = {**LOG, "client_ip": client_ip, "status": UsageStatus.CLIENT_CLOSED, "status_code": 499,
+           "model": "模型-'quoted' %s %(x)s", "error": '100% "bad"\n', "model_ratio": Decimal("1.23456789"),
+           "price_per_call": Decimal("0.002"), "first_byte_ms": None, "prompt_tokens": 2**40, "usage_estimated": True}
+    hold = _hold(user, key, 400)
+    books_write(reserves=[hold], closings=[_settle(hold, 150, log)])
+    by_orm = UsageLog.objects.create(**log, user=user, token=key, quota=150, request_id="r1")
+    batch = UsageLog.objects.exclude(pk=by_orm.pk).values().get()
+    orm = UsageLog.objects.filter(pk=by_orm.pk).values().get()
+    assert {k: v for k, v in batch.items() if k not in ("id", "created_at")} == {
+        k: v for k, v in orm.items() if k not in ("id", "created_at")}
+    assert (batch["model_ratio"], batch["client_ip"], batch["status"]) == (Decimal("1.234568"), client_ip,
+                                                                             "client_closed")
