@@ -5,6 +5,9 @@ Labels are bounded by what operators configure: operations, model names with pri
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -29,12 +32,18 @@ realtime_sessions = Gauge("modelgate_realtime_sessions", "Realtime WebSocket ses
 def request_observe(*, endpoint: str, model: str, upstream: str, status: str, seconds: float,
                     first_byte_seconds: float | None, prompt: int, completion: int, cached: int, cost: int) -> None:
     """Record one finished relay call."""
-    requests.labels(endpoint, model, upstream, status).inc()
-    latency.labels(endpoint).observe(seconds)
+    _child(requests, endpoint, model, upstream, status).inc()
+    _child(latency, endpoint).observe(seconds)
     if first_byte_seconds is not None:
-        first_byte.labels(endpoint).observe(first_byte_seconds)
+        _child(first_byte, endpoint).observe(first_byte_seconds)
     for kind, count in (("prompt", prompt), ("completion", completion), ("cached", cached)):
         if count:
-            tokens.labels(model, kind).inc(count)
+            _child(tokens, model, kind).inc(count)
     if cost:
-        quota.labels(model).inc(cost)
+        _child(quota, model).inc(cost)
+
+
+@lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """A metric's series for these label values, looked up once (`labels()` checks and locks on every call)."""
+    return metric.labels(*labels)

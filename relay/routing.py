@@ -26,8 +26,9 @@ def candidates(upstreams: list[UpstreamInfo], *, model: str, group: str, provide
     ordered: list[UpstreamInfo] = []
     for priority in sorted({u.priority for u in eligible}, reverse=True):
         tier = [u for u in eligible if u.priority == priority]
-        while tier:
+        while len(tier) > 1:
             weights = [max(u.weight, 0) + 1e-9 for u in tier]
             pick = rng.choices(range(len(tier)), weights=weights)[0]
             ordered.append(tier.pop(pick))
+        ordered += tier  # the last one left: no draw needed
     return ordered
