@@ -10,6 +10,7 @@ process empties its own copies directly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, Callable
 
@@ -35,9 +36,23 @@ def _publish() -> None:
             import redis
 
             _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        _publisher.publish(CHANNEL, b"1")
+        _publisher.publish(scoped(CHANNEL), b"1")
     except Exception:  # Redis away: the copies still expire after RELAY_CACHE_SECONDS
         logger.warning("could not publish a cache invalidation", exc_info=True)
+
+
+def scoped(channel: str) -> str:
+    """The channel for this deployment's Redis database. Redis hands a published message to every subscriber on the
+    server, whatever database each selected: deployments kept apart by database number (staging beside production)
+    would otherwise empty each other's caches and take each other's users' balances as their own."""
+    return f"{channel}:db{_database(settings.REDIS_URL)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _database(url: str) -> int:
+    from redis.connection import parse_url
+
+    return int(parse_url(url).get("db") or 0)
 
 
 def _changed(sender: Any, **kwargs: Any) -> None:
@@ -68,12 +83,12 @@ async def listen(clear: Callable[[], None], balances: Callable[[bytes], None] | 
         try:
             client = aioredis.from_url(settings.REDIS_URL)
             async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CHANNEL, *([BALANCES] if balances else []))
+                await pubsub.subscribe(scoped(CHANNEL), *([scoped(BALANCES)] if balances else []))
                 clear()  # copies read before the subscription took effect may predate a change it did not hear
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message.get("channel") == BALANCES.encode():
+                    if message.get("channel") == scoped(BALANCES).encode():
                         balances(message["data"])
                     else:
                         clear()
@@ -100,6 +115,6 @@ async def balances_publish(payload: bytes) -> None:
 
             _balance_publishers[loop] = aioredis.from_url(settings.REDIS_URL, socket_timeout=1,
                                                           socket_connect_timeout=1)
-        await _balance_publishers[loop].publish(BALANCES, payload)
+        await _balance_publishers[loop].publish(scoped(BALANCES), payload)
     except Exception:
         logger.warning("could not publish balances", exc_info=True)

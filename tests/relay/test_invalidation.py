@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+import asyncio
 
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from relay import invalidation
 from tests.support import settled
 from tokens.models import ApiToken, TokenStatus
 from tokens.services import token_update
@@ -18,3 +23,46 @@ def test_a_disabled_key_is_refused_at_once_despite_a_long_cache(live, bootstrap_
     token_update(token=ApiToken.objects.get(user=user), user=user, status=TokenStatus.DISABLED)
     assert settled(lambda: httpx.post(live.url + "/v1/chat/completions", json=body, headers=headers,
                                       timeout=10).status_code == 401, timeout=5)
+
+
+def test_a_deployment_on_another_redis_database_is_not_heard(settings):
+    """Redis delivers a published message to every subscriber on the server: deployments kept apart by database
+    number must not empty each other's caches or take each other's balances."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    base = settings.REDIS_URL.rsplit("/", 1)[0] if settings.REDIS_URL.count("/") > 2 else settings.REDIS_URL
+    mine, theirs = f"{base}/5", f"{base}/6"
+
+    def channels(url: str) -> tuple[str, str]:
+        settings.REDIS_URL = url
+        return invalidation.scoped(invalidation.CHANNEL), invalidation.scoped(invalidation.BALANCES)
+
+    async def scenario() -> tuple[list[bytes], int]:
+        their_changes, their_balances = channels(theirs)
+        my_changes, my_balances = channels(mine)
+        heard: list[bytes] = []
+        cleared: list[int] = []
+        listening = asyncio.create_task(invalidation.listen(lambda: cleared.append(1), heard.append))
+        publisher = aioredis.from_url(base)
+        try:
+            for _ in range(200):  # the listener empties the copies once it has subscribed
+                if cleared:
+                    break
+                await asyncio.sleep(0.01)
+            assert cleared, "the listener did not subscribe"
+            await publisher.publish(their_balances, b'{"theirs": 1}')
+            await publisher.publish(their_changes, b"1")
+            await publisher.publish(my_balances, b'{"mine": 1}')
+            for _ in range(200):
+                if heard:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # anything of theirs would have arrived before mine
+            return heard, len(cleared)
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await publisher.aclose()
+
+    heard, cleared = asyncio.run(scenario())
+    assert heard == [b'{"mine": 1}'] and cleared == 1
