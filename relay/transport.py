@@ -37,11 +37,12 @@ class UpstreamClient(httpx.AsyncClient):
 
     async def send(self, request: httpx.Request, *, stream: bool = False,
                    auth: Any = httpx.USE_CLIENT_DEFAULT, follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
-        plain = (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None
-                 and follow_redirects in (httpx.USE_CLIENT_DEFAULT, False)
+        redirects = self.follow_redirects if follow_redirects is httpx.USE_CLIENT_DEFAULT else follow_redirects
+        plain = (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None and not redirects
                  and not any(self.event_hooks.values()))
         if not plain or self.is_closed:
             return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        self._set_timeout(request)  # a request built without the client gets the client's timeouts, as in httpx
         try:
             response = await self._transport_for_url(request.url).handle_async_request(request)
         except httpx.RequestError as exc:

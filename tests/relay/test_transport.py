@@ -1182,3 +1182,28 @@ async def _asked_for():
         assert followed.status_code == 200 and followed.url.path == "/new"
         assert (await client.get(url, auth=("user", "pass"))).text.startswith("Basic ")
         assert (await client.get(url)).text == "none"
+
+
+def test_a_request_built_without_the_client_gets_the_client_s_timeouts_and_redirect_choice():
+    asyncio.run(_built_apart())
+
+
+async def _built_apart():
+    async def handler(reader, writer):
+        head, _headers, _body = await read_request(reader)
+        if head.startswith(b"GET /old "):
+            writer.write(b"HTTP/1.1 302 Found\r\nlocation: /new\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            await read_request(reader)
+            writer.write(answer(b"moved"))
+            await writer.drain()
+        await hang_up_seen(reader)  # anything else: never answered
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, upstream_client(transport=transport, timeout=0.2) as client:
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.send(httpx.Request("GET", url))  # no timeout of its own
+        assert time.monotonic() - started < WAIT
+        client.follow_redirects = True
+        assert (await client.send(client.build_request("GET", url + "/old"))).text == "moved"
