@@ -250,6 +250,8 @@ def _insert(model: type, rows: list[dict[str, Any]], now: Any) -> list[int]:
                 value = row[f.attname]
             else:
                 value = now if getattr(f, "auto_now_add", False) else f.get_default()
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL's text cannot hold NUL: an upstream's
+                value = value.replace("\x00", "")  # error message quoting one must not stop the request's booking
             params.append(f.get_db_prep_save(value, db) if f.attname in converted else value)
         values.append(params)
     table, pk = _names(model, "pk")
@@ -269,14 +271,20 @@ def _insert_pipelined(sql: str, values: list[list[Any]]) -> list[int]:
 
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
-    # binding on the server: the statement is converted once; errors become Django's, as through its cursors
-    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        cursor.executemany(sql, values, returning=True)
-        ids = []
-        while True:
-            ids.append(cursor.fetchone()[0])
-            if not cursor.nextset():
-                return ids
+    raw = db.connection
+    # Bound on the server (the statement converted once), never prepared (as Django's own statements: PgBouncer in
+    # transaction mode), errors made Django's (as through its cursors).
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.executemany(sql, values, returning=True)
+            ids = []
+            while True:
+                ids.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    return ids
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _add(model: type, pk: int, amounts: dict[str, int], values: dict[str, Any]) -> None:

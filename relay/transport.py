@@ -33,13 +33,14 @@ class UpstreamClient(httpx.AsyncClient):
     """An httpx client whose requests go straight to its transport: with no redirects to follow, no authentication
     and no cookies to keep, httpx's send loop (its auth and redirect steps, the cookie jar's look at every answer
     through urllib's request and response types, the response's extra wrapper) was a tenth of the relay's event
-    loop. Asked to authenticate, follow redirects or run event hooks, it sends as httpx does."""
+    loop. Asked to authenticate (or given a URL with credentials), follow redirects or run event hooks, it sends as
+    httpx does. Its responses carry no `elapsed`."""
 
     async def send(self, request: httpx.Request, *, stream: bool = False,
                    auth: Any = httpx.USE_CLIENT_DEFAULT, follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
         redirects = self.follow_redirects if follow_redirects is httpx.USE_CLIENT_DEFAULT else follow_redirects
-        plain = (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None and not redirects
-                 and not any(self.event_hooks.values()))
+        plain = (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None and not request.url.userinfo
+                 and not redirects and not any(self.event_hooks.values()))  # credentials in the URL: httpx sends them
         if not plain or self.is_closed:
             return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
         self._set_timeout(request)  # a request built without the client gets the client's timeouts, as in httpx

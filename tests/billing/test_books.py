@@ -297,3 +297,27 @@ def test_a_batch_writes_usage_logs_exactly_as_the_orm_does(user, key, client_ip)
         k: v for k, v in orm.items() if k not in ("id", "created_at")}
     assert (batch["model_ratio"], batch["client_ip"], batch["status"]) == (Decimal("1.234568"), client_ip,
                                                                              "client_closed")
+
+
+def test_an_error_text_holding_a_nul_is_booked_without_it(user, key):
+    hold = _hold(user, key, 400)
+    books_write(reserves=[hold], closings=[_settle(hold, 150, {**LOG, "error": "bad\x00byte", "status": "error"})])
+    assert UsageLog.objects.get().error == "badbyte"
+    assert LedgerEntry.objects.filter(ref="req:r1").count() == 2
+
+
+def test_a_batch_prepares_no_statement_even_when_the_connection_would(user, key):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 0  # prepare everything: what PgBouncer in transaction mode cannot take
+    try:
+        holds = [_hold(user, key, 10, request_id=f"r{i}") for i in range(3)]
+        books_write(reserves=holds, closings=[_settle(h, 5) for h in holds])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0
+        assert connection.connection.prepare_threshold == 0  # the connection's own setting is left as it was
+    finally:
+        connection.connection.prepare_threshold = None
+    assert UsageLog.objects.count() == 3

@@ -1207,3 +1207,21 @@ async def _built_apart():
         assert time.monotonic() - started < WAIT
         client.follow_redirects = True
         assert (await client.send(client.build_request("GET", url + "/old"))).text == "moved"
+
+
+def test_credentials_in_an_upstream_url_are_sent_as_httpx_sends_them():
+    asyncio.run(_url_credentials())
+
+
+async def _url_credentials():
+    async def handler(reader, writer):
+        while True:
+            _head, headers, _body = await read_request(reader)
+            writer.write(answer(headers.get("authorization", "none").encode()))
+            await writer.drain()
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        with_credentials = url.replace("http://", "http://proxy-user:proxy-pass@")
+        assert (await client.get(with_credentials)).text == "Basic cHJveHktdXNlcjpwcm94eS1wYXNz"
+        assert (await client.get(url)).text == "none"
