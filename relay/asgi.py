@@ -24,7 +24,8 @@ from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_requ
 from relay.limits import Limits
 from relay.media_tasks import routes as media_routes
 from relay.multipart import form_parse
-from relay.transport import UpstreamTransport, upstream_client
+from relay.transport import UpstreamTransport
+from relay.upstream_client import upstream_client
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable

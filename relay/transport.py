@@ -13,60 +13,13 @@ import select
 import socket
 import ssl
 from collections import deque
-from http.cookiejar import CookieJar
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import httptools
 import httpx
 
 Origin = tuple[str, str, int]  # scheme, host, port
 READ_PAUSE_BYTES = 256 * 1024  # unread body bytes at which the connection stops reading until they are taken
-
-
-def upstream_client(**options: Any) -> httpx.AsyncClient:
-    """A client for asking upstreams: no proxies from the environment, no redirects, and no cookies kept (a cookie an
-    upstream sets while answering one user must not ride along with everyone's later requests)."""
-    return UpstreamClient(trust_env=False, follow_redirects=False, cookies=_NoCookies(), **options)
-
-
-class UpstreamClient(httpx.AsyncClient):
-    """An httpx client whose requests go straight to its transport: with no redirects to follow, no authentication
-    and no cookies to keep, httpx's send loop (its auth and redirect steps, the cookie jar's look at every answer
-    through urllib's request and response types, the response's extra wrapper) was a tenth of the relay's event
-    loop. Asked to authenticate (or given a URL with credentials), follow redirects or run event hooks, it sends as
-    httpx does. Its responses carry no `elapsed`."""
-
-    async def send(self, request: httpx.Request, *, stream: bool = False,
-                   auth: Any = httpx.USE_CLIENT_DEFAULT, follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
-        redirects = self.follow_redirects if follow_redirects is httpx.USE_CLIENT_DEFAULT else follow_redirects
-        plain = (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None and not request.url.userinfo
-                 and not redirects and not any(self.event_hooks.values()))  # credentials in the URL: httpx sends them
-        if not plain or self.is_closed:
-            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
-        self._set_timeout(request)  # a request built without the client gets the client's timeouts, as in httpx
-        try:
-            response = await self._transport_for_url(request.url).handle_async_request(request)
-        except httpx.RequestError as exc:
-            try:
-                exc.request
-            except RuntimeError:  # raised while reading the answer's head: name the request, as httpx does
-                exc.request = request
-            raise
-        response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-        return response
-
-
-class _NoCookies(CookieJar):
-    """Takes no cookies, without looking (for requests sent the way httpx sends them: see UpstreamClient)."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):

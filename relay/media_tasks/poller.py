@@ -33,7 +33,7 @@ from relay.media_tasks.services import media_task_apply, media_task_expire
 from relay.media_tasks.settlement import media_task_settle
 from relay.media_tasks.upstreams import key_for, upstream_info
 from relay.snapshots import UpstreamInfo
-from relay.transport import upstream_client
+from relay.upstream_client import upstream_client
 
 logger = logging.getLogger("relay.tasks")
 T = TypeVar("T")

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from relay.transport import UpstreamTransport, upstream_client
+from relay.transport import UpstreamTransport
+from relay.upstream_client import upstream_client
 
 pytestmark = pytest.mark.timeout(10)  # a backstop only: every wait below is bounded far more tightly
 
@@ -116,6 +117,16 @@ def keep_alive(*, body: bytes = b"ok", delay: float = 0.0, close_after: bool = F
             await writer.drain()
             if close_after:
                 return
+    return handler
+
+
+def answering(respond: Callable[[bytes, dict[str, str]], bytes]) -> Handler:
+    """A server answering every request on the connection with `respond(head, headers)`."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, headers, _body = await read_request(reader)
+            writer.write(respond(head, headers))
+            await writer.drain()
     return handler
 
 
@@ -1130,13 +1141,11 @@ def test_cookies_an_upstream_sets_are_neither_kept_nor_sent_back():
 async def _cookies():
     seen: list[dict[str, str]] = []
 
-    async def handler(reader, writer):
-        while True:
-            _head, headers, _body = await read_request(reader)
-            seen.append(headers)
-            writer.write(answer(b"ok", "set-cookie: session=abc; Path=/"))
-            await writer.drain()
+    def respond(head, headers):
+        seen.append(headers)
+        return answer(b"ok", "set-cookie: session=abc; Path=/")
 
+    handler = answering(respond)
     upstream, transport = Upstream(handler), transport_for()
     async with upstream as url, make_client(transport) as client:
         first = await client.get(url)
@@ -1166,15 +1175,12 @@ def test_authentication_and_redirects_when_asked_for_go_httpx_s_way():
 
 
 async def _asked_for():
-    async def handler(reader, writer):
-        while True:
-            head, headers, _body = await read_request(reader)
-            if head.startswith(b"GET /old "):
-                writer.write(b"HTTP/1.1 302 Found\r\nlocation: /new\r\ncontent-length: 0\r\n\r\n")
-            else:
-                writer.write(answer(headers.get("authorization", "none").encode()))
-            await writer.drain()
+    def respond(head, headers):
+        if head.startswith(b"GET /old "):
+            return b"HTTP/1.1 302 Found\r\nlocation: /new\r\ncontent-length: 0\r\n\r\n"
+        return answer(headers.get("authorization", "none").encode())
 
+    handler = answering(respond)
     upstream, transport = Upstream(handler), transport_for()
     async with upstream as url, make_client(transport) as client:
         assert (await client.get(url + "/old")).status_code == 302  # the client's own choice: no redirects
@@ -1214,12 +1220,7 @@ def test_credentials_in_an_upstream_url_are_sent_as_httpx_sends_them():
 
 
 async def _url_credentials():
-    async def handler(reader, writer):
-        while True:
-            _head, headers, _body = await read_request(reader)
-            writer.write(answer(headers.get("authorization", "none").encode()))
-            await writer.drain()
-
+    handler = answering(lambda head, headers: answer(headers.get("authorization", "none").encode()))
     upstream, transport = Upstream(handler), transport_for()
     async with upstream as url, make_client(transport) as client:
         with_credentials = url.replace("http://", "http://proxy-user:proxy-pass@")

@@ -16,7 +16,7 @@ import pytest
 from billing.groups import group_default
 from billing.models import ModelPrice
 from relay.media_tasks.poller import media_tasks_poll
-from relay.transport import upstream_client
+from relay.upstream_client import upstream_client
 from relay.upstreams import upstream_save
 from tests.fakes import task_upstreams
 from tests.fakes.anthropic_upstream import FakeAnthropic
