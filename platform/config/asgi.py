@@ -11,6 +11,7 @@ django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
 
+from config.daphne_tuning import tune_daphne  # noqa: E402
 from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
 from relay.asgi import SHUTDOWN, RelayApp, is_relay_path  # noqa: E402
 from relay.realtime.consumer import websocket_app  # noqa: E402
@@ -45,6 +46,7 @@ def _on_server_stop() -> None:
 
 
 _on_server_stop()
+tune_daphne()
 
 # What starting made (Django, the apps, their modules and caches) lives as long as the process. Frozen, it is left out
 # of the cycle collector's full passes, which otherwise held the event loop for 80-130 ms every few seconds under load

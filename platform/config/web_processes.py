@@ -1,6 +1,7 @@
 """Several web server processes on one port, so a box uses all its cores: the parent binds one listening socket per
 child on the same port (SO_REUSEPORT) and each child accepts on its own (`--fd`); the kernel spreads new connections
-over them. The server is Daphne, or uvicorn (with uvloop and httptools) when WEB_SERVER says so.
+over them. The server is Daphne (on uvloop: `config.serve_daphne`), or uvicorn (with uvloop and httptools) when
+WEB_SERVER says so.
 
 Used by `manage.py serve` and by the relay benchmark. Imports nothing from Django: settings.py reads it too.
 """
@@ -31,8 +32,8 @@ def web_processes_count(configured: int, *, database_engine: str, cpus: int | No
 
 SERVERS = ("daphne", "uvicorn")
 # uvicorn as Daphne runs here: the peer's own address in the scope (the relay reads X-Forwarded-For itself, from
-# TRUSTED_PROXIES only), no lifespan events (the application has none), no access log line per request (Daphne writes
-# none either; the usage log records relayed requests), uvloop and httptools.
+# TRUSTED_PROXIES only), no lifespan events (the application has none), no access log line per request (the usage
+# log records relayed requests; Daphne prints one to its output), uvloop and httptools.
 UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "access_log": False, "loop": "uvloop",
                     "http": "httptools"}
 
@@ -50,7 +51,7 @@ def server_command(server: str, *, host: str = "", port: int = 0, fd: int | None
     if server == "uvicorn":  # not uvicorn's own command line: see that module
         return [sys.executable, "-m", "config.serve_uvicorn", *((str(fd),) if fd is not None else (host, str(port)))]
     binding = ["--fd", str(fd)] if fd is not None else ["-b", host, "-p", str(port)]
-    return [sys.executable, "-m", "daphne", *binding, APPLICATION]
+    return [sys.executable, "-m", "config.serve_daphne", *binding, APPLICATION]
 
 
 def web_commands(*, host: str, port: int, processes: int,

@@ -1,0 +1,62 @@
+"""What the ASGI module changes in Daphne when Daphne serves it (`daphne ... config.asgi:application`, `make run`,
+compose, the Dockerfile). Both were found profiling the relay under load; both keep Daphne's behaviour otherwise.
+
+- **The body as it came.** Twisted's request parses the body of every form POST for `request.args`, which Daphne
+  never reads (the application gets the raw body): the Content-Type header through the `email` package (about a tenth
+  of the relay's event loop under load), and a multipart upload whole (an audio file or image parsed once for
+  nothing). A multipart body Twisted cannot parse (no boundary) was answered by Twisted itself, a bare 400 with no
+  body, instead of the protocol's error.
+- **An answer's bytes sent when the application sends them.** Twisted buffers every write and sends it on a later
+  turn of the event loop, registering the socket for writability and removing it again each time: per stream frame,
+  two epoll calls, a loop turn, and the time to first byte of every stream behind whatever else that turn runs. What
+  one ASGI message writes (head, body, chunk framing) is now sent at once, in one system call; what the socket does
+  not take (a slow reader) stays buffered and goes Twisted's way, with its flow control.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def tune_daphne() -> None:
+    """Apply the changes above if Daphne is the server of this process (it imported its HTTP protocol)."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "tuned", False):
+        return
+
+    class TunedRequest(http_protocol.WebRequest):  # what Daphne's HTTP factory builds from here on
+        tuned = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+        def handle_reply(self, message: dict) -> None:
+            transport = self.transport
+            if transport is None or getattr(transport, "TLS", True) or _has_pending_writes(transport):
+                super().handle_reply(message)
+                return
+            asked = []
+            transport.startWriting = lambda: asked.append(True)  # held: Twisted's writes buffer, nothing registers
+            try:
+                super().handle_reply(message)
+            finally:
+                del transport.startWriting
+                if asked:
+                    send_now(transport)
+
+    http_protocol.WebRequest = TunedRequest
+
+
+def _has_pending_writes(transport: Any) -> bool:
+    return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
+
+
+def send_now(transport: Any) -> None:
+    """Send what a TCP transport holds, now; leave to the reactor what the socket does not take, a failed send (the
+    reactor's retry meets the error and closes the connection) and a connection being closed."""
+    if transport.connected and not transport.disconnecting and not transport._writeDisconnecting:
+        failure = transport.doWrite()  # what the reactor would call once the socket is writable
+        if failure is None and not _has_pending_writes(transport):
+            return
+    transport.startWriting()

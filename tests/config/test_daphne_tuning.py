@@ -1,0 +1,260 @@
+"""Daphne as the ASGI module tunes it: bodies reach the application unparsed, an answer's bytes are sent when the
+application sends them (what the socket does not take goes Twisted's way), and `config.serve_daphne` runs it on
+uvloop. The sending is checked on Twisted's own descriptor class, then end to end on a real Daphne process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address
+from twisted.web.http import HTTPChannel
+
+from billing.groups import group_default, price_save
+from billing.models import UsageLog
+from config.daphne_tuning import send_now, tune_daphne
+from relay.upstreams import upstream_save
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.processes import ROOT, ServerProcesses
+from tests.support import settled
+
+UPSTREAM_KEY = "sk-upstream-daphne"
+
+
+class Reactor:
+    """What a descriptor asks of its reactor, recorded."""
+
+    def __init__(self) -> None:
+        self.writers: set[FileDescriptor] = set()
+
+    def addWriter(self, descriptor: FileDescriptor) -> None:  # noqa: N802 (Twisted's names)
+        self.writers.add(descriptor)
+
+    def removeWriter(self, descriptor: FileDescriptor) -> None:  # noqa: N802
+        self.writers.discard(descriptor)
+
+    def removeReader(self, descriptor: FileDescriptor) -> None:  # noqa: N802
+        pass
+
+
+class Socket(FileDescriptor):
+    """A connected descriptor whose socket takes `room` bytes per send, or fails."""
+
+    def __init__(self, room: int = 1 << 30, fails: bool = False) -> None:
+        super().__init__(reactor=Reactor())
+        self.connected = True
+        self.room, self.fails, self.sent = room, fails, b""
+        self.startWriting = lambda: None  # as the tuned request holds it while the application's message is written
+
+    def writeSomeData(self, data: bytes) -> int | BaseException:  # noqa: N802
+        if self.fails:
+            return ConnectionResetError()
+        taken = bytes(data[:self.room])
+        self.sent += taken
+        return len(taken)
+
+    def release(self) -> None:
+        del self.startWriting
+
+
+def test_what_the_socket_takes_is_sent_at_once_and_nothing_waits_on_the_reactor():
+    sock = Socket()
+    sock.writeSequence([b"HTTP/1.1 200 OK\r\n", b"\r\n"])
+    sock.write(b"body")
+    sock.release()
+    send_now(sock)
+    assert sock.sent == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    assert sock.reactor.writers == set()
+
+
+def test_what_the_socket_does_not_take_waits_for_the_reactor_in_order():
+    sock = Socket(room=5)
+    sock.write(b"0123456789")
+    sock.release()
+    send_now(sock)
+    assert sock.sent == b"01234" and sock.reactor.writers == {sock}
+    sock.room = 100
+    sock.write(b"abc")  # written while the rest waits: after it
+    sock.doWrite()  # the reactor, once the socket is writable
+    assert sock.sent == b"0123456789abc" and sock.reactor.writers == set()
+
+
+def test_a_failed_send_is_left_to_the_reactor_which_closes_the_connection():
+    sock = Socket(fails=True)
+    sock.write(b"data")
+    sock.release()
+    send_now(sock)
+    assert sock.reactor.writers == {sock}  # its doWrite meets the error again and the reactor disconnects
+    assert isinstance(sock.doWrite(), ConnectionResetError)
+
+
+def test_a_connection_being_closed_is_left_to_the_reactor():
+    sock = Socket()
+    sock.write(b"last")
+    sock.loseConnection()
+    sock.release()
+    send_now(sock)
+    assert sock.sent == b"" and sock.reactor.writers == {sock}  # Twisted sends, then closes
+
+
+def test_daphne_started_by_serve_daphne_runs_on_uvloop():
+    code = "from config.serve_daphne import use_uvloop; use_uvloop(); import daphne.server as s; " \
+           "print(type(s.twisted_loop).__module__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}", "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip().startswith("uvloop"), done.stderr
+
+
+# ---- a real Daphne process --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def daphne(transactional_db):
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as fake, ServerProcesses() as processes:
+        price_save(model="gpt-4o", model_ratio=1, completion_ratio=1)
+        upstream_save(name="fake", type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"],
+                      groups=[group_default().name])
+        url, _proc = processes.start(server="daphne")
+        yield fake, int(url.rsplit(":", 1)[1])
+
+
+def _request(key: str, body: bytes, *, content_type: str = "application/json", path: str = "/v1/chat/completions",
+             close: bool = False) -> bytes:
+    connection = "Connection: close\r\n" if close else ""
+    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{connection}\r\n").encode() + body
+
+
+def _read_answer(conn: socket.socket, buffered: bytearray) -> tuple[bytes, dict[str, str], bytes]:
+    """One HTTP/1.1 answer (Content-Length or chunked) off a keep-alive connection."""
+    while b"\r\n\r\n" not in buffered:
+        buffered += _recv(conn)
+    head, _, rest = bytes(buffered).partition(b"\r\n\r\n")
+    buffered[:] = rest
+    status, *lines = head.decode().split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    if "content-length" in headers:
+        size = int(headers["content-length"])
+        while len(buffered) < size:
+            buffered += _recv(conn)
+        body = bytes(buffered[:size])
+        del buffered[:size]
+        return status.encode(), headers, body
+    body = b""
+    while True:
+        while b"\r\n" not in buffered:
+            buffered += _recv(conn)
+        size_line, _, _ = bytes(buffered).partition(b"\r\n")
+        size = int(size_line, 16)
+        while len(buffered) < len(size_line) + 2 + size + 2:
+            buffered += _recv(conn)
+        body += bytes(buffered[len(size_line) + 2:len(size_line) + 2 + size])
+        del buffered[:len(size_line) + 2 + size + 2]
+        if size == 0:
+            return status.encode(), headers, body
+
+
+def _recv(conn: socket.socket) -> bytes:
+    data = conn.recv(65536)
+    assert data, "the server closed the connection mid-answer"
+    return data
+
+
+def test_a_multipart_body_without_a_boundary_gets_the_protocols_error(daphne, funded_key):
+    _fake, port = daphne
+    _user, key = funded_key()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(_request(key, b"abc", content_type="multipart/form-data", path="/v1/audio/transcriptions"))
+        status, headers, body = _read_answer(conn, bytearray())
+    assert status.startswith(b"HTTP/1.1 400") and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"  # Twisted answered a bare 400 before
+
+
+def test_an_answer_larger_than_the_socket_takes_arrives_whole_to_a_late_reader(daphne, funded_key):
+    fake, port = daphne
+    _user, key = funded_key()
+    content = "0123456789abcdef" * (1 << 19)  # 8 MiB: more than a loopback socket buffers
+    fake.behave("gpt-4o", content=content)
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(_request(key, body))
+        time.sleep(1)  # the server has sent what the socket took and holds the rest
+        buffered = bytearray()
+        status, _headers, answer = _read_answer(conn, buffered)
+        assert status.startswith(b"HTTP/1.1 200")
+        assert json.loads(answer)["choices"][0]["message"]["content"] == content
+        fake.behave("gpt-4o", content="again", chunks=4)
+        streamed = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        conn.sendall(_request(key, streamed.encode(), close=True))  # the same connection, then closed
+        status, headers, answer = _read_answer(conn, buffered)
+        assert status.startswith(b"HTTP/1.1 200") and headers["transfer-encoding"] == "chunked"
+        assert answer.rstrip().endswith(b"data: [DONE]")
+        assert conn.recv(1) == b""  # closed once the answer was sent
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
+
+
+def test_stream_frames_leave_as_the_upstream_sends_them(daphne, funded_key):
+    fake, port = daphne
+    _user, key = funded_key()
+    fake.behave("gpt-4o", content="one two three four", chunks=4, chunk_delay_ms=300)
+    body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(_request(key, body.encode()))
+        received = b""
+        while received.count(b"data: ") < 2:
+            received += _recv(conn)
+        assert b"[DONE]" not in received  # frame by frame (300 ms apart), not buffered to the end
+
+
+class DaphneServer:
+    """What Daphne's request asks of its server."""
+
+    server_name = "daphne"
+    proxy_forwarded_address_header = None
+
+    def protocol_connected(self, protocol: object) -> None:
+        pass
+
+    def protocol_disconnected(self, protocol: object) -> None:
+        pass
+
+    def log_action(self, *args: object) -> None:
+        pass
+
+
+class TCPSocket(Socket):
+    TLS = False
+
+    def getPeer(self) -> IPv4Address:  # noqa: N802
+        return IPv4Address("TCP", "127.0.0.1", 50000)
+
+    def getHost(self) -> IPv4Address:  # noqa: N802
+        return IPv4Address("TCP", "127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize("tuned", [True, False])
+def test_what_one_asgi_message_writes_leaves_with_it(tuned):
+    import daphne.http_protocol as http_protocol
+
+    tune_daphne()
+    request_class = http_protocol.WebRequest if tuned else http_protocol.WebRequest.__mro__[1]
+    sock = TCPSocket()
+    sock.release()
+    channel = HTTPChannel()
+    channel.factory = SimpleNamespace(server=DaphneServer())
+    channel.makeConnection(sock)
+    request = request_class(channel)
+    request.method, request.uri, request.clientproto = b"POST", b"/v1/chat/completions", b"HTTP/1.1"
+    request.handle_reply({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    request.handle_reply({"type": "http.response.body", "body": b"hi", "more_body": True})
+    if tuned:
+        assert sock.sent.startswith(b"HTTP/1.1 200 OK\r\n") and sock.sent.endswith(b"\r\n2\r\nhi\r\n")
+        assert sock.reactor.writers == set()
+    else:  # Twisted's way: buffered until the reactor finds the socket writable
+        assert sock.sent == b"" and sock.reactor.writers == {sock}
