@@ -1,5 +1,7 @@
 """What the ASGI module changes in Daphne when Daphne serves it (`daphne ... config.asgi:application`, `make run`,
 compose, the Dockerfile). Both were found profiling the relay under load; both keep Daphne's behaviour otherwise.
+(Not done: Twisted's reactor on a uvloop loop, faster on streams, leaks connections: uvloop stops watching a socket
+that errs, such as on a client's reset, without telling Twisted, so the connection is never closed.)
 
 - **The body as it came.** Twisted's request parses the body of every form POST for `request.args`, which Daphne
   never reads (the application gets the raw body): the Content-Type header through the `email` package (about a tenth
@@ -33,11 +35,15 @@ def tune_daphne() -> None:
 
         def handle_reply(self, message: dict) -> None:
             transport = self.transport
-            if transport is None or getattr(transport, "TLS", True) or _has_pending_writes(transport):
+            if (transport is None or getattr(transport, "TLS", True) or "startWriting" in vars(transport)
+                    or _has_pending_writes(transport)):  # not TCP, already held (see below), or behind earlier bytes
                 super().handle_reply(message)
                 return
+            # Held: Twisted's writes buffer and nothing registers. Finishing an answer can parse the next pipelined
+            # request at once, and Daphne answers a malformed one from inside this call: that reply sees the hold
+            # and goes Twisted's way; its bytes are sent with these.
             asked = []
-            transport.startWriting = lambda: asked.append(True)  # held: Twisted's writes buffer, nothing registers
+            transport.startWriting = lambda: asked.append(True)
             try:
                 super().handle_reply(message)
             finally:

@@ -1,7 +1,6 @@
 """Several web server processes on one port, so a box uses all its cores: the parent binds one listening socket per
 child on the same port (SO_REUSEPORT) and each child accepts on its own (`--fd`); the kernel spreads new connections
-over them. The server is Daphne (on uvloop: `config.serve_daphne`), or uvicorn (with uvloop and httptools) when
-WEB_SERVER says so.
+over them. The server is Daphne, or uvicorn (with uvloop and httptools) when WEB_SERVER says so.
 
 Used by `manage.py serve` and by the relay benchmark. Imports nothing from Django: settings.py reads it too.
 """
@@ -51,7 +50,7 @@ def server_command(server: str, *, host: str = "", port: int = 0, fd: int | None
     if server == "uvicorn":  # not uvicorn's own command line: see that module
         return [sys.executable, "-m", "config.serve_uvicorn", *((str(fd),) if fd is not None else (host, str(port)))]
     binding = ["--fd", str(fd)] if fd is not None else ["-b", host, "-p", str(port)]
-    return [sys.executable, "-m", "config.serve_daphne", *binding, APPLICATION]
+    return [sys.executable, "-m", "daphne", *binding, APPLICATION]
 
 
 def web_commands(*, host: str, port: int, processes: int,

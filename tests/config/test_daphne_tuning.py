@@ -1,13 +1,11 @@
-"""Daphne as the ASGI module tunes it: bodies reach the application unparsed, an answer's bytes are sent when the
-application sends them (what the socket does not take goes Twisted's way), and `config.serve_daphne` runs it on
-uvloop. The sending is checked on Twisted's own descriptor class, then end to end on a real Daphne process."""
+"""Daphne as the ASGI module tunes it: bodies reach the application unparsed, and an answer's bytes are sent when the
+application sends them (what the socket does not take goes Twisted's way). The sending is checked on Twisted's own
+descriptor and request classes, then end to end on a real Daphne process."""
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
@@ -21,7 +19,7 @@ from billing.models import UsageLog
 from config.daphne_tuning import send_now, tune_daphne
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.processes import ROOT, ServerProcesses
+from tests.processes import ServerProcesses
 from tests.support import settled
 
 UPSTREAM_KEY = "sk-upstream-daphne"
@@ -38,6 +36,9 @@ class Reactor:
 
     def removeWriter(self, descriptor: FileDescriptor) -> None:  # noqa: N802
         self.writers.discard(descriptor)
+
+    def addReader(self, descriptor: FileDescriptor) -> None:  # noqa: N802
+        pass
 
     def removeReader(self, descriptor: FileDescriptor) -> None:  # noqa: N802
         pass
@@ -101,14 +102,6 @@ def test_a_connection_being_closed_is_left_to_the_reactor():
     sock.release()
     send_now(sock)
     assert sock.sent == b"" and sock.reactor.writers == {sock}  # Twisted sends, then closes
-
-
-def test_daphne_started_by_serve_daphne_runs_on_uvloop():
-    code = "from config.serve_daphne import use_uvloop; use_uvloop(); import daphne.server as s; " \
-           "print(type(s.twisted_loop).__module__)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}", "PATH": "/usr/bin:/bin"})
-    assert done.stdout.strip().startswith("uvloop"), done.stderr
 
 
 # ---- a real Daphne process --------------------------------------------------------------------------------------
@@ -238,6 +231,13 @@ class TCPSocket(Socket):
         return IPv4Address("TCP", "127.0.0.1", 8000)
 
 
+def _channel(sock: TCPSocket) -> HTTPChannel:
+    channel = HTTPChannel()
+    channel.factory = SimpleNamespace(server=DaphneServer(), log=lambda request: None)  # Daphne's factory, as used
+    channel.makeConnection(sock)
+    return channel
+
+
 @pytest.mark.parametrize("tuned", [True, False])
 def test_what_one_asgi_message_writes_leaves_with_it(tuned):
     import daphne.http_protocol as http_protocol
@@ -246,9 +246,7 @@ def test_what_one_asgi_message_writes_leaves_with_it(tuned):
     request_class = http_protocol.WebRequest if tuned else http_protocol.WebRequest.__mro__[1]
     sock = TCPSocket()
     sock.release()
-    channel = HTTPChannel()
-    channel.factory = SimpleNamespace(server=DaphneServer())
-    channel.makeConnection(sock)
+    channel = _channel(sock)
     request = request_class(channel)
     request.method, request.uri, request.clientproto = b"POST", b"/v1/chat/completions", b"HTTP/1.1"
     request.handle_reply({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
@@ -258,3 +256,31 @@ def test_what_one_asgi_message_writes_leaves_with_it(tuned):
         assert sock.reactor.writers == set()
     else:  # Twisted's way: buffered until the reactor finds the socket writable
         assert sock.sent == b"" and sock.reactor.writers == {sock}
+
+
+def test_a_reply_made_while_another_is_held_goes_out_with_it():
+    """Finishing an answer can parse the next pipelined request at once; Daphne answers a malformed one from inside
+    the first reply."""
+    import daphne.http_protocol as http_protocol
+
+    tune_daphne()
+    sock = TCPSocket()
+    sock.release()
+    channel = _channel(sock)
+    first, malformed = http_protocol.WebRequest(channel), http_protocol.WebRequest(channel)
+    for request in (first, malformed):
+        request.method, request.uri, request.clientproto = b"GET", b"/", b"HTTP/1.1"
+    channel.requests.append(first)
+    first.handle_reply({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+    first.handle_reply({"type": "http.response.body", "body": b"hello", "more_body": True})
+    finish = first.finish
+
+    def finish_then_answer_the_next() -> None:
+        finish()
+        channel.requests.append(malformed)  # as the channel does, parsing what the client sent after the first
+        malformed.basic_error(400, b"Bad Request", "Invalid header value")
+
+    first.finish = finish_then_answer_the_next
+    first.handle_reply({"type": "http.response.body", "body": b""})  # writes nothing itself
+    assert sock.sent.count(b"HTTP/1.1 ") == 2 and sock.sent.index(b"hello") < sock.sent.index(b"400 Bad Request")
+    assert sock.reactor.writers == set() and "startWriting" not in vars(sock)
