@@ -10,9 +10,13 @@ died around the commit) changes nothing the second time.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import ipaddress
+import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -145,7 +149,7 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
 
         written.dropped = {ref for ref, hold in holds.items() if hold.user_id not in users}
         now = timezone.now()
-        row_ids = _insert(LedgerEntry, rows, now)
+        row_ids = _insert(LedgerEntry, rows, now, returning=("user_id", "pk"))
         _insert(UsageLog, logs, now)
         for key_id, key in keys.items():
             if key.delta or key.used or key.requests:
@@ -155,8 +159,8 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
             if user.delta or user.used or user.requests:
                 _add(get_user_model(), user_id,
                      {"quota": user.delta, "used_quota": user.used, "request_count": user.requests}, {})
-        for row, row_id in zip(rows, row_ids):
-            written.versions[row["user_id"]] = max(written.versions.get(row["user_id"], 0), row_id)
+        for user_id, row_id in row_ids:
+            written.versions[user_id] = max(written.versions.get(user_id, 0), row_id)
         unversioned = [user_id for user_id in users if user_id not in written.versions]
         if unversioned:  # nothing written for them here (a retry found it all written): their last row, still locked
             written.versions.update(LedgerEntry.objects.filter(user_id__in=unversioned).order_by().values("user_id")
@@ -220,8 +224,8 @@ def _select(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
 
 @functools.cache
 def _insert_plan(model: type) -> tuple[tuple[models.Field, ...], frozenset[str], frozenset[str]]:
-    """The model's columns to insert (all but the automatic id), those whose values the database needs converted
-    (times, decimals, addresses: what the ORM would prepare), and every name a row may use."""
+    """The model's columns to insert (all but the automatic id), those whose values SQLite needs converted (times,
+    decimals, addresses: what the ORM would prepare), and every name a row may use."""
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     plain = (models.BigIntegerField, models.IntegerField, models.PositiveIntegerField,
              models.PositiveSmallIntegerField, models.BooleanField, models.CharField, models.TextField,
@@ -230,61 +234,83 @@ def _insert_plan(model: type) -> tuple[tuple[models.Field, ...], frozenset[str],
     return fields, converted, frozenset(f.attname for f in fields)
 
 
-def _insert(model: type, rows: list[dict[str, Any]], now: Any) -> list[int]:
-    """Insert rows (by attribute name; unnamed columns take their defaults, `auto_now_add` ones `now`); their new ids,
-    in order. PostgreSQL: one short statement sent for every row in one pipeline (a single statement of many rows
-    had the driver scan a long query for its placeholders each time, its CPU growing faster than the batch);
-    elsewhere one statement for all rows."""
+def _insert(model: type, rows: list[dict[str, Any]], now: Any,
+            returning: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """Insert rows (by attribute name; unnamed columns take their defaults, `auto_now_add` ones `now`), in one
+    statement; the `returning` columns ("pk": the id) of the new rows, in no particular order."""
     if not rows:
         return []
     fields, converted, known = _insert_plan(model)
+    postgresql = connection.vendor == "postgresql"
+    names = [f.attname for f in fields]
+    defaults = {f.attname: (now.isoformat() if postgresql else now) if getattr(f, "auto_now_add", False)
+                else f.get_default() for f in fields}
+    texts = [i for i, f in enumerate(fields) if isinstance(f, (models.CharField, models.TextField))]
+    prepared = [(i, f) for i, f in enumerate(fields) if f.attname in converted] if not postgresql else []
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: its every attribute is a context-local look-up
     values: list[list[Any]] = []
     for row in rows:
         unknown = row.keys() - known
         if unknown:
             raise TypeError(f"{model.__name__} has no field {sorted(unknown)[0]!r}")
-        params = []
-        for f in fields:
-            if f.attname in row:
-                value = row[f.attname]
-            else:
-                value = now if getattr(f, "auto_now_add", False) else f.get_default()
-            if isinstance(value, str) and "\x00" in value:  # PostgreSQL's text cannot hold NUL: an upstream's
-                value = value.replace("\x00", "")  # error message quoting one must not stop the request's booking
-            params.append(f.get_db_prep_save(value, db) if f.attname in converted else value)
+        merged = defaults | row
+        params = [merged[name] for name in names]
+        for i in texts:
+            text = params[i]
+            if text and ("\x00" in text or not text.isascii()):
+                params[i] = _storable(text)
+        for i, f in prepared:
+            params[i] = f.get_db_prep_save(params[i], db)
         values.append(params)
-    table, pk = _names(model, "pk")
+    table, *returned = _names(model, *returning)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    if connection.vendor == "postgresql":
-        return _insert_pipelined(f"INSERT INTO {table} ({columns}) VALUES ({_marks(len(fields))}) RETURNING {pk}",
-                                 values)
+    tail = f" RETURNING {', '.join(returned)}" if returned else ""
+    if postgresql:
+        return _insert_from_json(table, columns, fields, values, tail)
     marks = ", ".join([f"({_marks(len(fields))})"] * len(rows))
-    return [row[0] for row in _select(f"INSERT INTO {table} ({columns}) VALUES {marks} RETURNING {pk}",
-                                      [value for params in values for value in params])]
+    return _run(f"INSERT INTO {table} ({columns}) VALUES {marks}{tail}", [value for params in values for value in params])
 
 
-def _insert_pipelined(sql: str, values: list[list[Any]]) -> list[int]:
-    """Run a one-row INSERT ... RETURNING for each row, in one pipeline, on Django's connection (so in the batch's
-    transaction): the ids in order."""
-    import psycopg
+def _storable(text: str) -> str:
+    """Text a database can store: without NUL (PostgreSQL's text cannot hold it) and with a lone surrogate (from a
+    JSON escape, not encodable as UTF-8) as "?": an upstream's error message quoting one must not stop the request's
+    booking."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
-    db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
-    raw = db.connection
-    # Bound on the server (the statement converted once), never prepared (as Django's own statements: PgBouncer in
-    # transaction mode), errors made Django's (as through its cursors).
-    threshold, raw.prepare_threshold = raw.prepare_threshold, None
-    try:
-        with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.executemany(sql, values, returning=True)
-            ids = []
-            while True:
-                ids.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    return ids
-    finally:
-        raw.prepare_threshold = threshold
+
+def _insert_from_json(table: str, columns: str, fields: tuple[models.Field, ...], values: list[list[Any]],
+                      tail: str) -> list[tuple[Any, ...]]:
+    """PostgreSQL: all rows as one JSON array of arrays, one parameter, unpacked and cast column by column on the
+    server. Serialising it is the C encoder's work; binding every value apart (one statement per row in a pipeline,
+    or one statement of many placeholders) had the driver's Python code run per value, most of the writer's CPU."""
+    casts = ", ".join(f"(item->>{i})::{_cast_type(f)}" for i, f in enumerate(fields))
+    sql = (f"INSERT INTO {table} ({columns}) SELECT {casts} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY "
+           f"AS batch(item, n) ORDER BY n{tail}")
+    document = json.dumps(values, default=_json_value, separators=(",", ":"))
+    return _run(sql, [document])
+
+
+def _json_value(value: Any) -> Any:
+    """Values JSON has no type for, as the text PostgreSQL reads them from (decimals, times, addresses)."""
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} value")
+
+
+@functools.cache
+def _cast_type(field: models.Field) -> str:
+    """The column's type without its length or precision: the column itself then refuses a value too long (a cast to
+    varchar(n) would cut it) and rounds a decimal, as for a value bound directly."""
+    return field.db_type(connection).split("(")[0].strip()
+
+
+def _run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a statement: the rows it returns, if it returns any."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _add(model: type, pk: int, amounts: dict[str, int], values: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ ledger."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from decimal import Decimal
@@ -303,6 +304,14 @@ def test_an_error_text_holding_a_nul_is_booked_without_it(user, key):
     hold = _hold(user, key, 400)
     books_write(reserves=[hold], closings=[_settle(hold, 150, {**LOG, "error": "bad\x00byte", "status": "error"})])
     assert UsageLog.objects.get().error == "badbyte"
+    assert LedgerEntry.objects.filter(ref="req:r1").count() == 2
+
+
+def test_an_error_text_holding_a_lone_surrogate_is_booked_with_a_mark_in_its_place(user, key):
+    hold = _hold(user, key, 400)
+    error = json.loads('"bad \\udc80 byte, \\ud83d\\ude00 kept"')  # as an upstream's JSON error can carry it
+    books_write(reserves=[hold], closings=[_settle(hold, 150, {**LOG, "error": error, "status": "error"})])
+    assert UsageLog.objects.get().error == "bad ? byte, \U0001F600 kept"
     assert LedgerEntry.objects.filter(ref="req:r1").count() == 2
 
 
