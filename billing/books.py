@@ -151,14 +151,11 @@ def books_write(*, reserves: list[Hold], closings: list[Closing], recheck: bool 
         now = timezone.now()
         row_ids = _insert(LedgerEntry, rows, now, returning=("user_id", "pk"))
         _insert(UsageLog, logs, now)
-        for key_id, key in keys.items():
-            if key.delta or key.used or key.requests:
-                _add(ApiToken, key_id, {"remain_quota": key.delta, "used_quota": key.used},
-                     {"last_used_at": now} if key.requests else {})
-        for user_id, user in users.items():
-            if user.delta or user.used or user.requests:
-                _add(get_user_model(), user_id,
-                     {"quota": user.delta, "used_quota": user.used, "request_count": user.requests}, {})
+        _add(ApiToken, {key_id: {"remain_quota": key.delta, "used_quota": key.used}
+                        for key_id, key in keys.items() if key.delta or key.used or key.requests},
+             stamp="last_used_at", stamped={key_id for key_id, key in keys.items() if key.requests}, now=now)
+        _add(get_user_model(), {user_id: {"quota": user.delta, "used_quota": user.used, "request_count": user.requests}
+                                for user_id, user in users.items() if user.delta or user.used or user.requests})
         for user_id, row_id in row_ids:
             written.versions[user_id] = max(written.versions.get(user_id, 0), row_id)
         unversioned = [user_id for user_id in users if user_id not in written.versions]
@@ -313,17 +310,35 @@ def _run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _add(model: type, pk: int, amounts: dict[str, int], values: dict[str, Any]) -> None:
-    """Add `amounts` to one row's columns and set `values`, in one statement."""
-    table, pk_column = _names(model, "pk")
+def _add(model: type, amounts: dict[int, dict[str, int]], *, stamp: str = "", stamped: set[int] = frozenset(),
+         now: Any = None) -> None:
+    """Add each row's `amounts` (by primary key; every row names the same columns) to its columns, and set the
+    `stamp` column to `now` on the `stamped` rows. PostgreSQL: one statement for all rows (the amounts as one JSON
+    array); elsewhere one a row."""
+    if not amounts:
+        return
+    table, pk = _names(model, "pk")
     quote = connection.ops.quote_name
-    sets = [f"{quote(model._meta.get_field(name).column)} = {quote(model._meta.get_field(name).column)} + %s"
-            for name in amounts]
-    sets += [f"{quote(model._meta.get_field(name).column)} = %s" for name in values]
-    params = [*amounts.values(), *(model._meta.get_field(name).get_db_prep_save(value, connection)
-                                   for name, value in values.items()), pk]
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {pk_column} = %s", params)
+    names = list(next(iter(amounts.values())))
+    columns = [quote(model._meta.get_field(name).column) for name in names]
+    stamp_column = quote(model._meta.get_field(stamp).column) if stamp else ""
+    if connection.vendor == "postgresql":
+        sets = [f"{column} = {column} + (item->>{i + 1})::bigint" for i, column in enumerate(columns)]
+        if stamp:
+            sets.append(f"{stamp_column} = CASE WHEN (item->>{len(columns) + 1})::boolean THEN %s "
+                        f"ELSE {stamp_column} END")
+        document = json.dumps([[row_id, *(changes[name] for name in names), row_id in stamped]
+                               for row_id, changes in amounts.items()])
+        _run(f"UPDATE {table} SET {', '.join(sets)} FROM jsonb_array_elements(%s::jsonb) AS batch(item) "
+             f"WHERE {table}.{pk} = (item->>0)::bigint", [now, document] if stamp else [document])
+        return
+    for row_id, changes in amounts.items():
+        sets = [f"{column} = {column} + %s" for column in columns]
+        params = [changes[name] for name in names]
+        if stamp and row_id in stamped:
+            sets.append(f"{stamp_column} = %s")
+            params.append(model._meta.get_field(stamp).get_db_prep_save(now, connection))
+        _run(f"UPDATE {table} SET {', '.join(sets)} WHERE {pk} = %s", [*params, row_id])
 
 
 def _key_of(hold: Hold, keys: dict[int, _Counts]) -> _Counts | None:

@@ -134,8 +134,11 @@ def test_several_users_and_keys_in_one_batch(user, key, other_user, make_user):
     a1, a2 = _hold(user, key, 300, "a1"), _hold(user, key, 200, "a2")
     b1 = _hold(other_user, bob_key, 500, "b1", unlimited=True)
     c1 = _hold(carol, None, 100, "c1", unlimited=True)
-    written = books_write(reserves=[a1, b1, a2, c1],
+    carol_key, _ = token_create(user=carol, name="carol", unlimited_quota=False, remain_quota=1_000)
+    c2 = _hold(carol, carol_key, 70, "c2")  # reserved only: its key is not stamped as used yet
+    written = books_write(reserves=[a1, b1, a2, c1, c2],
                           closings=[_settle(a2, 50), _settle(b1, 480), _settle(a1, 100), _refund(c1)])
+    starts[carol.pk] -= 70  # still held
     expected = {user.pk: starts[user.pk] - 150, other_user.pk: starts[other_user.pk] - 480, carol.pk: starts[carol.pk]}
     for someone in (user, other_user, carol):
         someone.refresh_from_db()
@@ -146,6 +149,9 @@ def test_several_users_and_keys_in_one_batch(user, key, other_user, make_user):
     bob_key.refresh_from_db()
     assert (key.remain_quota, key.used_quota) == (850, 150)
     assert (bob_key.remain_quota, bob_key.used_quota) == (0, 480)  # unlimited: counted, not taken
+    carol_key.refresh_from_db()
+    assert (carol_key.remain_quota, carol_key.used_quota, carol_key.last_used_at) == (930, 0, None)
+    assert key.last_used_at is not None and bob_key.last_used_at is not None
     alice_rows = list(LedgerEntry.objects.filter(user=user, ref__startswith="req:").order_by("id").values_list(
         "ref", "amount", "balance_after"))
     start = starts[user.pk]
