@@ -177,9 +177,9 @@ class RelayApp:
         self.books.forget()
 
     async def dispatch(self, req: RelayRequest, receive: Receive, send: Send) -> None:
-        if media_routes.owns(req.path):
+        operation = OPERATIONS.get(req.path)  # no task route's path is one of these: looked up first, as cheaper
+        if operation is None and media_routes.owns(req.path):
             return await media_routes.dispatch(self, req, send)
-        operation = OPERATIONS.get(req.path)
         if operation is not None:
             if req.method != "POST":
                 raise errors.RelayError(405, f"Use POST for {req.path}.")

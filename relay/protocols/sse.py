@@ -12,14 +12,9 @@ class FrameSplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
-        frames = []
-        while True:
-            end = self._buffer.find(b"\n\n")
-            if end < 0:
-                return frames
-            frames.append(self._buffer[: end + 2])
-            self._buffer = self._buffer[end + 2:]
+        # the buffer normalised again with the chunk: a "\r\n" split between two pieces is one line end too
+        *frames, self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n").split(b"\n\n")
+        return [frame + b"\n\n" for frame in frames]
 
     def rest(self) -> bytes:
         """Bytes after the last complete frame (a stream that ended without a blank line)."""
@@ -35,6 +30,13 @@ class Frame:
 
 
 def frame_parse(raw: bytes) -> Frame:
+    if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2 and raw.endswith(b"\n\n"):
+        # one data line, as nearly every frame of a model's stream: read without splitting it into lines
+        return Frame(event="", data=raw[6:-2].decode("utf-8", errors="replace"), is_comment_only=False)
+    return _frame_parse_lines(raw)
+
+
+def _frame_parse_lines(raw: bytes) -> Frame:
     event, data_lines, other = "", [], False
     for line in raw.decode("utf-8", errors="replace").split("\n"):
         if not line or line.startswith(":"):

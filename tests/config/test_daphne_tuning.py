@@ -284,3 +284,27 @@ def test_a_reply_made_while_another_is_held_goes_out_with_it():
     first.handle_reply({"type": "http.response.body", "body": b""})  # writes nothing itself
     assert sock.sent.count(b"HTTP/1.1 ") == 2 and sock.sent.index(b"hello") < sock.sent.index(b"400 Bad Request")
     assert sock.reactor.writers == set() and "startWriting" not in vars(sock)
+
+
+def test_daphne_reaches_twisteds_http_module_without_its_deprecation_proxy():
+    import daphne.http_protocol as http_protocol
+    import twisted.web.http
+    from twisted.python.deprecate import _ModuleProxy
+
+    tune_daphne()
+    assert isinstance(twisted.web.http, _ModuleProxy)  # Twisted's own name for it: still the proxy
+    assert not isinstance(http_protocol.http, _ModuleProxy)
+    assert http_protocol.http.Request is twisted.web.http.Request
+
+
+def test_twisteds_combined_log_line_is_not_formatted_daphne_prints_its_own():
+    import daphne.http_protocol as http_protocol
+
+    tune_daphne()
+    lines = []
+    factory = http_protocol.HTTPFactory(DaphneServer())
+    factory._logFile = SimpleNamespace(write=lines.append)  # where Twisted's line would go
+    request = http_protocol.WebRequest(_channel(TCPSocket()))
+    request.method, request.uri, request.clientproto = b"POST", b"/v1/chat/completions", b"HTTP/1.1"
+    factory.log(request)
+    assert lines == []
