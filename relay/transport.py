@@ -9,6 +9,7 @@ since the last read, in one piece), idle connections kept per origin and dropped
 from __future__ import annotations
 
 import asyncio
+import math
 import select
 import socket
 import ssl
@@ -215,6 +216,12 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.writable: asyncio.Future[None] | None = None  # set while the socket's send buffer is full
         self.waiter: asyncio.Future[None] | None = None
+        self.waiting_for: httpx.Request | None = None  # the request whose answer `waiter` waits on
+        # One read-timeout timer per connection, moved lazily: each wait only sets the deadline; the timer, when it
+        # fires, fails a wait past it or goes again for the rest (a timer made and cancelled per read was about a
+        # tenth of the CPU of passing a stream's frames through)
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
         self.head_only = False  # the request was HEAD
         self._new_response()
 
@@ -312,13 +319,30 @@ class _Connection(asyncio.Protocol):
     async def wait(self, request: httpx.Request, timeout: float | None) -> None:
         """Until something arrives (or the connection ends), for at most `timeout` seconds."""
         waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, waiter, request) if timeout is not None else None
+        self.waiting_for = request
+        if timeout is not None:
+            self.deadline = self.loop.time() + timeout
+            if self.timer is not None and self.timer.when() > self.deadline:  # a shorter timeout than the last
+                self.timer.cancel()
+                self.timer = None
+            if self.timer is None:
+                self.timer = self.loop.call_at(self.deadline, self._check_deadline)
+        else:
+            self.deadline = math.inf
         try:
             await waiter
         finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
+            self.waiter = self.waiting_for = None
+
+    def _check_deadline(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done() or self.deadline == math.inf:
+            return  # not waiting (the next wait sets a timer again), or with no timeout
+        if self.loop.time() >= self.deadline:
+            waiter.set_exception(httpx.ReadTimeout("The upstream did not answer in time.", request=self.waiting_for))
+        else:
+            self.timer = self.loop.call_at(self.deadline, self._check_deadline)
 
     def take(self) -> bytes:
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -355,6 +379,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.head_done and not self.complete and not self.framed and exc is None:
             self.complete = True  # a body without a length ends when the connection does (closed, not reset)
         elif not self.complete and self.error is None:
@@ -424,8 +451,3 @@ class _Connection(asyncio.Protocol):
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
         self._wake()
-
-
-def _expire(waiter: asyncio.Future[None], request: httpx.Request) -> None:
-    if not waiter.done():
-        waiter.set_exception(httpx.ReadTimeout("The upstream did not answer in time.", request=request))

@@ -826,6 +826,38 @@ async def _stalled_body():
         assert transport.open_connections == 0
 
 
+def test_the_read_timeout_counts_from_the_last_bytes_and_a_shorter_one_on_a_reused_connection_holds():
+    asyncio.run(_read_timeout_per_read())
+
+
+async def _read_timeout_per_read():
+    async def handler(reader, writer):
+        await read_request(reader)  # a body arriving slowly, in pieces closer together than the read timeout
+        writer.write(CHUNKED_HEAD)
+        for i in range(8):
+            await asyncio.sleep(0.05)
+            writer.write(chunk(b"%d" % i))
+        writer.write(b"0\r\n\r\n")
+        await read_request(reader)  # an answer after a while, asked for with a long read timeout
+        await asyncio.sleep(0.2)
+        writer.write(answer())
+        await read_request(reader)  # then never an answer, asked for with a short one
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    loop = asyncio.get_running_loop()
+    async with upstream as url, make_client(transport) as client:
+        started = loop.time()
+        response = await client.get(url, timeout=httpx.Timeout(WAIT, read=0.15))
+        assert response.text == "01234567" and loop.time() - started >= 0.4  # longer than one read timeout
+        assert (await client.get(url, timeout=httpx.Timeout(WAIT, read=1))).text == "ok"
+        started = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(url, timeout=httpx.Timeout(WAIT, read=0.1))  # shorter than the last request's
+        assert 0.09 <= loop.time() - started < 0.3
+        assert upstream.connections == 1
+
+
 def test_connecting_to_a_closed_port_fails_with_connect_error_and_frees_its_place():
     asyncio.run(_refused())
 
