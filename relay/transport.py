@@ -218,8 +218,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.waiting_for: httpx.Request | None = None  # the request whose answer `waiter` waits on
         # One read-timeout timer per connection, moved lazily: each wait only sets the deadline; the timer, when it
-        # fires, fails a wait past it or goes again for the rest (a timer made and cancelled per read was about a
-        # tenth of the CPU of passing a stream's frames through)
+        # fires, fails a wait past it or goes again for the rest (a timer made and cancelled per read was about 3%
+        # of a relay process's event loop on streams)
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.head_only = False  # the request was HEAD
