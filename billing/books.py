@@ -254,7 +254,7 @@ def _insert(model: type, rows: list[dict[str, Any]], now: Any,
         params = [merged[name] for name in names]
         for i in texts:
             text = params[i]
-            if text and ("\x00" in text or not text.isascii()):
+            if isinstance(text, str) and ("\x00" in text or not text.isascii()):
                 params[i] = _storable(text)
         for i, f in prepared:
             params[i] = f.get_db_prep_save(params[i], db)

@@ -321,6 +321,12 @@ def test_an_error_text_holding_a_lone_surrogate_is_booked_with_a_mark_in_its_pla
     assert LedgerEntry.objects.filter(ref="req:r1").count() == 2
 
 
+def test_a_number_given_for_a_text_column_is_booked_as_its_text(user, key):
+    hold = _hold(user, key, 400)
+    books_write(reserves=[hold], closings=[_settle(hold, 150, {**LOG, "upstream_model": 4})])
+    assert str(UsageLog.objects.get().upstream_model) == "4"
+
+
 def test_a_batch_prepares_no_statement_even_when_the_connection_would(user, key):
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
