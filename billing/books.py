@@ -240,11 +240,15 @@ def _insert(model: type, rows: list[dict[str, Any]], now: Any,
     fields, converted, known = _insert_plan(model)
     postgresql = connection.vendor == "postgresql"
     names = [f.attname for f in fields]
-    defaults = {f.attname: (now.isoformat() if postgresql else now) if getattr(f, "auto_now_add", False)
-                else f.get_default() for f in fields}
-    texts = [i for i, f in enumerate(fields) if isinstance(f, (models.CharField, models.TextField))]
-    prepared = [(i, f) for i, f in enumerate(fields) if f.attname in converted] if not postgresql else []
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: its every attribute is a context-local look-up
+    defaults = {}
+    for f in fields:  # prepared once for the batch
+        value = now if getattr(f, "auto_now_add", False) else f.get_default()
+        value = f.get_db_prep_save(value, db) if f.attname in converted else value
+        defaults[f.attname] = _json_value(value) if postgresql and f.attname in converted and value is not None \
+            else value
+    texts = [i for i, f in enumerate(fields) if isinstance(f, (models.CharField, models.TextField))]
+    prepared = [(i, f) for i, f in enumerate(fields) if f.attname in converted]
     values: list[list[Any]] = []
     for row in rows:
         unknown = row.keys() - known
@@ -256,8 +260,10 @@ def _insert(model: type, rows: list[dict[str, Any]], now: Any,
             text = params[i]
             if isinstance(text, str) and ("\x00" in text or not text.isascii()):
                 params[i] = _storable(text)
-        for i, f in prepared:
-            params[i] = f.get_db_prep_save(params[i], db)
+        for i, f in prepared:  # as the ORM prepares them (an empty address is NULL, a NaN refused), given values
+            value = params[i]
+            if f.attname in row and not (postgresql and type(value) is Decimal and value.is_finite()):
+                params[i] = f.get_db_prep_save(value, db)  # (a finite decimal goes as it is: PostgreSQL rounds it)
         values.append(params)
     table, *returned = _names(model, *returning)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
@@ -280,10 +286,10 @@ def _insert_from_json(table: str, columns: str, fields: tuple[models.Field, ...]
     """PostgreSQL: all rows as one JSON array of arrays, one parameter, unpacked and cast column by column on the
     server. Serialising it is the C encoder's work; binding every value apart (one statement per row in a pipeline,
     or one statement of many placeholders) had the driver's Python code run per value, most of the writer's CPU."""
-    casts = ", ".join(f"(item->>{i})::{_cast_type(f)}" for i, f in enumerate(fields))
+    casts = ", ".join(f"(item->>{i}){_cast(f)}" for i, f in enumerate(fields))
     sql = (f"INSERT INTO {table} ({columns}) SELECT {casts} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY "
            f"AS batch(item, n) ORDER BY n{tail}")
-    document = json.dumps(values, default=_json_value, separators=(",", ":"))
+    document = json.dumps(values, default=_json_value, separators=(",", ":"), allow_nan=False)
     return _run(sql, [document])
 
 
@@ -297,10 +303,13 @@ def _json_value(value: Any) -> Any:
 
 
 @functools.cache
-def _cast_type(field: models.Field) -> str:
-    """The column's type without its length or precision: the column itself then refuses a value too long (a cast to
-    varchar(n) would cut it) and rounds a decimal, as for a value bound directly."""
-    return field.db_type(connection).split("(")[0].strip()
+def _cast(field: models.Field) -> str:
+    """The cast to the column's type, without its length or precision: the column itself then refuses a value too
+    long (a cast to varchar(n) would cut it) and rounds a decimal, as for a value bound directly. Integers pass
+    through numeric, so a whole number written as 12.0 is taken as it was when bound."""
+    kind = field.db_type(connection)
+    kind = kind[:kind.index("(")].strip() + kind[kind.index(")") + 1:] if "(" in kind else kind
+    return f"::numeric::{kind}" if kind in ("bigint", "integer", "smallint") else f"::{kind}"
 
 
 def _run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:

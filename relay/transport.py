@@ -339,7 +339,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done() or self.deadline == math.inf:
             return  # not waiting (the next wait sets a timer again), or with no timeout
-        if self.loop.time() >= self.deadline:
+        if self.loop.time() + 0.001 >= self.deadline:  # (a clock in whole milliseconds can fire a hair early)
             waiter.set_exception(httpx.ReadTimeout("The upstream did not answer in time.", request=self.waiting_for))
         else:
             self.timer = self.loop.call_at(self.deadline, self._check_deadline)

@@ -63,10 +63,13 @@ def tune_daphne() -> None:
 
 
 def _unproxied(module: Any) -> Any:
-    """The module behind Twisted's deprecation proxy (itself if it has none)."""
-    from twisted.python.deprecate import _ModuleProxy
+    """The module behind Twisted's deprecation proxy (itself if it has none, or if Twisted's private names moved)."""
+    try:
+        from twisted.python.deprecate import _ModuleProxy
 
-    return object.__getattribute__(module, "_module") if isinstance(module, _ModuleProxy) else module
+        return object.__getattribute__(module, "_module") if isinstance(module, _ModuleProxy) else module
+    except (ImportError, AttributeError):
+        return module
 
 
 def _has_pending_writes(transport: Any) -> bool:

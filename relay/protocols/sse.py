@@ -12,8 +12,13 @@ class FrameSplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        # the buffer normalised again with the chunk: a "\r\n" split between two pieces is one line end too
-        *frames, self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n").split(b"\n\n")
+        if chunk.startswith(b"\n") and self._buffer.endswith(b"\r"):  # a "\r\n" split between two pieces
+            self._buffer = self._buffer[:-1]
+        searched = max(len(self._buffer) - 1, 0)  # a frame's end may start in the buffer's last byte
+        self._buffer += chunk.replace(b"\r\n", b"\n")
+        if self._buffer.find(b"\n\n", searched) < 0:
+            return []
+        *frames, self._buffer = self._buffer.split(b"\n\n")
         return [frame + b"\n\n" for frame in frames]
 
     def rest(self) -> bytes:

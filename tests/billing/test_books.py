@@ -10,6 +10,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection
 
 from accounts.models import User
@@ -290,7 +291,7 @@ def _someone_waits_for_a_lock(*, timeout: float) -> bool:
     return False
 
 
-@pytest.mark.parametrize("client_ip", ["203.0.113.9", "2001:db8::7", None])
+@pytest.mark.parametrize("client_ip", ["203.0.113.9", "2001:db8::7", "", None])
 def test_a_batch_writes_usage_logs_exactly_as_the_orm_does(user, key, client_ip):
     log = {**LOG, "client_ip": client_ip, "status": UsageStatus.CLIENT_CLOSED, "status_code": 499,
            "model": "模型-'quoted' %s %(x)s", "error": '100% "bad"\n', "model_ratio": Decimal("1.23456789"),
@@ -302,8 +303,17 @@ def test_a_batch_writes_usage_logs_exactly_as_the_orm_does(user, key, client_ip)
     orm = UsageLog.objects.filter(pk=by_orm.pk).values().get()
     assert {k: v for k, v in batch.items() if k not in ("id", "created_at")} == {
         k: v for k, v in orm.items() if k not in ("id", "created_at")}
-    assert (batch["model_ratio"], batch["client_ip"], batch["status"]) == (Decimal("1.234568"), client_ip,
+    assert (batch["model_ratio"], batch["client_ip"], batch["status"]) == (Decimal("1.234568"), client_ip or None,
                                                                              "client_closed")
+
+
+def test_a_whole_number_given_as_a_float_for_an_integer_column_is_booked_and_a_nan_ratio_refused(user, key):
+    hold, other = _hold(user, key, 400), _hold(user, key, 400, request_id="r2")
+    books_write(reserves=[hold], closings=[_settle(hold, 150, {**LOG, "completion_tokens": 12.0})])
+    assert UsageLog.objects.get().completion_tokens == 12
+    with pytest.raises(ValidationError):  # as the ORM refuses it
+        books_write(reserves=[other], closings=[_settle(other, 150, {**LOG, "model_ratio": Decimal("NaN")})])
+    assert UsageLog.objects.count() == 1
 
 
 def test_an_error_text_holding_a_nul_is_booked_without_it(user, key):

@@ -854,7 +854,7 @@ async def _read_timeout_per_read():
         started = loop.time()
         with pytest.raises(httpx.ReadTimeout):
             await client.get(url, timeout=httpx.Timeout(WAIT, read=0.1))  # shorter than the last request's
-        assert 0.09 <= loop.time() - started < 0.3
+        assert 0.09 <= loop.time() - started < 0.5  # not at the longer timeout's deadline, 0.8 s on
         assert upstream.connections == 1
 
 
