@@ -221,8 +221,8 @@ def _select(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
 
 @functools.cache
 def _insert_plan(model: type) -> tuple[tuple[models.Field, ...], frozenset[str], frozenset[str]]:
-    """The model's columns to insert (all but the automatic id), those whose values SQLite needs converted (times,
-    decimals, addresses: what the ORM would prepare), and every name a row may use."""
+    """The model's columns to insert (all but the automatic id), those whose values the ORM would prepare for the
+    database (times, decimals, addresses), and every name a row may use."""
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     plain = (models.BigIntegerField, models.IntegerField, models.PositiveIntegerField,
              models.PositiveSmallIntegerField, models.BooleanField, models.CharField, models.TextField,
@@ -271,7 +271,8 @@ def _insert(model: type, rows: list[dict[str, Any]], now: Any,
     if postgresql:
         return _insert_from_json(table, columns, fields, values, tail)
     marks = ", ".join([f"({_marks(len(fields))})"] * len(rows))
-    return _run(f"INSERT INTO {table} ({columns}) VALUES {marks}{tail}", [value for params in values for value in params])
+    return _run(f"INSERT INTO {table} ({columns}) VALUES {marks}{tail}",
+                [value for params in values for value in params])
 
 
 def _storable(text: str) -> str:
