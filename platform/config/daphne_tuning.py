@@ -17,6 +17,11 @@ that errs, such as on a client's reset, without telling Twisted, so the connecti
   `twisted.web.http`, which Twisted wraps in a proxy that checks each attribute for a deprecation: about a tenth of
   Daphne's time per stream frame. Daphne's module now holds the module itself (the deprecated names it does not use
   are then not warned about, as nothing here uses them).
+- **WebSocket closes as the application asks.** Daphne closes a socket through autobahn's application-level call,
+  which takes only 1000 and 3000-4999 and raises for the codes a server sends (1008 policy, 1011 internal error, 1012
+  restart, 1013 try later, 1014 bad gateway); the close was lost and the client waited on an open socket. Daphne also
+  dropped the reason. The close frame now carries any code an endpoint may send, with the reason cut to 123 bytes of
+  UTF-8 on a character boundary; a code no frame may carry (1005, 1006, 1015, out of range) closes with none.
 - **No second access line.** Twisted's HTTP factory formats a combined-log line per request for Twisted's own log,
   which Daphne discards unless run at verbosity 2 or more; Daphne prints its own access line regardless.
 """
@@ -26,13 +31,20 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from relay.realtime.close_frames import close_frame
+
 
 def tune_daphne() -> None:
-    """Apply the changes above if Daphne is the server of this process (it imported its HTTP protocol)."""
+    """Apply the changes above if Daphne is the server of this process (it imported its protocols)."""
     http_protocol = sys.modules.get("daphne.http_protocol")
-    if http_protocol is None or getattr(http_protocol.WebRequest, "tuned", False):
-        return
+    if http_protocol is not None and not getattr(http_protocol.WebRequest, "tuned", False):
+        _tune_http(http_protocol)
+    ws_protocol = sys.modules.get("daphne.ws_protocol")
+    if ws_protocol is not None and not getattr(ws_protocol.WebSocketFactory.protocol, "tuned", False):
+        _tune_websocket(ws_protocol)
 
+
+def _tune_http(http_protocol: Any) -> None:
     class TunedRequest(http_protocol.WebRequest):  # what Daphne's HTTP factory builds from here on
         tuned = True
 
@@ -60,6 +72,19 @@ def tune_daphne() -> None:
     http_protocol.WebRequest = TunedRequest
     http_protocol.http = _unproxied(http_protocol.http)
     http_protocol.HTTPFactory.log = lambda self, request: None
+
+
+def _tune_websocket(ws_protocol: Any) -> None:
+    class TunedWebSocket(ws_protocol.WebSocketProtocol):  # what Daphne's WebSocket factory builds from here on
+        tuned = True
+
+        def handle_reply(self, message: dict) -> None:
+            if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+                self.sendCloseFrame(*close_frame(message.get("code"), message.get("reason")))  # ignored once closing
+                return
+            super().handle_reply(message)
+
+    ws_protocol.WebSocketFactory.protocol = TunedWebSocket
 
 
 def _unproxied(module: Any) -> Any:

@@ -9,7 +9,7 @@ A refusal is signalled the same way every time: the socket is accepted, an `erro
 (its `code` says why: `invalid_api_key`, `model_not_allowed`, `insufficient_quota` ...) and the socket is closed
 with 1008 (policy violation; 1013 for rate and concurrency limits, 1014 when no upstream accepts, 1011 on an
 internal error), the reason being the same code. Browsers cannot read an HTTP status from a refused handshake, and
-Daphne does not pass close reasons on, so the event is the one dependable way to tell a client why.
+not every client reads close reasons, so the event is the one dependable way to tell a client why.
 
 Frames then pass both ways as they come, text and binary. Either side closing closes the other with the same code
 and reason. Money: see `relay.realtime.session`.
@@ -39,6 +39,7 @@ from relay.asgi import SHUTDOWN
 from relay.client_ip import ip_from
 from relay.errors import RelayError
 from relay.limits import Limits
+from relay.realtime.close_frames import close_reason, sendable
 from relay.realtime.events import Finished, ResponseTracker, error_event, is_response_create, parse
 from relay.realtime.session import SessionBilling
 from relay.realtime.upstream import REALTIME_FAMILIES, UpstreamClosed, UpstreamRefused, UpstreamSocket, upstream_open
@@ -50,11 +51,6 @@ KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 PATHS = {"/v1/realtime", "/v1/realtime/"}
 SHUTDOWN_POLL_SECONDS = 1.0  # polled: the event is shared by every loop, so it is never awaited here
-SENDABLE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
-
-
-def _sendable(code: int) -> bool:
-    return code in SENDABLE_CODES or 3000 <= code < 5000
 
 
 def client_close_code(upstream_code: int) -> int:
@@ -63,7 +59,7 @@ def client_close_code(upstream_code: int) -> int:
         return 1000
     if upstream_code in {1006, 1015}:  # dropped without a closing handshake
         return 1014
-    return upstream_code if _sendable(upstream_code) else 1011
+    return upstream_code if sendable(upstream_code) else 1011
 
 
 def upstream_close_code(client_code: int) -> int:
@@ -72,7 +68,7 @@ def upstream_close_code(client_code: int) -> int:
         return 1000
     if client_code in {1006, 1015}:
         return 1001
-    return client_code if _sendable(client_code) else 1000
+    return client_code if sendable(client_code) else 1000
 
 
 def refusal_close_code(error: RelayError) -> int:
@@ -81,11 +77,6 @@ def refusal_close_code(error: RelayError) -> int:
     if error.status == 502:
         return 1014
     return 1011 if error.status >= 500 else 1008
-
-
-def _reason(text: str) -> str:
-    """A close reason fits in 123 bytes of UTF-8."""
-    return text.encode()[:123].decode(errors="ignore")
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -231,7 +222,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self.client_open = False
         code = int(message.get("code") or 1005)
-        self._end(upstream=(upstream_close_code(code), _reason(str(message.get("reason") or ""))))
+        self._end(upstream=(upstream_close_code(code), close_reason(str(message.get("reason") or ""))))
         raise StopConsumer()
 
     async def _to_client(self, data: str | bytes) -> None:
@@ -265,7 +256,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except UpstreamClosed as closed:
             self.upstream_open = False
             self._quiet.set()
-            self._end(client=(client_close_code(closed.code), _reason(closed.reason)))
+            self._end(client=(client_close_code(closed.code), close_reason(closed.reason)))
 
     async def _charge(self, finished: Finished) -> bool:
         """Charge a finished response; False when the session may not start another one."""

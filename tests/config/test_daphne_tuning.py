@@ -17,6 +17,7 @@ from twisted.web.http import HTTPChannel
 from billing.groups import group_default, price_save
 from billing.models import UsageLog
 from config.daphne_tuning import send_now, tune_daphne
+from relay.realtime.close_frames import close_frame
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.processes import ServerProcesses
@@ -308,3 +309,27 @@ def test_twisteds_combined_log_line_is_not_formatted_daphne_prints_its_own():
     request.method, request.uri, request.clientproto = b"POST", b"/v1/chat/completions", b"HTTP/1.1"
     factory.log(request)
     assert lines == []
+
+
+def test_a_close_frame_carries_any_code_an_endpoint_may_send_and_its_reason():
+    assert close_frame(None, None) == (1000, None)
+    assert close_frame(1008, "invalid_api_key") == (1008, b"invalid_api_key")
+    assert close_frame(1014, "") == (1014, None)
+    assert close_frame(4000, "upstream says bye") == (4000, b"upstream says bye")
+    reason = close_frame(1011, "é" * 100)[1]  # 200 bytes of UTF-8: cut to 123 on a character boundary
+    assert reason == "é".encode() * 61 and reason.decode()
+    for unsendable in (1005, 1006, 1015, 999, 2000, 5000, "1000"):
+        assert close_frame(unsendable, "why") == (None, None)
+
+
+def test_a_realtime_refusal_reaches_the_client_as_its_close_code_and_reason(daphne):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    _fake, port = daphne
+    with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-4o", additional_headers={"Authorization": "Bearer sk-no"},
+                 open_timeout=5, proxy=None) as ws:
+        assert json.loads(ws.recv(timeout=5))["error"]["code"] == "invalid_api_key"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)  # autobahn refused 1008 from Daphne's own close call: the socket stayed open
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "invalid_api_key")
