@@ -1,6 +1,7 @@
 """ASGI entry: relay prefixes (/v1/, /v1beta/) go to the relay's own app; everything else to Django.
 WebSockets: /v1/realtime is the Realtime API relay; other paths are refused."""
 
+import asyncio
 import gc
 import os
 
@@ -14,7 +15,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be s
 from config.daphne_tuning import tune_daphne  # noqa: E402
 from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
 from relay.asgi import SHUTDOWN, RelayApp, is_relay_path  # noqa: E402
-from relay.realtime.consumer import websocket_app  # noqa: E402
+from relay.realtime.consumer import SESSIONS_END_SECONDS, sessions_end_for_restart, websocket_app  # noqa: E402
 
 relay_app = RelayApp()
 realtime_app = websocket_app(snapshots=relay_app.snapshots, limits=relay_app.limits,
@@ -36,13 +37,18 @@ application = ProtocolTypeRouter({"http": http_app, "websocket": realtime_app})
 
 def _on_server_stop() -> None:
     """Under Daphne (Twisted), mark the process as stopping before Daphne cancels the requests in flight: /readyz
-    answers 503 and the relay lets calls finish within RELAY_SHUTDOWN_GRACE_SECONDS."""
+    answers 503 and the relay lets calls finish within RELAY_SHUTDOWN_GRACE_SECONDS. Realtime sessions are told and
+    closed (1012), the reactor waiting for them."""
     import sys
 
     if "twisted.internet.reactor" in sys.modules:
-        from twisted.internet import reactor
+        from twisted.internet import defer, reactor
 
-        reactor.addSystemEventTrigger("before", "shutdown", SHUTDOWN.set)
+        def stopping() -> defer.Deferred:
+            SHUTDOWN.set()
+            return defer.Deferred.fromFuture(asyncio.ensure_future(sessions_end_for_restart(SESSIONS_END_SECONDS)))
+
+        reactor.addSystemEventTrigger("before", "shutdown", stopping)
 
 
 _on_server_stop()

@@ -47,7 +47,9 @@ class Server(uvicorn.Server):
         from django.conf import settings
 
         from config.asgi import relay_app
+        from relay.realtime.consumer import SESSIONS_END_SECONDS, sessions_end_for_restart
 
+        await sessions_end_for_restart(SESSIONS_END_SECONDS)  # before uvicorn closes their sockets with a bare 1012
         await super().shutdown(sockets)
         if self._winding_down is not None:
             self._winding_down.cancel()

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+import weakref
 from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl
@@ -51,6 +52,19 @@ KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 PATHS = {"/v1/realtime", "/v1/realtime/"}
 SHUTDOWN_POLL_SECONDS = 1.0  # polled: the event is shared by every loop, so it is never awaited here
+SESSIONS_END_SECONDS = 10.0  # how long a stopping server waits for its realtime sessions to be told, closed and settled
+
+
+OPEN_SESSIONS: weakref.WeakSet[RealtimeConsumer] = weakref.WeakSet()  # this process's sessions, for its stop
+
+
+async def sessions_end_for_restart(timeout: float) -> None:
+    """The server is stopping: end every open session the way `end_for_restart` does, waiting at most `timeout`
+    seconds. Both servers call it before closing sockets themselves (uvicorn would close them with a bare 1012,
+    Daphne without a close frame), so clients get the event and the reason and every hold is settled."""
+    endings = [session.end_for_restart() for session in list(OPEN_SESSIONS)]
+    if endings:
+        await asyncio.wait(endings, timeout=timeout)
 
 
 def client_close_code(upstream_code: int) -> int:
@@ -132,6 +146,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         subprotocol = "realtime" if "realtime" in offered else BETA_SUBPROTOCOL if BETA_SUBPROTOCOL in offered else None
         await self.accept(subprotocol)
         self.client_open = True
+        OPEN_SESSIONS.add(self)
         try:
             model, upstreams = await self._admit(headers, offered)
             beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "") or BETA_SUBPROTOCOL in offered
@@ -283,8 +298,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         while True:
             now = time.monotonic()
             if SHUTDOWN.is_set():
-                self._end(client=(1012, "server_restart"), notice=error_event(
-                    "The server is restarting; please reconnect.", code="server_restart", type="server_error"))
+                self.end_for_restart()
                 return
             if now - self.started >= limit:
                 self._end(client=(1000, "session_expired"), notice=error_event(
@@ -303,6 +317,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._end(client=(1008, "insufficient_quota"), notice=error_event(
             "Your balance is too low to continue this session; please top up.", code="insufficient_quota",
             type="insufficient_quota"))
+
+    def end_for_restart(self) -> asyncio.Future:
+        """The server is stopping: tell the client (an error event, then 1012) and settle."""
+        return self._end(client=(1012, "server_restart"), notice=error_event(
+            "The server is restarting; please reconnect.", code="server_restart", type="server_error"))
 
     def _end(self, *, client: tuple[int, str] | None = None, upstream: tuple[int, str] | None = None,
              notice: str | None = None) -> asyncio.Task:

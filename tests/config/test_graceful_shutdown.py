@@ -3,6 +3,7 @@ them cleanly and bills what was sent; nothing is left reserved."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -87,3 +88,35 @@ def test_streams_past_the_grace_period_end_cleanly_and_bill_what_was_sent(server
     settle = LedgerEntry.objects.get(user=user, reason=LedgerReason.SETTLE)
     reserve = LedgerEntry.objects.get(user=user, reason=LedgerReason.RESERVE)
     assert -reserve.amount - settle.amount == log.quota  # charged exactly the logged cost
+
+
+def test_a_realtime_session_open_when_the_server_stops_is_told_and_closed_with_1012(server, funded_key):
+    from decimal import Decimal
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from billing.models import ModelPrice
+    from tests.fakes.realtime_upstream import FakeRealtime
+
+    with FakeRealtime(api_key=UPSTREAM_KEY) as fake:
+        ModelPrice.objects.create(model="gpt-rt", provider="openai", category="realtime", model_ratio=Decimal("2.5"))
+        upstream_save(name="realtime", type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=["gpt-rt"],
+                      groups=[group_default().name])
+        user, key = funded_key()
+        url, proc = server(grace=0.5)
+        with connect(url.replace("http://", "ws://") + "/v1/realtime?model=gpt-rt", open_timeout=5, proxy=None,
+                     additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
+            proc.send_signal(signal.SIGTERM)
+            events = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    events.append(json.loads(ws.recv(timeout=10)))
+        assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "server_restart"
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1012, "server_restart")
+        assert proc.wait(timeout=15) is not None
+    held = LedgerEntry.objects.filter(user=user, reason__in=[LedgerReason.RESERVE, LedgerReason.REFUND,
+                                                              LedgerReason.CHARGE])
+    assert sorted(held.values_list("reason", flat=True)) == ["refund", "reserve"]
+    assert sum(held.values_list("amount", flat=True)) == 0  # the hold returned whole: nothing was used
