@@ -21,12 +21,11 @@ RELAY_SETTLE_RETRY_SECONDS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -36,6 +35,7 @@ from billing.books import Closing, Written, balances_read, books_write
 from billing.charges import Hold
 from billing.ledger import InsufficientQuota
 from relay import invalidation
+from relay.balances import ReadsOrBatch, Wallet
 from relay.snapshots import in_thread
 
 logger = logging.getLogger("relay")
@@ -48,67 +48,10 @@ class BooksUnavailable(Exception):
 
 
 @dataclass
-class Wallet:
-    """A balance (or a key's quota) as last read, and what this process has admitted against it since."""
-
-    known: int = 0
-    read_at: float = -1e9
-    unbooked: int = 0
-    version: int = -1  # the user's last ledger row reflected in `known`: older news is not kept
-
-    def learn(self, known: int, version: int) -> None:
-        if version >= self.version:
-            self.known, self.version, self.read_at = known, version, time.monotonic()
-
-    @property
-    def available(self) -> int:
-        return self.known - self.unbooked
-
-
-@dataclass
 class _Pending:
     closing: Closing
     future: asyncio.Future
     since: float = field(default_factory=time.monotonic)
-
-
-class _ReadsOrBatch:
-    """Balance reads run together; a batch is written and applied alone: a read whose snapshot took in a batch's
-    commit before the batch was applied here would count that batch's reservations twice."""
-
-    def __init__(self) -> None:
-        self._reads = 0
-        self._batch = False
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._batch)
-            self._reads += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._reads -= 1
-                self._changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def batch(self) -> AsyncIterator[None]:
-        async with self._changed:
-            self._batch = True  # reads arriving from now on wait: a stream of reads cannot hold the writer off
-            try:
-                await self._changed.wait_for(lambda: self._reads == 0)
-            except BaseException:
-                self._batch = False
-                self._changed.notify_all()
-                raise
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._batch = False
-                self._changed.notify_all()
 
 
 class Books:
@@ -129,7 +72,7 @@ class Books:
         self._publishing: set[asyncio.Task] = set()
         self._failing = False
         self._writing = False
-        self._quiet = _ReadsOrBatch()
+        self._quiet = ReadsOrBatch()
         self._read = in_thread(balances_read)
         self._write = in_thread(books_write)
 
@@ -212,7 +155,7 @@ class Books:
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
             if self._writer is not None and self._writer.get_loop() is not loop:  # a new event loop (tests)
-                self._quiet, self._reading = _ReadsOrBatch(), {}
+                self._quiet, self._reading = ReadsOrBatch(), {}
             self._wake = asyncio.Event()
             self._writer = asyncio.ensure_future(self._write_forever())
         self._wake.set()

@@ -16,7 +16,7 @@ from accounts.services import user_adjust_quota
 from billing.charges import Hold
 from billing.ledger import InsufficientQuota, ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
-from relay import books as relay_books
+from relay import balances as relay_balances, books as relay_books
 from relay.books import Books, BooksUnavailable, wallet_snapshot
 from relay.snapshots import in_thread
 from tests.billing.test_books import _balance_set, _refund, _settle
@@ -51,6 +51,7 @@ def clock(monkeypatch):
 
     fake = Clock()
     monkeypatch.setattr(relay_books, "time", fake)
+    monkeypatch.setattr(relay_balances, "time", fake)  # when a wallet learns its balance
     return fake
 
 
@@ -589,7 +590,7 @@ def test_with_strict_balance_a_refund_after_a_cut_batch_is_booked_with_its_reser
 
 def test_a_stream_of_balance_reads_does_not_hold_the_writer_off():
     """Reads run together, but once a batch waits, new reads wait behind it."""
-    gate = relay_books._ReadsOrBatch()
+    gate = relay_balances.ReadsOrBatch()
     order: list[str] = []
 
     async def read(name: str, seconds: float) -> None:
