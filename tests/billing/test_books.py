@@ -232,6 +232,8 @@ def test_a_row_the_database_rejects_writes_nothing_of_the_batch(user, key, other
 def test_deleting_a_key_while_a_batch_holds_it_waits_for_the_batch(make_user, monkeypatch):
     """The key's deletion waits for the batch (`row_lock_before_delete`) and then clears the batch's references to
     it too; without the lock it cleared the references it could see and failed at commit on the batch's new rows."""
+    if connection.vendor != "postgresql":  # SQLite's in-memory test database answers the second writer at once with
+        pytest.skip("row locks are PostgreSQL's")  # "table is locked"; it has no row locks to wait on
     user = make_user("alice")
     key, _ = token_create(user=user, name="main", unlimited_quota=False, remain_quota=1_000)
     start = user.quota
