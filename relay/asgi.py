@@ -237,10 +237,7 @@ class RelayApp:
             rpm = await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
             headers += rpm.headers()
             if rpm.remaining < 0:
-                raise errors.RelayError(
-                    429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
-                    type="rate_limit_error", code="rate_limit_exceeded",
-                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": str(rpm.retry_after)})
+                raise errors.key_rate_limited(ctx.rpm_limit, rpm.retry_after, {k.decode(): v.decode() for k, v in headers})
         worst = gate.worst_case(body, operation, audio_seconds=upload.audio_seconds if upload else 0.0)
         amount = gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation),
                               **gate.shape_of(body, operation))
@@ -250,10 +247,7 @@ class RelayApp:
         if ctx.concurrency_limit:
             entered = await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit)
             if not entered:
-                raise errors.RelayError(
-                    429, f"Too many concurrent requests: at most {ctx.concurrency_limit} for this key.",
-                    type="rate_limit_error", code="concurrency_limit_exceeded",
-                    headers={k.decode(): v.decode() for k, v in headers} | {"retry-after": "1"})
+                raise errors.key_too_many_concurrent(ctx.concurrency_limit, {k.decode(): v.decode() for k, v in headers})
         try:
             try:
                 await self.books.admit(hold)

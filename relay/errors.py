@@ -50,3 +50,15 @@ def upstream_rate_limited(message: str, retry_after: int) -> RelayError:
     """Every upstream tried answered 429: the caller may retry after the last one's Retry-After."""
     return RelayError(429, f"The upstream is rate limited; retry after {retry_after} s. {message}".strip(),
                       type="rate_limit_error", code="upstream_rate_limited", headers={"retry-after": str(retry_after)})
+
+
+def key_rate_limited(limit: int, retry_after: int, headers: dict[str, str] | None = None) -> RelayError:
+    """The key's requests-per-minute limit is spent; `headers` are the rate-limit headers the answer carries."""
+    return RelayError(429, f"Rate limit reached: {limit} requests per minute for this key.", type="rate_limit_error",
+                      code="rate_limit_exceeded", headers=(headers or {}) | {"retry-after": str(retry_after)})
+
+
+def key_too_many_concurrent(limit: int, headers: dict[str, str] | None = None) -> RelayError:
+    """Every one of the key's concurrency slots is taken."""
+    return RelayError(429, f"Too many concurrent requests: at most {limit} for this key.", type="rate_limit_error",
+                      code="concurrency_limit_exceeded", headers=(headers or {}) | {"retry-after": "1"})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncIterator
 
 from django.conf import settings
 
@@ -49,8 +50,7 @@ async def _rate_limit(app: RelayApp, ctx: TokenContext) -> None:
         return
     rpm = await app.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
     if rpm.remaining < 0:
-        raise errors.RelayError(429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
-                                type="rate_limit_error", code="rate_limit_exceeded", headers={"retry-after": str(rpm.retry_after)})
+        raise errors.key_rate_limited(ctx.rpm_limit, rpm.retry_after)
 
 
 async def _parent(ctx: TokenContext, sub: Submission) -> MediaTask | None:
@@ -78,6 +78,28 @@ async def task_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, sub: 
     if not upstreams:
         raise errors.unavailable(f"No upstream is available for '{sub.model}' in group '{ctx.group}'.")
     await _rate_limit(app, ctx)
+    async with _concurrency_slot(app, ctx):
+        return await _priced_and_submitted(app, req, ctx, sub, route, parent, upstreams)
+
+
+@contextlib.asynccontextmanager
+async def _concurrency_slot(app: RelayApp, ctx: TokenContext) -> AsyncIterator[None]:
+    """A submit counts against the key's concurrency limit while it is being priced, reserved and sent (the task's
+    run at the upstream afterwards does not)."""
+    if not ctx.concurrency_limit:
+        yield
+        return
+    if not await app.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit):
+        raise errors.key_too_many_concurrent(ctx.concurrency_limit)
+    try:
+        yield
+    finally:
+        await app.limits.concurrency_leave(ctx.token_id)
+
+
+async def _priced_and_submitted(app: RelayApp, req: RelayRequest, ctx: TokenContext, sub: Submission,
+                                route: gate.Route, parent: MediaTask | None,
+                                upstreams: list[UpstreamInfo]) -> Accepted:
     unit_price = route.price.call_usd(sub.size, sub.quality)
     if unit_price is None:
         raise errors.forbidden(f"The model '{sub.model}' has no per-call price; ask the operator to set one.",

@@ -179,13 +179,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         upstreams = [u for u in route.upstreams if u.provider.family in REALTIME_FAMILIES]
         if not upstreams:
             raise errors.unavailable(f"No upstream serves '{model}' over the Realtime API in group '{ctx.group}'.")
-        if ctx.rpm_limit and (await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)).remaining < 0:
-            raise RelayError(429, f"Rate limit reached: {ctx.rpm_limit} requests per minute for this key.",
-                             type="rate_limit_error", code="rate_limit_exceeded")
+        rpm = await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit) if ctx.rpm_limit else None
+        if rpm is not None and rpm.remaining < 0:
+            raise errors.key_rate_limited(ctx.rpm_limit, rpm.retry_after)
         if ctx.concurrency_limit:
             if not await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit):
-                raise RelayError(429, f"Too many concurrent requests: at most {ctx.concurrency_limit} for this key.",
-                                 type="rate_limit_error", code="concurrency_limit_exceeded")
+                raise errors.key_too_many_concurrent(ctx.concurrency_limit)
             self.slot_token = ctx.token_id
         self.billing = SessionBilling(session_id=self.session_id, ctx=ctx, model=model, price=route.price,
                                       client_ip=client_ip)

@@ -84,6 +84,7 @@ class FakeTasks:
         self.refuse: dict[str, Any] = {}  # protocol -> a refusal to answer submits with
         self.kling_seconds = "5.0"  # the duration Kling reports for a finished video
         self.hook_status = 200
+        self.submit_delay = 0.0  # seconds every submit waits before it is answered
         self._ids = itertools.count(1)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -98,7 +99,7 @@ class FakeTasks:
             collected.clear()
         self.tasks.clear()
         self.refuse.clear()
-        self.kling_seconds, self.hook_status = "5.0", 200
+        self.kling_seconds, self.hook_status, self.submit_delay = "5.0", 200, 0.0
 
     # --- the task life cycle shared by every protocol ---
 
@@ -130,6 +131,8 @@ class FakeTasks:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path, method, query = scope["path"], scope["method"], scope.get("query_string", b"").decode()
         self.requests.append({"method": method, "path": path, "query": query, "headers": headers, "body": body})
+        if self.submit_delay and "/submit/" in path:
+            await asyncio.sleep(self.submit_delay)
         if path == "/hook":
             self.hooks.append(json.loads(body or b"{}"))
             return await self._reply(send, self.hook_status, {"ok": True})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import httpx
 from accounts.services import user_adjust_quota
 
@@ -120,3 +122,24 @@ def test_upstream_refusal_is_passed_on_and_refunded_at_once(live, upstream, fund
     assert_settled_once(task, refunded=True)
     user.refresh_from_db()
     assert user.quota == before
+
+
+def test_submits_count_against_the_keys_concurrency_limit(live, upstream, funded_key, tasks_env):
+    """While one submit is with the upstream, a second on a one-slot key is refused (nothing reserved); the slot is
+    given back once the submit is answered, not held for the task's run."""
+    upstream("midjourney")
+    user, key = funded_key(concurrency_limit=1)
+    before = user.quota
+    tasks_env.submit_delay = 0.5
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: post(live, "/mj/submit/imagine", key, {"prompt": "a pig"}), range(3)))
+    accepted = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(accepted) == 1 and len(refused) == 2 and accepted[0].json()["code"] == 1
+    assert refused[0].json()["code"] == 4 and "at most 1" in refused[0].json()["description"]
+    assert refused[0].headers["retry-after"] == "1"
+    assert MediaTask.objects.count() == 1
+    user.refresh_from_db()
+    assert user.quota == before - IMAGINE_PRICE  # one reservation; the refused submits reserved nothing
+    tasks_env.submit_delay = 0
+    assert post(live, "/mj/submit/imagine", key, {"prompt": "a cow"}).json()["code"] == 1  # the slot was given back
