@@ -74,7 +74,8 @@ PRICE_EXTRAS: dict[str, dict] = {
     **{f"mj_{action}": {"provider": "midjourney", "category": "image", "price_per_call": D(price)} for action, price in [
         ("imagine", "0.1"), ("upscale", "0.05"), ("variation", "0.1"), ("reroll", "0.1"), ("blend", "0.1"),
         ("describe", "0.05"), ("modal", "0.1"), ("zoom", "0.1"), ("pan", "0.1"), ("low_variation", "0.1"),
-        ("high_variation", "0.1"), ("inpaint", "0.1"), ("custom_zoom", "0.1"), ("action", "0.1")]},
+        ("high_variation", "0.1"), ("inpaint", "0.1"), ("custom_zoom", "0.1"), ("action", "0.1"), ("shorten", "0.1")]},
+    "swap_face": {"provider": "midjourney", "category": "image", "price_per_call": D("0.05")},
     "suno_music": {"provider": "suno", "category": "audio", "price_per_call": D("0.1")},
     "suno_lyrics": {"provider": "suno", "category": "audio", "price_per_call": D("0.01")},
     "kling-v1": {"provider": "kling", "category": "video", "price_per_call": D("0.028"),

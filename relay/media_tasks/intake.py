@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -11,8 +12,9 @@ from relay import errors
 from relay.media_tasks.adapters.base import Upload
 from relay.media_tasks.models import TaskKind
 
-MJ_OPERATIONS = {"imagine", "change", "action", "blend", "describe", "modal"}
 MJ_CHANGES = {"UPSCALE", "VARIATION", "REROLL"}
+MJ_SIMPLE_CHANGE = re.compile(r"(\S+)\s+(?:([UuVv])([1-4])|[Rr])")  # "1320098173412546 U2"
+MJ_MODELS = {"SWAP_FACE": "swap_face"}  # the per-call price names that are not mj_<action>
 MJ_CUSTOM_ACTIONS = {"upsample": "UPSCALE", "variation": "VARIATION", "low_variation": "LOW_VARIATION",
                      "high_variation": "HIGH_VARIATION", "reroll": "REROLL", "outpaint": "ZOOM",
                      "customzoom": "CUSTOM_ZOOM", "inpaint": "INPAINT"}
@@ -98,10 +100,26 @@ def _custom_action(custom_id: str) -> str:
     return MJ_CUSTOM_ACTIONS.get(segment, "ACTION")
 
 
+def _simple_change(body: dict[str, Any]) -> dict[str, Any]:
+    """`{content: "<task id> U2"}` (U1-U4, V1-V4, R) as the change every proxy takes."""
+    match = MJ_SIMPLE_CHANGE.fullmatch(_text(body, "content", required=True))
+    if match is None:
+        raise errors.bad_request("'content' must be a task id and U1-U4, V1-V4 or R, e.g. '1320098173412546 U2'.",
+                                 param="content")
+    task_id, letter, index = match.groups()
+    change: dict[str, Any] = {"taskId": task_id, "action": "REROLL"}
+    if letter:
+        change = {"taskId": task_id, "action": "UPSCALE" if letter in "Uu" else "VARIATION", "index": int(index)}
+    return {k: v for k, v in body.items() if k != "content"} | change
+
+
 def midjourney_submission(operation: str, body: dict[str, Any], endpoint: str) -> Submission:
+    """One Midjourney submit; a simple change is sent as the change it names."""
     hook = _hook(body)
     state = body.get("state") if isinstance(body.get("state"), str) else ""
     parent_field = ""
+    if operation == "simple-change":
+        body, operation = _simple_change(body), "change"
     if operation == "imagine":
         _text(body, "prompt", required=True)
         action = "IMAGINE"
@@ -129,9 +147,17 @@ def midjourney_submission(operation: str, body: dict[str, Any], endpoint: str) -
     elif operation == "describe":
         _text(body, "base64", required=True)
         action = "DESCRIBE"
+    elif operation == "shorten":
+        _text(body, "prompt", required=True)
+        action = "SHORTEN"
+    elif operation == "swap_face":
+        _text(body, "sourceBase64", required=True)
+        _text(body, "targetBase64", required=True)
+        action = "SWAP_FACE"
     else:
         raise errors.not_found(f"Unknown Midjourney operation: {operation}", code="unknown_url")
-    return Submission(kind=TaskKind.MIDJOURNEY, action=action, operation=operation, model=f"mj_{action.lower()}",
+    model = MJ_MODELS.get(action, f"mj_{action.lower()}")
+    return Submission(kind=TaskKind.MIDJOURNEY, action=action, operation=operation, model=model,
                       body=body, endpoint=endpoint, notify_hook=hook, state=state[:1000],
                       parent_id=str(body.get(parent_field) or "") if parent_field else "", parent_field=parent_field)
 

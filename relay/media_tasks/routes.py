@@ -9,9 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from relay import errors, gate
 from relay.http import RelayRequest, Send, send_json
 from relay.media_tasks import intake, render
+from relay.media_tasks.adapters import adapter_for
 from relay.media_tasks.adapters.base import Upload
 from relay.media_tasks.content import video_content
 from relay.media_tasks.models import MediaTask, TaskKind
@@ -22,6 +25,7 @@ from relay.media_tasks.selectors import (
 )
 from relay.media_tasks.storable import unstorable_field
 from relay.media_tasks.submit import TaskRefused, task_submit
+from relay.media_tasks.upstreams import key_for, upstream_load
 from relay.multipart import form_parse
 from relay.snapshots import TokenContext, in_thread
 from relay.wires import OPENAI, error_body
@@ -77,6 +81,29 @@ async def mj_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: d
     accepted = await task_submit(app, req, ctx, sub)
     return 200, {"code": accepted.submitted.code, "description": "Submit success", "result": accepted.task.public_id,
                  "properties": accepted.submitted.properties}
+
+
+async def mj_swap_face(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
+                       send: Send) -> Reply:
+    return await mj_submit(app, req, ctx, {"op": "swap_face"}, send)
+
+
+async def mj_image_seed(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
+                        send: Send) -> Reply:
+    """The seed of one of the caller's images, asked of the upstream that made it (not billed)."""
+    task = await _task(ctx, args["id"], (TaskKind.MIDJOURNEY,))
+    info = await in_thread(upstream_load)(task.upstream_id) if task.upstream_id else None
+    image_seed = getattr(adapter_for(info, task.kind), "image_seed", None) if info is not None else None
+    if image_seed is None or not task.upstream_task_id:
+        raise errors.not_found(f"The task '{task.public_id}' has no image seed here.", code="task_not_found")
+    try:
+        status, data = await image_seed(app.client, info, key_for(info, task.key_fingerprint), task.upstream_task_id)
+    except httpx.HTTPError as exc:
+        raise errors.upstream_failed(f"The upstream could not be reached: {type(exc).__name__}") from None
+    if status != 200 or not isinstance(data, dict):
+        raise errors.upstream_failed(f"The upstream answered HTTP {status} for the image seed.")
+    return 200, {"code": data.get("code"), "description": str(data.get("description") or ""),
+                 "result": data.get("result")}
 
 
 async def mj_fetch(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
@@ -184,7 +211,9 @@ def _route(method: str, pattern: str, handler: Handler) -> Route:
 
 ROUTES = [
     _route("POST", r"/mj/submit/(?P<op>[a-z-]+)", mj_submit),
+    _route("POST", r"/mj/insight-face/swap", mj_swap_face),
     _route("GET", r"/mj/task/(?P<id>[^/]+)/fetch", mj_fetch),
+    _route("GET", r"/mj/task/(?P<id>[^/]+)/image-seed", mj_image_seed),
     _route("POST", r"/mj/task/list-by-condition", mj_list),
     _route("POST", r"/suno/submit/(?P<op>[A-Za-z_-]+)", suno_submit),
     _route("GET", r"/suno/fetch/(?P<id>[^/]+)", suno_fetch_one),

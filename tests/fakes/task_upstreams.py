@@ -163,14 +163,19 @@ class FakeTasks:
         if headers.get("mj-api-secret") != MJ_SECRET:
             return 401, {"code": 4, "description": "bad secret"}
         data = json.loads(body or b"{}")
-        if path.startswith("/mj/submit/"):
+        if path.startswith(("/mj/submit/", "/mj/insight-face/")):
             if "midjourney" in self.refuse:
                 return 200, self.refuse["midjourney"]
             if path.endswith("/change") and data.get("taskId") not in self.tasks:
                 return 200, {"code": 3, "description": "关联任务不存在或已失效"}
-            task_id = self._new("mj", str(data.get("prompt") or data.get("taskId") or ""), body=data)
+            task_id = self._new("mj", str(data.get("prompt") or data.get("taskId") or ""), body=data, path=path)
             return 200, {"code": 22 if path.endswith("imagine") else 1, "description": "排队中", "result": task_id,
                          "properties": {"numberOfQueues": 1}}
+        if path.startswith("/mj/task/") and path.endswith("/image-seed"):
+            task_id = path.split("/")[3]
+            if task_id not in self.tasks:
+                return 200, {"code": 3, "description": "任务不存在", "result": None}
+            return 200, {"code": 1, "description": "成功", "result": f"seed-of-{task_id}"}
         if path == "/mj/task/list-by-condition":
             out = []
             for task_id in data.get("ids", []):

@@ -21,7 +21,7 @@ from relay.upstreams import upstream_save
 from tests.security.checks import Books, accepted, error_shaped, protocol_of
 
 MJ_MODELS = ["mj_imagine", "mj_upscale", "mj_variation", "mj_reroll", "mj_blend", "mj_describe", "mj_modal",
-             "mj_action", "mj_zoom", "mj_pan"]
+             "mj_action", "mj_zoom", "mj_pan", "mj_shorten", "swap_face"]
 IMAGE = "data:image/png;base64,iVBORw0KGgo="
 MINE = "<the caller's Midjourney task>"  # replaced by its id, so a change can be taken as well as refused
 SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
@@ -31,7 +31,10 @@ SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
     ("/mj/submit/modal", {"taskId": MINE, "prompt": "p"}),
     ("/mj/submit/blend", {"base64Array": [IMAGE, IMAGE], "dimensions": "SQUARE"}),
     ("/mj/submit/describe", {"base64": IMAGE}),
-    ("/mj/submit/shorten", {"prompt": "a fox"}),  # not offered: a clean not-found
+    ("/mj/submit/simple-change", {"content": MINE + " U2", "state": "s"}),
+    ("/mj/submit/shorten", {"prompt": "a fox"}),
+    ("/mj/insight-face/swap", {"sourceBase64": IMAGE, "targetBase64": IMAGE}),
+    ("/mj/submit/upload-discord-images", {"base64Array": [IMAGE]}),  # not relayed: a clean not-found
     ("/mj-fast/mj/submit/imagine", {"prompt": "a fox"}),
     ("/mj/task/list-by-condition", {"ids": [MINE, "1730621826053455"]}),
     ("/suno/submit/music", {"gpt_description_prompt": "a song", "make_instrumental": False, "mv": "chirp-v3-5"}),
@@ -44,10 +47,10 @@ SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
                                "image": "https://example.com/a.png", "metadata": {"seed": 1}}),
     ("/v1/videos", {"model": "demo-video", "prompt": "a fox", "seconds": "4", "size": "720x1280"}),
 ]
-NOT_OFFERED = {"/mj/submit/shorten", "/suno/submit/video"}
-FETCHES = ["/mj/task/{id}/fetch", "/mj-relax/mj/task/{id}/fetch", "/suno/fetch/{id}", "/v1/music/generations/{id}",
+NOT_OFFERED = {"/mj/submit/upload-discord-images", "/suno/submit/video"}
+FETCHES = ["/mj/task/{id}/fetch", "/mj/task/{id}/image-seed", "/mj-relax/mj/task/{id}/fetch", "/suno/fetch/{id}", "/v1/music/generations/{id}",
            "/v1/audio/generations/{id}", "/v1/video/generations/{id}", "/v1/videos/{id}", "/v1/videos/{id}/content"]
-FIELDS = ["model", "prompt", "taskId", "action", "index", "customId", "base64Array", "base64", "ids", "state",
+FIELDS = ["model", "prompt", "content", "sourceBase64", "targetBase64", "taskId", "action", "index", "customId", "base64Array", "base64", "ids", "state",
           "notifyHook", "notify_hook", "callback_url", "botType", "gpt_description_prompt", "make_instrumental", "mv",
           "task_id", "continue_clip_id", "continue_at", "lyrics", "tags", "title", "duration", "seconds", "size",
           "resolution", "mode", "format", "image", "image_url", "images", "input_reference", "metadata",

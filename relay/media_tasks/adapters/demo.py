@@ -6,9 +6,11 @@ ends in FAILURE; the upstream's provider settings may force either with `task_fa
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -73,3 +75,9 @@ class DemoTaskAdapter(TaskAdapter):
                 TaskStatus.SUCCESS, 100, result_url=url, result=result,
                 seconds=Decimal(str(seconds)) if seconds and ref.kind in (TaskKind.VIDEO, TaskKind.AUDIO) else None)
         return found
+
+    async def image_seed(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,
+                         upstream_task_id: str) -> tuple[int, Any]:
+        """A seed derived from the task's id, as a Midjourney proxy answers it."""
+        seed = int(hashlib.sha256(upstream_task_id.encode()).hexdigest()[:8], 16)
+        return 200, {"code": 1, "description": "Success", "result": str(seed)}

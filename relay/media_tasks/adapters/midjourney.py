@@ -30,6 +30,7 @@ RETRY_CODES = {3, 23}  # no usable account instance, queue full: another proxy m
 STATUS = {"NOT_START": TaskStatus.NOT_START, "SUBMITTED": TaskStatus.SUBMITTED, "MODAL": TaskStatus.SUBMITTED,
           "IN_PROGRESS": TaskStatus.IN_PROGRESS, "SUCCESS": TaskStatus.SUCCESS, "FAILURE": TaskStatus.FAILURE,
           "FAILED": TaskStatus.FAILURE, "CANCEL": TaskStatus.FAILURE}
+PATHS = {"swap_face": "/mj/insight-face/swap"}  # submits not under /mj/submit/
 FETCH_CHUNK = 100
 KEPT_FIELDS = ("action", "customId", "botType", "prompt", "promptEn", "description", "imageUrl", "buttons",
                "properties", "failReason")
@@ -56,7 +57,7 @@ class MidjourneyAdapter(TaskAdapter):
     kinds = frozenset({TaskKind.MIDJOURNEY})
 
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:
-        url = f"{call.upstream.base_url}/mj/submit/{call.operation}"
+        url = call.upstream.base_url + PATHS.get(call.operation, f"/mj/submit/{call.operation}")
         status, data = await submit_json(client, call.upstream, "POST", url, headers=_headers(call.key), body=call.body)
         if not isinstance(data, dict):
             raise SubmitRefused(f"The Midjourney proxy answered HTTP {status} without JSON.", code=9, retry=True)
@@ -82,3 +83,9 @@ class MidjourneyAdapter(TaskAdapter):
                 if isinstance(task, dict) and task.get("id"):
                     found[str(task["id"])] = snapshot_of(task)
         return found
+
+    async def image_seed(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,
+                         upstream_task_id: str) -> tuple[int, Any]:
+        """The proxy's `{code, description, result: "<seed>"}` for a task it ran."""
+        return await call_json(client, upstream, "GET", f"{upstream.base_url}/mj/task/{upstream_task_id}/image-seed",
+                               headers=_headers(key))

@@ -7,6 +7,7 @@ import concurrent.futures
 import httpx
 from accounts.services import user_adjust_quota
 
+from accounts.models import User
 from billing.models import UsageLog
 from relay.media_tasks.models import MediaTask, TaskStatus
 from tests.relay.media_tasks.conftest import assert_settled_once, poll
@@ -143,3 +144,80 @@ def test_submits_count_against_the_keys_concurrency_limit(live, upstream, funded
     assert user.quota == before - IMAGINE_PRICE  # one reservation; the refused submits reserved nothing
     tasks_env.submit_delay = 0
     assert post(live, "/mj/submit/imagine", key, {"prompt": "a cow"}).json()["code"] == 1  # the slot was given back
+
+
+def test_simple_change_is_sent_as_the_change_it_names(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    _user, key = funded_key()
+    parent = post(live, "/mj/submit/imagine", key, {"prompt": "a cat"}).json()["result"]
+    upstream_parent = MediaTask.objects.get(public_id=parent).upstream_task_id
+    for content, action, index, model in ((f"{parent} U2", "UPSCALE", 2, "mj_upscale"),
+                                          (f"{parent}  v4", "VARIATION", 4, "mj_variation"),
+                                          (f"{parent} R", "REROLL", None, "mj_reroll")):
+        r = post(live, "/mj/submit/simple-change", key, {"content": content, "state": "s1"})
+        assert r.status_code == 200 and r.json()["code"] == 1, r.text
+        sent = tasks_env.submits[-1]
+        assert sent["path"] == "/mj/submit/change"
+        assert sent["body"] == {"taskId": upstream_parent, "action": action, "state": "s1"} | (
+            {"index": index} if index else {})
+        child = MediaTask.objects.get(public_id=r.json()["result"])
+        assert (child.action, child.model, child.quota_reserved) == (action, model, 25_000 if index == 2 else 50_000)
+    for bad in ("", f"{parent}", f"{parent} U5", f"{parent} X1", "U1"):
+        r = post(live, "/mj/submit/simple-change", key, {"content": bad})
+        assert r.status_code == 400 and r.json()["code"] == 4 and "content" in r.json()["description"], bad
+    r = post(live, "/mj/submit/simple-change", key, {"content": "1730621826053455 U1"})
+    assert r.status_code == 404 and r.json()["code"] == 3  # not the caller's task
+    assert MediaTask.objects.count() == 4
+
+
+def test_shorten_and_face_swap_are_priced_tasks(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    user, key = funded_key()
+    before = user.quota
+    r = post(live, "/mj/submit/shorten", key, {"prompt": "a very long prompt about a cat", "botType": "MID_JOURNEY"})
+    assert r.json()["code"] == 1 and tasks_env.submits[-1]["path"] == "/mj/submit/shorten"
+    shorten = MediaTask.objects.get(public_id=r.json()["result"])
+    assert (shorten.action, shorten.model, shorten.quota_reserved) == ("SHORTEN", "mj_shorten", 5_000)
+    images = {"sourceBase64": "data:image/png;base64,AAAA", "targetBase64": "data:image/png;base64,BBBB"}
+    r = post(live, "/mj/insight-face/swap", key, images)
+    assert r.json()["code"] == 1 and tasks_env.submits[-1]["path"] == "/mj/insight-face/swap"
+    swap = MediaTask.objects.get(public_id=r.json()["result"])
+    assert (swap.action, swap.model, swap.quota_reserved) == ("SWAP_FACE", "swap_face", 10_000)
+    r = post(live, "/mj/insight-face/swap", key, {"sourceBase64": "data:image/png;base64,AAAA"})
+    assert r.status_code == 400 and "targetBase64" in r.json()["description"]
+    assert post(live, "/mj/submit/shorten", key, {"prompt": " "}).status_code == 400
+    assert post(live, "/mj/submit/swap_face", key, images).status_code == 404  # only under /mj/insight-face/
+    poll(2)
+    assert_settled_once(shorten, charged=5_000)
+    assert_settled_once(swap, charged=10_000)
+    user.refresh_from_db()
+    assert user.quota == before - 15_000
+
+
+def test_image_seed_is_asked_of_the_upstream_that_made_the_image(live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    user, key = funded_key()
+    task_id = post(live, "/mj/submit/imagine", key, {"prompt": "a cat"}).json()["result"]
+    poll(2)
+    quota = User.objects.get(pk=user.pk).quota
+    upstream_id = MediaTask.objects.get(public_id=task_id).upstream_task_id
+    r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key})
+    assert r.status_code == 200 and r.json() == {"code": 1, "description": "成功", "result": f"seed-of-{upstream_id}"}
+    sent = tasks_env.requests[-1]
+    assert sent["path"] == f"/mj/task/{upstream_id}/image-seed" and sent["headers"]["mj-api-secret"] == "mj-secret"
+    assert User.objects.get(pk=user.pk).quota == quota  # not billed
+    _other, other_key = funded_key("mallory")
+    r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"authorization": f"Bearer {other_key}"})
+    assert r.status_code == 404 and r.json()["code"] == 3
+    tasks_env.tasks.clear()  # the proxy forgot it: its answer is passed on
+    r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 200 and r.json()["code"] == 3
+
+
+def test_the_demo_upstream_answers_image_seeds(live, upstream, funded_key, tasks_env):
+    upstream("demo")
+    _user, key = funded_key()
+    task_id = post(live, "/mj/submit/imagine", key, {"prompt": "a cat"}).json()["result"]
+    seeds = [httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key}).json()
+             for _ in range(2)]
+    assert seeds[0] == seeds[1] and seeds[0]["code"] == 1 and seeds[0]["result"].isdigit()
