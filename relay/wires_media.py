@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 from relay.multipart import Form
 from relay.tokenizer import count_text
 from relay.usage import Usage, usage_from_responses
-from relay.wires import OPENAI, PassThroughMeter, Plain, _json
+from relay.wires import OPENAI, OpenAIPassThrough, PassThroughMeter, Plain, _json
 
 AUDIO_TOKENS_PER_SECOND = 10  # audio input is about one token per 100 ms; used only to estimate and reserve
 
@@ -52,6 +52,16 @@ class ImageEditWire(_Multipart):
 
     def plain(self, raw: bytes) -> Plain | None:
         return images_plain(raw)
+
+    def stream(self) -> PassThroughMeter:
+        return _ImageMeter()
+
+
+class ImageGenerationWire(OpenAIPassThrough):
+    """`POST /v1/images/generations`: JSON up as sent; a stream's usage is on its `image_generation.completed`."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__("images/generations", body)
 
     def stream(self) -> PassThroughMeter:
         return _ImageMeter()

@@ -10,7 +10,7 @@ from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
-from relay.wires_media import ImageEditWire, SpeechWire, TranscriptionWire, Upload
+from relay.wires_media import ImageEditWire, ImageGenerationWire, SpeechWire, TranscriptionWire, Upload
 from relay.wires_rerank import RerankWire
 from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
 
@@ -45,6 +45,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         return None
     if client == OPENAI:
         if family in OPENAI_LIKE:
+            if operation == "images/generations":
+                return ImageGenerationWire(body)
             return OpenAIPassThrough(operation, body)
         if family == "anthropic" and chat:
             return OpenAIChatViaAnthropic(body, default_max_tokens)

@@ -14,7 +14,7 @@ import io
 import json
 import time
 import wave
-from typing import Any
+from typing import Any, Iterator
 
 SPEECH_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
                 "wav": "audio/wav", "pcm": "audio/pcm"}
@@ -139,6 +139,8 @@ class MediaRoutes:
             return await self.send_missing(send, "image")
         if not body.get("prompt"):
             return await self.send_missing(send, "prompt")
+        if str(body.get("stream")).lower() == "true":
+            return await self._stream(send, stop, b, image_events("image_edit", body, b))
         n = int(body.get("n") or 1)
         await self._reply(send, stop, b, image_result(model, n, body.get("response_format") == "b64_json", b))
 
@@ -154,3 +156,15 @@ def image_result(model: str, n: int, as_b64: bool, b: Any) -> dict[str, Any]:
                            "total_tokens": b.prompt_tokens + b.completion_tokens * n,
                            "input_tokens_details": {"text_tokens": b.prompt_tokens, "image_tokens": 0}}
     return result
+
+
+def image_events(prefix: str, body: dict[str, Any], b: Any) -> Iterator[dict[str, Any]]:
+    """A streamed GPT image: `partial_images` partial events, then the completed one with the token usage."""
+    shared = {"background": "opaque", "created_at": int(time.time()), "output_format": "png", "quality": "medium",
+              "size": "1024x1024"}
+    for index in range(int(body.get("partial_images") or 0)):
+        yield {"type": f"{prefix}.partial_image", "b64_json": "iVBORw0KGgo=", "partial_image_index": index, **shared}
+    yield {"type": f"{prefix}.completed", "b64_json": "iVBORw0KGgo=", **shared,
+           "usage": {"input_tokens": b.prompt_tokens, "output_tokens": b.completion_tokens,
+                     "total_tokens": b.prompt_tokens + b.completion_tokens,
+                     "input_tokens_details": {"text_tokens": b.prompt_tokens, "image_tokens": 0}}}

@@ -27,9 +27,9 @@ from urllib.parse import parse_qsl
 import uvicorn
 
 try:
-    from tests.fakes.openai_media import MediaRoutes, image_result, multipart_parse
+    from tests.fakes.openai_media import MediaRoutes, image_events, image_result, multipart_parse
 except ImportError:  # run as a script (the benchmark's upstream)
-    from openai_media import MediaRoutes, image_result, multipart_parse  # type: ignore[no-redef]
+    from openai_media import MediaRoutes, image_events, image_result, multipart_parse  # type: ignore[no-redef]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -405,6 +405,8 @@ class FakeOpenAIApp(MediaRoutes):
         """Image generation: `n` image URLs (or base64 images); GPT image models also report token usage."""
         if not request.body.get("prompt"):
             return await _send_missing(send, "prompt")
+        if request.body.get("stream"):
+            return await self._stream(send, stop, b, image_events("image_generation", request.body, b))
         n = int(request.body.get("n") or 1)
         result = image_result(model, n, request.body.get("response_format") == "b64_json", b)
         for item in result["data"]:

@@ -183,6 +183,32 @@ def test_gpt_image_is_billed_on_the_reported_tokens(live, up, funded_key):
     assert (log.prompt_tokens, log.completion_tokens, log.quota) == (50, 4160, round(2.5 * (50 + 4160 * 8)))
 
 
+def test_streamed_gpt_image_generation_is_billed_on_the_completed_events_tokens(live, up, funded_key):
+    up.behave("gpt-image-1", prompt_tokens=40, completion_tokens=1056)
+    _user, key = funded_key()
+    events = list(_client(live, key).images.generate(model="gpt-image-1", prompt="a fox", stream=True,
+                                                     partial_images=2))
+    assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    assert events[-1].usage.output_tokens == 1056
+    log = _log()
+    assert log.is_stream and log.status == "success"
+    assert (log.prompt_tokens, log.completion_tokens, log.quota) == (40, 1056, round(2.5 * (40 + 1056 * 8)))
+
+
+def test_streamed_gpt_image_edit_is_billed_on_the_completed_events_tokens(live, up, funded_key, tmp_path):
+    up.behave("gpt-image-1", prompt_tokens=300, completion_tokens=272)
+    _user, key = funded_key()
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 300)
+    with image.open("rb") as handle:
+        events = list(_client(live, key).images.edit(model="gpt-image-1", image=handle, prompt="add a hat",
+                                                     stream=True, partial_images=1))
+    assert [e.type for e in events] == ["image_edit.partial_image", "image_edit.completed"]
+    log = _log()
+    assert log.is_stream and (log.prompt_tokens, log.completion_tokens, log.quota) == (
+        300, 272, round(2.5 * (300 + 272 * 8)))
+
+
 def test_upstream_refusal_of_an_upload_refunds(live, up, funded_key, tmp_path):
     up.behave("whisper-1", status=400, error_message="Invalid file format.")
     user, key = funded_key()
