@@ -57,7 +57,7 @@ OPERATIONS = {
     "/v2/rerank": "rerank",
     "/v1/v2/rerank": "rerank",
 }
-PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/")
+PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/")
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
 
 
@@ -237,7 +237,8 @@ class RelayApp:
             rpm = await self.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
             headers += rpm.headers()
             if rpm.remaining < 0:
-                raise errors.key_rate_limited(ctx.rpm_limit, rpm.retry_after, {k.decode(): v.decode() for k, v in headers})
+                raise errors.key_rate_limited(ctx.rpm_limit, rpm.retry_after,
+                                              {k.decode(): v.decode() for k, v in headers})
         worst = gate.worst_case(body, operation, audio_seconds=upload.audio_seconds if upload else 0.0)
         amount = gate.cost_of(route.price, ctx.group_ratio, worst, gate.calls_of(body, operation),
                               **gate.shape_of(body, operation))
@@ -247,7 +248,8 @@ class RelayApp:
         if ctx.concurrency_limit:
             entered = await self.limits.concurrency_enter(ctx.token_id, ctx.concurrency_limit)
             if not entered:
-                raise errors.key_too_many_concurrent(ctx.concurrency_limit, {k.decode(): v.decode() for k, v in headers})
+                raise errors.key_too_many_concurrent(ctx.concurrency_limit,
+                                                     {k.decode(): v.decode() for k, v in headers})
         try:
             try:
                 await self.books.admit(hold)

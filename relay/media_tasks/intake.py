@@ -18,6 +18,8 @@ MJ_MODELS = {"SWAP_FACE": "swap_face"}  # the per-call price names that are not 
 MJ_CUSTOM_ACTIONS = {"upsample": "UPSCALE", "variation": "VARIATION", "low_variation": "LOW_VARIATION",
                      "high_variation": "HIGH_VARIATION", "reroll": "REROLL", "outpaint": "ZOOM",
                      "customzoom": "CUSTOM_ZOOM", "inpaint": "INPAINT"}
+KLING_FIELDS = ("negative_prompt", "cfg_scale", "mode", "aspect_ratio", "camera_control", "image_tail", "static_mask",
+                "dynamic_masks", "sound")
 HOOK_FIELDS = ("notifyHook", "notify_hook", "callback_url")
 MAX_VIDEO_SECONDS, MAX_AUDIO_SECONDS = 60, 600
 MAX_STORED_STRING = 2_000
@@ -242,6 +244,26 @@ def video_submission(body: dict[str, Any], endpoint: str, files: list[Upload] | 
     return Submission(kind=TaskKind.VIDEO, action=operation, operation=operation, model=model, body=video,
                       endpoint=endpoint, units=Decimal(seconds), size=size, quality=mode, files=files or [],
                       notify_hook=hook)
+
+
+def kling_submission(operation: str, body: dict[str, Any], endpoint: str) -> Submission:
+    """Kling's own format (`/kling/v1/videos/text2video|image2video`, protocols.md 9.2): `model_name`, `duration` as
+    a string, `callback_url`; its `external_task_id` is kept as the task's state."""
+    model = _text(body, "model_name") or _text(body, "model") or "kling-v1"
+    prompt = _text(body, "prompt", required=operation == "text2video")
+    hook = _hook(body)
+    image = _text(body, "image", required=operation == "image2video")
+    external_id = _text(body, "external_task_id")
+    seconds = _seconds(body, ("duration",), 5, MAX_VIDEO_SECONDS)
+    video: dict[str, Any] = {"prompt": prompt, "seconds": seconds}
+    if image:
+        video["image"] = image
+    for name in KLING_FIELDS:
+        if body.get(name) not in (None, ""):
+            video[name] = body[name]
+    return Submission(kind=TaskKind.VIDEO, action=operation, operation=operation, model=model, body=video,
+                      endpoint=endpoint, units=Decimal(seconds), quality=_text(body, "mode"), notify_hook=hook,
+                      state=external_id[:1000])
 
 
 def audio_submission(body: dict[str, Any], endpoint: str) -> Submission:

@@ -1,5 +1,5 @@
-"""Tasks in each protocol's shape: Midjourney task objects, Suno/new-api TaskDto, OpenAI video objects and the
-generation objects of `/v1/music|audio/generations`. Also the body a notifyHook receives."""
+"""Tasks in each protocol's shape: Midjourney task objects, Suno/new-api TaskDto, OpenAI video objects, Kling task
+objects and the generation objects of `/v1/music|audio/generations`. Also the body a notifyHook receives."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from relay.media_tasks.models import MediaTask, TaskKind, TaskStatus
 OPENAI_STATUS = {TaskStatus.NOT_START: "queued", TaskStatus.SUBMITTED: "queued",
                  TaskStatus.IN_PROGRESS: "in_progress", TaskStatus.SUCCESS: "completed",
                  TaskStatus.FAILURE: "failed"}
+
+KLING_STATUS = {TaskStatus.NOT_START: "submitted", TaskStatus.SUBMITTED: "submitted",
+                TaskStatus.IN_PROGRESS: "processing", TaskStatus.SUCCESS: "succeed", TaskStatus.FAILURE: "failed"}
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -80,6 +83,36 @@ def generation(task: MediaTask) -> dict[str, Any]:
     }
 
 
+def kling_task(task: MediaTask) -> dict[str, Any]:
+    """Kling's task object (protocols.md 9.2): submitted | processing | succeed | failed, times in milliseconds."""
+    result = task.result or {}
+    videos = result.get("videos") if isinstance(result.get("videos"), list) else []
+    if not videos and task.result_url:
+        videos = [{"id": task.public_id, "url": task.result_url, "duration": str(task.units)}]
+    return {"task_id": task.public_id, "task_status": KLING_STATUS[task.status],
+            "task_status_msg": task.fail_reason if task.status == TaskStatus.FAILURE else "",
+            "task_info": {"external_task_id": task.state}, "task_result": {"videos": videos},
+            "created_at": _ms(task.submitted_at),
+            "updated_at": _ms(task.finished_at or task.started_at or task.submitted_at)}
+
+
+def kling_reply(request_id: str, data: Any) -> dict[str, Any]:
+    return {"code": 0, "message": "SUCCEED", "request_id": request_id, "data": data}
+
+
+def kling_error(status: int, message: str, code: Any, request_id: str) -> dict[str, Any]:
+    """Kling's error codes: 1000 authentication, 1102 out of balance, 1103 not allowed, 1201 invalid parameters,
+    1202 wrong method, 1203 no such task, 1302 too many requests, 1303 too many at once, 5000 internal error."""
+    if status >= 500:
+        number = 5000
+    elif status == 429:
+        number = 1303 if code == "concurrency_limit_exceeded" else 1302
+    else:
+        refused = 1102 if code == "insufficient_quota" else 1103
+        number = {401: 1000, 403: refused, 404: 1203, 405: 1202}.get(status, 1201)
+    return {"code": number, "message": message, "request_id": request_id, "data": None}
+
+
 def envelope(data: Any) -> dict[str, Any]:
     return {"code": "success", "message": "", "data": data}
 
@@ -91,6 +124,8 @@ def notify_body(task: MediaTask) -> dict[str, Any]:
         return mj_task(task)
     if endpoint.startswith("/v1/videos"):
         return openai_video(task)
+    if endpoint.startswith("/kling/"):
+        return kling_task(task)
     if endpoint.startswith(("/suno/", "/v1/video/")):
         return task_dto(task)
     return generation(task)

@@ -1,6 +1,6 @@
-"""The task routes, delegated to by the relay: Midjourney (`/mj/...`), Suno (`/suno/...`), and OpenAI-style
-music, audio and video generations. Every route authenticates like the relay core, answers errors in its own
-protocol's shape, and shows a user only their own tasks."""
+"""The task routes, delegated to by the relay: Midjourney (`/mj/...`), Suno (`/suno/...`), Kling's own video API
+(`/kling/v1/...`), and OpenAI-style music, audio and video generations. Every route authenticates like the relay
+core, answers errors in its own protocol's shape, and shows a user only their own tasks."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from relay.wires import OPENAI, error_body
 if TYPE_CHECKING:
     from relay.asgi import RelayApp
 
-MJ, SUNO = "midjourney", "suno"
+MJ, SUNO, KLING = "midjourney", "suno", "kling"
 MJ_MODE = re.compile(r"^/mj-(?:fast|relax|turbo)(?=/mj/)")
 Reply = tuple[int, Any] | None
 Handler = Callable[["RelayApp", RelayRequest, TokenContext, dict[str, str], Send], Awaitable[Reply]]
@@ -198,6 +198,18 @@ async def videos_list(app: RelayApp, req: RelayRequest, ctx: TokenContext, args:
                  "last_id": rows[-1]["id"] if rows else None, "has_more": len(tasks) > int(limit)}
 
 
+async def kling_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
+                       send: Send) -> Reply:
+    sub = intake.kling_submission(args["op"], _json(req), req.path)
+    accepted = await task_submit(app, req, ctx, sub)
+    return 200, render.kling_reply(req.request_id, render.kling_task(accepted.task))
+
+
+async def kling_fetch(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
+    task = await _task(ctx, args["id"], (TaskKind.VIDEO,))
+    return 200, render.kling_reply(req.request_id, render.kling_task(task))
+
+
 async def videos_content(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
                          send: Send) -> Reply:
     task = await _task(ctx, args["id"], (TaskKind.VIDEO,))
@@ -218,6 +230,8 @@ ROUTES = [
     _route("POST", r"/suno/submit/(?P<op>[A-Za-z_-]+)", suno_submit),
     _route("GET", r"/suno/fetch/(?P<id>[^/]+)", suno_fetch_one),
     _route("POST", r"/suno/fetch", suno_fetch),
+    _route("POST", r"/kling/v1/videos/(?P<op>text2video|image2video)", kling_submit),
+    _route("GET", r"/kling/v1/videos/(?:text2video|image2video)/(?P<id>[^/]+)", kling_fetch),
     _route("POST", r"/v1/music/generations", music_submit),
     _route("GET", r"/v1/music/generations/(?P<id>[^/]+)", music_fetch),
     _route("POST", r"/v1/audio/generations", audio_submit),
@@ -232,7 +246,9 @@ ROUTES = [
 
 
 def _protocol(path: str) -> str:
-    return MJ if path.startswith("/mj/") else SUNO if path.startswith("/suno/") else OPENAI
+    if path.startswith("/mj/"):
+        return MJ
+    return SUNO if path.startswith("/suno/") else KLING if path.startswith("/kling/") else OPENAI
 
 
 def protocol_of(path: str) -> str:
@@ -244,11 +260,13 @@ def protocol_of(path: str) -> str:
 def owns(path: str) -> bool:
     """Whether the relay hands this path to the task routes."""
     path = MJ_MODE.sub("", path)
-    return path.startswith(("/mj/", "/suno/")) or any(r.pattern.fullmatch(path) for r in ROUTES)
+    return path.startswith(("/mj/", "/suno/", "/kling/")) or any(r.pattern.fullmatch(path) for r in ROUTES)
 
 
 def error_shape(protocol: str, status: int, message: str, *, type: str = "", code: Any = None,
-                param: str | None = None) -> dict[str, Any]:
+                param: str | None = None, request_id: str = "") -> dict[str, Any]:
+    if protocol == KLING:
+        return render.kling_error(status, message, code, request_id)
     if protocol == MJ:  # midjourney-proxy's codes: 3 not found, 4 validation, 9 system failure
         mj_code = code if isinstance(code, int) else 3 if status == 404 else 9 if status >= 500 else 4
         return {"code": mj_code, "description": message, "type": type or "invalid_request_error", "result": None}
@@ -258,7 +276,7 @@ def error_shape(protocol: str, status: int, message: str, *, type: str = "", cod
     return error_body(OPENAI, status, message, type=type, code=code if isinstance(code, str) else None, param=param)
 
 
-def _refusal_reply(protocol: str, refused: TaskRefused) -> tuple[int, dict[str, Any]]:
+def _refusal_reply(protocol: str, refused: TaskRefused, request_id: str) -> tuple[int, dict[str, Any]]:
     refusal = refused.refusal
     if protocol == MJ and isinstance(refusal.code, int):  # the proxy answered: pass its code on, as it does
         body = refusal.body or {}
@@ -266,7 +284,8 @@ def _refusal_reply(protocol: str, refused: TaskRefused) -> tuple[int, dict[str, 
                      "properties": body.get("properties") if isinstance(body.get("properties"), dict) else {}}
     status = refusal.status if 400 <= refusal.status < 600 else 502
     return status, error_shape(protocol, status, f"The upstream refused the task: {refusal.message}",
-                               type="upstream_error", code=refusal.code if protocol == SUNO else "task_refused")
+                               type="upstream_error", code=refusal.code if protocol == SUNO else "task_refused",
+                               request_id=request_id)
 
 
 async def dispatch(app: RelayApp, req: RelayRequest, send: Send) -> None:
@@ -286,11 +305,12 @@ async def dispatch(app: RelayApp, req: RelayRequest, send: Send) -> None:
         reply = await route[0].handler(app, req, ctx, route[1].groupdict(), send)
     except errors.RelayError as exc:
         headers = req.extra_headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()]
-        body = error_shape(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
+        body = error_shape(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param,
+                           request_id=req.request_id)
         await send_json(send, exc.status, body, headers=headers)
         return
     except TaskRefused as refused:
-        status, body = _refusal_reply(protocol, refused)
+        status, body = _refusal_reply(protocol, refused, req.request_id)
         await send_json(send, status, body, headers=req.extra_headers)
         return
     if reply is not None:

@@ -13,11 +13,13 @@ MJ_ACCEPTED = {1, 21, 22}  # midjourney-proxy's codes for a task taken (protocol
 
 
 def protocol_of(path: str) -> str:
-    """The wire format a path answers in: Midjourney's, Suno's, Anthropic's, Gemini's or OpenAI's."""
+    """The wire format a path answers in: Midjourney's, Suno's, Kling's, Anthropic's, Gemini's or OpenAI's."""
     if path.startswith(("/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/")):
         return "midjourney"
     if path.startswith("/suno/"):
         return "suno"
+    if path.startswith("/kling/"):
+        return "kling"
     if path.startswith("/v1/messages"):
         return "anthropic"
     if path.startswith("/v1beta/") or ":generateContent" in path or ":streamGenerateContent" in path:
@@ -35,6 +37,9 @@ def error_shaped(protocol: str, body: Any) -> bool:
     if protocol == "suno":  # {code: "<error code>", message, data: null}
         return (isinstance(body.get("code"), str) and body["code"] != "success"
                 and isinstance(body.get("message"), str) and body.get("data") is None)
+    if protocol == "kling":  # {code: 1000-5999, message, request_id}
+        return (isinstance(body.get("code"), int) and not isinstance(body["code"], bool) and body["code"] >= 1000
+                and isinstance(body.get("message"), str) and isinstance(body.get("request_id"), str))
     error = body.get("error")
     if protocol == "anthropic":
         return body.get("type") == "error" and isinstance(error, dict) and isinstance(error.get("message"), str)
@@ -52,6 +57,8 @@ def accepted(protocol: str, status: int, body: Any) -> bool:
         return body["code"] in MJ_ACCEPTED
     if protocol == "suno" and isinstance(body, dict) and "code" in body:
         return body["code"] == "success"
+    if protocol == "kling" and isinstance(body, dict):
+        return body.get("code") == 0
     return True
 
 

@@ -46,15 +46,21 @@ SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
     ("/v1/video/generations", {"model": "demo-video", "prompt": "a fox", "duration": 5, "size": "1280x720",
                                "image": "https://example.com/a.png", "metadata": {"seed": 1}}),
     ("/v1/videos", {"model": "demo-video", "prompt": "a fox", "seconds": "4", "size": "720x1280"}),
+    ("/kling/v1/videos/text2video", {"model_name": "demo-video", "prompt": "a fox", "duration": "5", "mode": "std",
+                                     "external_task_id": "x1", "callback_url": "https://x.y/h"}),
+    ("/kling/v1/videos/image2video", {"model_name": "demo-video", "image": "https://example.com/a.png",
+                                      "image_tail": "https://example.com/b.png", "duration": "10"}),
 ]
 NOT_OFFERED = {"/mj/submit/upload-discord-images", "/suno/submit/video"}
-FETCHES = ["/mj/task/{id}/fetch", "/mj/task/{id}/image-seed", "/mj-relax/mj/task/{id}/fetch", "/suno/fetch/{id}", "/v1/music/generations/{id}",
-           "/v1/audio/generations/{id}", "/v1/video/generations/{id}", "/v1/videos/{id}", "/v1/videos/{id}/content"]
-FIELDS = ["model", "prompt", "content", "sourceBase64", "targetBase64", "taskId", "action", "index", "customId", "base64Array", "base64", "ids", "state",
-          "notifyHook", "notify_hook", "callback_url", "botType", "gpt_description_prompt", "make_instrumental", "mv",
-          "task_id", "continue_clip_id", "continue_at", "lyrics", "tags", "title", "duration", "seconds", "size",
-          "resolution", "mode", "format", "image", "image_url", "images", "input_reference", "metadata",
-          "aspect_ratio", "cfg_scale", "camera_control", "negative_prompt", "image_tail"]
+FETCHES = ["/mj/task/{id}/fetch", "/mj/task/{id}/image-seed", "/mj-relax/mj/task/{id}/fetch", "/suno/fetch/{id}",
+           "/v1/music/generations/{id}", "/v1/audio/generations/{id}", "/v1/video/generations/{id}",
+           "/v1/videos/{id}", "/v1/videos/{id}/content", "/kling/v1/videos/text2video/{id}"]
+FIELDS = ["model", "model_name", "external_task_id", "prompt", "content", "sourceBase64", "targetBase64", "taskId",
+          "action", "index", "customId", "base64Array", "base64", "ids", "state", "notifyHook", "notify_hook",
+          "callback_url", "botType", "gpt_description_prompt", "make_instrumental", "mv", "task_id",
+          "continue_clip_id", "continue_at", "lyrics", "tags", "title", "duration", "seconds", "size", "resolution",
+          "mode", "format", "image", "image_url", "images", "input_reference", "metadata", "aspect_ratio",
+          "cfg_scale", "camera_control", "negative_prompt", "image_tail"]
 ODD_STRINGS = [
     "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "\u202e\u200fevil", "\ufeff", "😀" * 50, "a" * 10_000,
     "demo-video", "demo-music", "demo-audio", "demo-chat", "gpt-9", "mj_imagine", "suno_music", "sora-2", "../x",
