@@ -111,7 +111,7 @@ def upload_fields(upload: Upload) -> dict[str, Any]:
 
 
 def is_relay_path(path: str) -> bool:
-    return path.startswith(PREFIXES)
+    return path.startswith(PREFIXES) or path.rstrip("/") in info.ROOT_PATHS
 
 
 def _error_with_attempts(outcome: Outcome) -> str:

@@ -153,7 +153,10 @@ ROUTES: dict[str, Handler] = {
     "/v1/usage": usage,
     "/v1/dashboard/billing/subscription": subscription,
     "/v1/dashboard/billing/usage": dashboard_usage,
+    "/dashboard/billing/subscription": subscription,  # chat clients that put no /v1 before these two
+    "/dashboard/billing/usage": dashboard_usage,
 }
+ROOT_PATHS = frozenset(path for path in ROUTES if not path.startswith("/v1/"))
 
 
 def route(path: str) -> Handler | None:

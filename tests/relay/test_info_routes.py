@@ -63,6 +63,11 @@ def test_dashboard_routes_for_chat_clients(live, bootstrap_demo, funded_key):
     assert settled(lambda: UsageLog.objects.exists())
     used = httpx.get(live.url + "/v1/dashboard/billing/usage", headers=headers).json()
     assert used["total_usage"] == pytest.approx(UsageLog.objects.get().quota / 500_000 * 100)
+    # clients whose base URL has no /v1 (NextChat) ask the same two at the root; the console's /dashboard/ stays
+    assert httpx.get(live.url + "/dashboard/billing/subscription", headers=headers).json() == sub
+    assert httpx.get(live.url + "/dashboard/billing/usage", headers=headers).json() == used
+    assert httpx.get(live.url + "/dashboard/billing/usage").json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(live.url + "/dashboard/").status_code == 302  # the console's page: to the login first
 
 
 def test_moderations_priced_per_call_and_n_choices(live, openai_upstream, funded_key):
