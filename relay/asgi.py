@@ -33,6 +33,7 @@ from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_responses import ResponsesViaChat
 from relay.wires_gemini import GEMINI
+from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_media import Upload
 from relay.wires_rerank import COHERE
 from relay.wiring import MULTIPART_OPERATIONS, carries, responses_native
@@ -61,7 +62,8 @@ PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
 
 
-GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent)$")
+GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):"
+                           r"(?P<action>generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)$")
 
 
 def client_protocol(path: str) -> str:
@@ -108,6 +110,15 @@ def upload_fields(upload: Upload) -> dict[str, Any]:
     if "stream" in body:
         body["stream"] = body["stream"].strip().lower() == "true"
     return body
+
+
+def gemini_token_count(body: dict[str, Any]) -> dict[str, Any]:
+    """`:countTokens`, answered here from the local count (not billed): `contents`, or a `generateContentRequest`."""
+    request = body.get("generateContentRequest")
+    request = request if isinstance(request, dict) else body
+    gate.validate(request, "generateContent")
+    tokens = estimate_prompt(request, "generateContent")
+    return {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
 
 
 def is_relay_path(path: str) -> bool:
@@ -187,8 +198,15 @@ class RelayApp:
             return
         gemini = GEMINI_ACTION.match(req.path)
         if gemini is not None and req.method == "POST":
-            await self.relay(req, "generateContent", receive, send, model=gemini["model"],
-                             stream=gemini["action"] == "streamGenerateContent")
+            action = gemini["action"]
+            if action == "countTokens":
+                await gate.authenticate(self.snapshots, req, query_key=True)
+                await send_json(send, 200, gemini_token_count(req.json()), headers=req.extra_headers)
+            elif action in EMBED_ACTIONS:
+                await self.relay(req, action, receive, send, model=gemini["model"], stream=False)
+            else:
+                await self.relay(req, "generateContent", receive, send, model=gemini["model"],
+                                 stream=action == "streamGenerateContent")
             return
         if req.path.rstrip("/") == "/v1beta/models" and req.method == "GET":
             ctx = await gate.authenticate(self.snapshots, req, query_key=True)

@@ -16,6 +16,8 @@ from relay.routing import candidates
 from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts
 from relay.tokenizer import estimate_prompt
 from relay.usage import Usage
+from relay.adapters.gemini import EMBED_ACTIONS
+from relay.wires_gemini_embed import embed_validate
 from relay.wires_media import AUDIO_TOKENS_PER_SECOND, speech_characters
 
 MAX_N = 128
@@ -93,6 +95,9 @@ def _positive_int(body: dict[str, Any], name: str, *, maximum: int) -> int | Non
 
 def validate(body: dict[str, Any], operation: str) -> str:
     """Check the fields every upstream needs; returns the model name."""
+    if operation in EMBED_ACTIONS:  # Gemini embeddings: the model is in the path, the texts in content parts
+        embed_validate(body, operation)
+        return ""
     if operation == "generateContent":  # Gemini: the model is in the path, the turns in `contents`
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents or not all(isinstance(c, dict) for c in contents):
@@ -218,7 +223,7 @@ def worst_case(body: dict[str, Any], operation: str, *, audio_seconds: float = 0
     prompt = estimate_prompt(body, operation)
     if operation in IMAGE_OPERATIONS:
         return Usage(prompt, IMAGE_OUTPUT_TOKENS * (body.get("n") or 1))
-    if operation in {"embeddings", "moderations", "rerank"}:
+    if operation in {"embeddings", "moderations", "rerank"} or operation in EMBED_ACTIONS:
         return Usage(prompt, 0)
     if operation == "messages":
         return Usage(prompt, body["max_tokens"])

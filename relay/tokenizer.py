@@ -61,6 +61,10 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         documents = body.get("documents") or []
         texts = [d.get("text", "") if isinstance(d, dict) else str(d) for d in documents]
         return count_text(str(body.get("query") or "")) + sum(count_text(t) for t in texts)
+    if operation in {"embedContent", "batchEmbedContents"}:  # Gemini embeddings: each request's text
+        from relay.wires_gemini_embed import embed_texts
+
+        return sum(count_text(text) for text in embed_texts(body, operation))
     if operation == "generateContent":  # Gemini: count it as the chat it translates to
         from relay.protocols.gemini_request import gemini_request_to_openai_chat
 

@@ -10,6 +10,8 @@ from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+from relay.adapters.gemini import EMBED_ACTIONS
+from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI
 from relay.wires_media import ImageEditWire, ImageGenerationWire, SpeechWire, TranscriptionWire, Upload
 from relay.wires_rerank import RerankWire
 from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
@@ -39,6 +41,10 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if native_responses and family != "demo":
             return ResponsesPassThrough(body)
         return ResponsesViaChat(body, input_estimate)
+    if operation in EMBED_ACTIONS:  # Gemini clients' embeddings
+        if family == "gemini":
+            return GeminiEmbedPassThrough(operation, body)
+        return GeminiEmbedViaOpenAI(operation, body) if family in OPENAI_LIKE else None
     if operation == "rerank":
         if family == "rerank" or family in OPENAI_LIKE - {"demo"}:
             return RerankWire(client, body, cohere_upstream=upstream_type == "cohere", request_id=request_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from relay.adapters.base import Adapter, Call
 
+EMBED_ACTIONS = frozenset({"embedContent", "batchEmbedContents"})  # Gemini clients' embeddings, passed through
+
 
 class GeminiAdapter(Adapter):
     family = "gemini"
@@ -12,6 +14,8 @@ class GeminiAdapter(Adapter):
     def url(self, call: Call) -> str:
         base = call.upstream.base_url.removesuffix("/v1beta")
         action = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
+        if call.operation in EMBED_ACTIONS:
+            action = call.operation
         return f"{base}/v1beta/models/{call.model}:{action}"
 
     def headers(self, call: Call) -> dict[str, str]:

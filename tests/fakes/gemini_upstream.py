@@ -122,6 +122,8 @@ class FakeGeminiApp(FakeOpenAIApp):
             "generateContent": self._generate,
             "streamGenerateContent": self._generate,
             "countTokens": self._count_tokens,
+            "embedContent": self._embed,
+            "batchEmbedContents": self._embed,
         }
 
     async def _dispatch(self, request: RecordedRequest, send: Send, stop: asyncio.Event) -> None:
@@ -180,6 +182,26 @@ class FakeGeminiApp(FakeOpenAIApp):
             return await _send_invalid(send, problem)
         await self._reply(send, stop, b, {"totalTokens": b.prompt_tokens,
                                           "promptTokensDetails": [{"modality": "TEXT", "tokenCount": b.prompt_tokens}]})
+
+    async def _embed(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
+                     b: Behaviour) -> None:
+        """One vector per request, its first value the text's length; a batch's requests must name this model."""
+        body = request.body
+        single = request.path.endswith(":embedContent")
+        requests = [body] if single else body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            return await _send_invalid(send, "* BatchEmbedContentsRequest.requests: must not be empty")
+        vectors = []
+        for request_body in requests:
+            if not single and request_body.get("model") != f"models/{model}":
+                return await _send_invalid(send, f"Model {request_body.get('model')} does not match models/{model}")
+            parts = (request_body.get("content") or {}).get("parts") or []
+            text = "".join(str(part.get("text", "")) for part in parts)
+            if not text:
+                return await _send_invalid(send, "* EmbedContentRequest.content: contents must not be empty")
+            size = request_body.get("outputDimensionality") or 8
+            vectors.append({"values": [float(len(text))] + [0.5] * (size - 1)})
+        await self._reply(send, stop, b, {"embedding": vectors[0]} if single else {"embeddings": vectors})
 
     async def _models(self, request: RecordedRequest, send: Send) -> None:
         names = list(dict.fromkeys([*self.models, *self.behaviours]))
