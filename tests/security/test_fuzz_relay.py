@@ -21,11 +21,16 @@ ROUTES = [  # (path, protocol, a valid body that the fuzzer mutates one field at
     ("/v1/messages", "anthropic", CHAT), ("/v1/messages/count_tokens", "anthropic", CHAT),
     ("/v1beta/models/demo-chat:generateContent", "gemini", {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
     ("/v1/models/demo-chat:streamGenerateContent", "gemini", {"contents": [{"parts": [{"text": "hi"}]}]}),
+    ("/v1beta/models/demo-embedding:embedContent", "gemini", {"content": {"parts": [{"text": "hi"}]}}),
+    ("/v1/models/demo-embedding:batchEmbedContents", "gemini",
+     {"requests": [{"model": "models/demo-embedding", "content": {"parts": [{"text": "hi"}]}}]}),
+    ("/v1beta/models/demo-chat:countTokens", "gemini", {"contents": [{"parts": [{"text": "hi"}]}]}),
     ("/v2/rerank", "cohere", {"model": "demo-chat", "query": "q", "documents": ["a", "b"]}),
 ]
 FIELDS = ["model", "messages", "max_tokens", "stream", "n", "input", "prompt", "contents", "documents", "query",
           "top_n", "temperature", "tools", "stream_options", "system", "voice", "size", "generationConfig",
-          "max_output_tokens", "instructions", "provider"]
+          "max_output_tokens", "instructions", "provider", "requests", "content", "outputDimensionality",
+          "generateContentRequest"]
 SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
            | st.sampled_from(["demo-chat", "demo-embedding", "gpt-9", "", "\x00", "😀" * 20, "user", "assistant"]))
