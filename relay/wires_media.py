@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -65,6 +66,48 @@ class ImageGenerationWire(OpenAIPassThrough):
 
     def stream(self) -> PassThroughMeter:
         return _ImageMeter()
+
+
+IMAGEN_ASPECTS = {"1:1": 1.0, "3:4": 0.75, "4:3": 4 / 3, "9:16": 9 / 16, "16:9": 16 / 9}
+
+
+def imagen_aspect(size: Any) -> str:
+    """The Imagen aspect ratio nearest an OpenAI `size` ("1792x1024" is 16:9); square when none is given."""
+    try:
+        width, height = (int(side) for side in str(size).lower().split("x"))
+        ratio = width / height
+    except (ValueError, ZeroDivisionError):
+        return "1:1"
+    return min(IMAGEN_ASPECTS, key=lambda aspect: abs(IMAGEN_ASPECTS[aspect] - ratio))
+
+
+class ImagesViaImagen:
+    """`POST /v1/images/generations` served by a Gemini upstream's Imagen model (`models/{model}:predict`): images
+    come back base64-encoded (`b64_json`) whatever `response_format` asked, as with the GPT image models."""
+
+    client = OPENAI
+    operation = "predict"
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.client_body = body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        parameters = {"sampleCount": self.client_body.get("n") or 1,
+                      "aspectRatio": imagen_aspect(self.client_body.get("size"))}
+        return {"instances": [{"prompt": self.client_body["prompt"]}], "parameters": parameters}
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        predictions = data.get("predictions") if data is not None else None
+        images = [{"b64_json": p["bytesBase64Encoded"]} for p in predictions or []
+                  if isinstance(p, dict) and isinstance(p.get("bytesBase64Encoded"), str)]
+        if not images:  # every image filtered (Imagen leaves them out), or not an Imagen answer
+            return None
+        body = {"created": int(time.time()), "data": images}
+        return Plain(json.dumps(body).encode(), None, "")
+
+    def stream(self) -> PassThroughMeter:
+        raise RuntimeError("Imagen answers are never streamed")
 
 
 def images_plain(raw: bytes) -> Plain | None:

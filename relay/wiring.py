@@ -12,7 +12,9 @@ from relay.wires import (
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI
-from relay.wires_media import ImageEditWire, ImageGenerationWire, SpeechWire, TranscriptionWire, Upload
+from relay.wires_media import (
+    ImageEditWire, ImageGenerationWire, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
+)
 from relay.wires_rerank import RerankWire
 from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
 
@@ -58,6 +60,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
             return OpenAIChatViaAnthropic(body, default_max_tokens)
         if family == "gemini" and chat:
             return OpenAIChatViaGemini(body)
+        if family == "gemini" and operation == "images/generations":
+            return ImagesViaImagen(body)
     elif client == ANTHROPIC:
         if family == "anthropic":
             return AnthropicPassThrough(body)

@@ -14,7 +14,7 @@ class GeminiAdapter(Adapter):
     def url(self, call: Call) -> str:
         base = call.upstream.base_url.removesuffix("/v1beta")
         action = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
-        if call.operation in EMBED_ACTIONS:
+        if call.operation in EMBED_ACTIONS or call.operation == "predict":  # embeddings, Imagen
             action = call.operation
         return f"{base}/v1beta/models/{call.model}:{action}"
 

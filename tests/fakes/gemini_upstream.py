@@ -124,6 +124,7 @@ class FakeGeminiApp(FakeOpenAIApp):
             "countTokens": self._count_tokens,
             "embedContent": self._embed,
             "batchEmbedContents": self._embed,
+            "predict": self._predict,
         }
 
     async def _dispatch(self, request: RecordedRequest, send: Send, stop: asyncio.Event) -> None:
@@ -202,6 +203,21 @@ class FakeGeminiApp(FakeOpenAIApp):
             size = request_body.get("outputDimensionality") or 8
             vectors.append({"values": [float(len(text))] + [0.5] * (size - 1)})
         await self._reply(send, stop, b, {"embedding": vectors[0]} if single else {"embeddings": vectors})
+
+    async def _predict(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
+                       b: Behaviour) -> None:
+        """Imagen: `sampleCount` PNGs; a prompt containing "blocked" has every image filtered out, as Imagen does."""
+        instances = request.body.get("instances")
+        prompt = instances[0].get("prompt") if isinstance(instances, list) and instances else None
+        if not isinstance(prompt, str) or not prompt:
+            return await _send_invalid(send, "Prompt is required.")
+        count = (request.body.get("parameters") or {}).get("sampleCount") or 1
+        if not 1 <= count <= 4:
+            return await _send_invalid(send, "sampleCount must be from 1 to 4.")
+        if "blocked" in prompt:
+            return await self._reply(send, stop, b, {})
+        await self._reply(send, stop, b, {"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": "iVBORw0KGgo="}
+                                                          for _ in range(count)]})
 
     async def _models(self, request: RecordedRequest, send: Send) -> None:
         names = list(dict.fromkeys([*self.models, *self.behaviours]))

@@ -1,16 +1,19 @@
 """Gemini clients' embeddings (`:embedContent`, `:batchEmbedContents`) and `:countTokens` with the Google GenAI SDK:
-natively to a Gemini upstream, and to an OpenAI-compatible one through `/v1/embeddings`."""
+natively to a Gemini upstream, and to an OpenAI-compatible one through `/v1/embeddings`. Also OpenAI image
+generation served by a Gemini upstream's Imagen model (`:predict`)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import httpx
+import openai
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from accounts.models import User
 from billing.groups import group_default
 from billing.models import ModelPrice, UsageLog
 from relay.tokenizer import count_text, estimate_prompt
@@ -133,3 +136,23 @@ def test_count_tokens_is_answered_locally_and_not_billed(live, upstreams, funded
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
     r = httpx.post(f"{live.url}/v1beta/models/{FLASH}:countTokens", json={"contents": [{"parts": [{"text": "x"}]}]})
     assert r.status_code in (401, 403)
+
+
+def test_openai_image_generation_served_by_imagen_is_priced_per_image(live, upstreams, funded_key):
+    gem, _oai = upstreams
+    ModelPrice.objects.create(model="imagen-4.0-generate-001", price_per_call=Decimal("0.04"))
+    upstream_save(name="imagen", type="gemini", base_url=gem.url, keys="g-up", served_models=["imagen-4.0-generate-001"],
+                  groups=[group_default().name])
+    user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    result = client.images.generate(model="imagen-4.0-generate-001", prompt="a fox", n=2, size="1792x1024")
+    assert [image.b64_json for image in result.data] == ["iVBORw0KGgo="] * 2
+    sent = gem.requests[-1]
+    assert sent.path == "/v1beta/models/imagen-4.0-generate-001:predict"
+    assert sent.body == {"instances": [{"prompt": "a fox"}], "parameters": {"sampleCount": 2, "aspectRatio": "16:9"}}
+    assert _log().quota == 40_000  # 2 images x $0.04 x 500,000
+    before = User.objects.get(pk=user.pk).quota
+    with pytest.raises(openai.APIStatusError):  # every image filtered: an upstream error, refunded
+        client.images.generate(model="imagen-4.0-generate-001", prompt="blocked things")
+    assert settled(lambda: UsageLog.objects.count() == 2)
+    assert UsageLog.objects.latest("pk").quota == 0 and User.objects.get(pk=user.pk).quota == before
