@@ -78,10 +78,11 @@ def client_protocol(path: str) -> str:
     return OPENAI
 
 
-def error_for(path: str, status: int, message: str, **fields: Any) -> dict[str, Any]:
-    """A relay error in the shape of the route's protocol: the task routes' own (Midjourney, Suno) included."""
+def error_for(path: str, status: int, message: str, *, request_id: str = "", **fields: Any) -> dict[str, Any]:
+    """A relay error in the shape of the route's protocol: the task routes' own (Midjourney, Suno, Kling) included."""
     if media_routes.owns(path):
-        return media_routes.error_shape(media_routes.protocol_of(path), status, message, **fields)
+        return media_routes.error_shape(media_routes.protocol_of(path), status, message, request_id=request_id,
+                                        **fields)
     return error_body(client_protocol(path), status, message, **fields)
 
 
@@ -158,7 +159,8 @@ class RelayApp:
         except ClientGone:
             return
         except errors.RelayError as exc:
-            body = error_for(scope["path"], exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param)
+            body = error_for(scope["path"], exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param,
+                             request_id=request_id)
             await send_json(send, exc.status, body,
                             headers=headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()])
         except (OperationalError, InterfaceError, BooksUnavailable):
@@ -166,14 +168,15 @@ class RelayApp:
             try:
                 await send_json(send, 503, error_for(
                     scope["path"], 503, "The database is unavailable; nothing was charged. Please retry shortly.",
-                    type="server_error", code="database_unavailable"), headers=headers + [(b"retry-after", b"5")])
+                    type="server_error", code="database_unavailable", request_id=request_id),
+                    headers=headers + [(b"retry-after", b"5")])
             except Exception:  # the response had already started
                 pass
         except Exception:
             logger.exception("relay request %s failed", request_id)
             try:
                 await send_json(send, 500, error_for(scope["path"], 500, "Internal error; it has been logged.",
-                                                     type="server_error"), headers=headers)
+                                                     type="server_error", request_id=request_id), headers=headers)
             except Exception:  # the response had already started
                 pass
 

@@ -112,6 +112,8 @@ def validate(body: dict[str, Any], operation: str) -> str:
         if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
             raise errors.bad_request("'prompt' is required and must be a string.", param="prompt")
         _positive_int(body, "n", maximum=10)
+        if body.get("stream") is True and (body.get("n") or 1) > 1:  # each image's usage is not known apart
+            raise errors.bad_request("A streamed image request makes one image: set 'n' to 1.", param="n")
         for name in ("size", "quality"):
             if name in body and not isinstance(body[name], str):
                 raise errors.bad_request(f"'{name}' must be a string.", param=name)

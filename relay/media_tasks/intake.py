@@ -261,8 +261,13 @@ def kling_submission(operation: str, body: dict[str, Any], endpoint: str) -> Sub
     for name in KLING_FIELDS:
         if body.get(name) not in (None, ""):
             video[name] = body[name]
+    mode = _text(body, "mode").lower()
+    if mode not in ("", "std", "pro"):
+        raise errors.bad_request("'mode' must be std or pro.", param="mode")
+    if mode:
+        video["mode"] = mode  # priced by it, so sent as priced
     return Submission(kind=TaskKind.VIDEO, action=operation, operation=operation, model=model, body=video,
-                      endpoint=endpoint, units=Decimal(seconds), quality=_text(body, "mode"), notify_hook=hook,
+                      endpoint=endpoint, units=Decimal(seconds), quality=mode, notify_hook=hook,
                       state=external_id[:1000])
 
 

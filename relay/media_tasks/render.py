@@ -109,8 +109,12 @@ def kling_error(status: int, message: str, code: Any, request_id: str) -> dict[s
         number = 1303 if code == "concurrency_limit_exceeded" else 1302
     else:
         refused = 1102 if code == "insufficient_quota" else 1103
-        number = {401: 1000, 403: refused, 404: 1203, 405: 1202}.get(status, 1201)
-    return {"code": number, "message": message, "request_id": request_id, "data": None}
+        number = {401: 1000, 403: refused, 404: 1201 if code == "unknown_url" else 1203, 405: 1202}.get(status, 1201)
+    return kling_refusal(number, message, request_id)
+
+
+def kling_refusal(code: int, message: str, request_id: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "request_id": request_id, "data": None}
 
 
 def envelope(data: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from relay.media_tasks.selectors import (
     media_tasks_recent,
 )
 from relay.media_tasks.storable import unstorable_field
-from relay.media_tasks.submit import TaskRefused, task_submit
+from relay.media_tasks.submit import TaskRefused, rate_limit, task_submit
 from relay.media_tasks.upstreams import key_for, upstream_load
 from relay.multipart import form_parse
 from relay.snapshots import TokenContext, in_thread
@@ -92,13 +92,14 @@ async def mj_image_seed(app: RelayApp, req: RelayRequest, ctx: TokenContext, arg
                         send: Send) -> Reply:
     """The seed of one of the caller's images, asked of the upstream that made it (not billed)."""
     task = await _task(ctx, args["id"], (TaskKind.MIDJOURNEY,))
+    await rate_limit(app, ctx)  # free, but each one is a call on the operator's proxy account
     info = await in_thread(upstream_load)(task.upstream_id) if task.upstream_id else None
     image_seed = getattr(adapter_for(info, task.kind), "image_seed", None) if info is not None else None
     if image_seed is None or not task.upstream_task_id:
         raise errors.not_found(f"The task '{task.public_id}' has no image seed here.", code="task_not_found")
     try:
         status, data = await image_seed(app.client, info, key_for(info, task.key_fingerprint), task.upstream_task_id)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise errors.upstream_failed(f"The upstream could not be reached: {type(exc).__name__}") from None
     if status != 200 or not isinstance(data, dict):
         raise errors.upstream_failed(f"The upstream answered HTTP {status} for the image seed.")
@@ -278,6 +279,11 @@ def error_shape(protocol: str, status: int, message: str, *, type: str = "", cod
 
 def _refusal_reply(protocol: str, refused: TaskRefused, request_id: str) -> tuple[int, dict[str, Any]]:
     refusal = refused.refusal
+    if protocol == KLING and isinstance(refusal.code, int) and 1000 <= refusal.code < 6000:  # Kling's own code
+        if 1200 <= refusal.code < 1400:  # the request or its content: the caller's to fix
+            return refusal.status, render.kling_refusal(refusal.code, refusal.message, request_id)
+        status = 502  # the operator's account or Kling itself: not the caller's doing
+        return status, render.kling_refusal(5000, f"The upstream refused the task: {refusal.message}", request_id)
     if protocol == MJ and isinstance(refusal.code, int):  # the proxy answered: pass its code on, as it does
         body = refusal.body or {}
         return 200, {"code": refusal.code, "description": refusal.message, "result": None,

@@ -45,7 +45,8 @@ class Accepted:
     submitted: Submitted
 
 
-async def _rate_limit(app: RelayApp, ctx: TokenContext) -> None:
+async def rate_limit(app: RelayApp, ctx: TokenContext) -> None:
+    """The key's requests-per-minute limit, counted for this request."""
     if not ctx.rpm_limit:
         return
     rpm = await app.limits.rpm_hit(ctx.token_id, ctx.rpm_limit)
@@ -77,7 +78,7 @@ async def task_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, sub: 
                                      and (parent is None or u.id == parent.upstream_id)]
     if not upstreams:
         raise errors.unavailable(f"No upstream is available for '{sub.model}' in group '{ctx.group}'.")
-    await _rate_limit(app, ctx)
+    await rate_limit(app, ctx)
     async with _concurrency_slot(app, ctx):
         return await _priced_and_submitted(app, req, ctx, sub, route, parent, upstreams)
 

@@ -193,6 +193,8 @@ def test_streamed_gpt_image_generation_is_billed_on_the_completed_events_tokens(
     log = _log()
     assert log.is_stream and log.status == "success"
     assert (log.prompt_tokens, log.completion_tokens, log.quota) == (40, 1056, round(2.5 * (40 + 1056 * 8)))
+    with pytest.raises(openai.BadRequestError, match="one image"):  # usage per image is not told apart
+        list(_client(live, key).images.generate(model="gpt-image-1", prompt="two foxes", stream=True, n=2))
 
 
 def test_streamed_gpt_image_edit_is_billed_on_the_completed_events_tokens(live, up, funded_key, tmp_path):

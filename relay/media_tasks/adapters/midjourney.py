@@ -7,6 +7,7 @@ the modal step and is passed on as 21.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -87,5 +88,5 @@ class MidjourneyAdapter(TaskAdapter):
     async def image_seed(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,
                          upstream_task_id: str) -> tuple[int, Any]:
         """The proxy's `{code, description, result: "<seed>"}` for a task it ran."""
-        return await call_json(client, upstream, "GET", f"{upstream.base_url}/mj/task/{upstream_task_id}/image-seed",
-                               headers=_headers(key))
+        url = f"{upstream.base_url}/mj/task/{quote(upstream_task_id, safe='')}/image-seed"
+        return await call_json(client, upstream, "GET", url, headers=_headers(key))

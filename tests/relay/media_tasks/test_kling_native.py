@@ -65,7 +65,7 @@ def test_image2video_in_kling_format_needs_an_image_and_passes_the_tail(live, up
     assert tasks_env.submits[-1]["body"]["image_tail"] == "https://img.example/end.png"
 
 
-def test_kling_format_errors_carry_klings_codes_and_move_no_money(live, upstream, funded_key, tasks_env):
+def test_kling_format_errors_carry_klings_codes_and_move_no_money(live, upstream, funded_key, tasks_env, settings):
     upstream("kling")
     user, key = funded_key()
     before = user.quota
@@ -79,10 +79,23 @@ def test_kling_format_errors_carry_klings_codes_and_move_no_money(live, upstream
     assert r.status_code == 404 and r.json()["code"] == 1203
     tasks_env.refuse["kling"] = {"code": 1301, "message": "content security"}
     r = post(live, TEXT2VIDEO, key, {"prompt": "x"})
-    assert r.status_code == 400 and r.json()["code"] == 1201 and "content security" in r.json()["message"]
+    assert r.status_code == 400 and r.json()["code"] == 1301 and r.json()["message"] == "content security"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
     assert_settled_once(MediaTask.objects.get(), refunded=True)
+    tasks_env.refuse["kling"] = {"code": 1102, "message": "resource pack exhausted"}  # the operator's account
+    r = post(live, TEXT2VIDEO, key, {"prompt": "x"})
+    assert r.status_code == 502 and r.json()["code"] == 5000 and "resource pack" in r.json()["message"]
+    assert_settled_once(MediaTask.objects.latest("pk"), refunded=True)
+    r = post(live, TEXT2VIDEO, key, {"prompt": "x", "mode": "turbo"})
+    assert r.status_code == 400 and "mode" in r.json()["message"]
+    r = post(live, "/kling/v1/videos/nope", key, {"prompt": "x"})
+    assert r.status_code == 404 and r.json()["code"] == 1201
+    settings.RELAY_MAX_BODY_BYTES = 1024
+    huge = httpx.post(live.url + TEXT2VIDEO, content=b"x" * 2048, headers={"authorization": f"Bearer {key}"})
+    assert huge.status_code == 413 and huge.json()["request_id"] == huge.headers["x-request-id"]
     tasks_env.refuse.clear()
-    failing = post(live, TEXT2VIDEO, key, {"prompt": "this will fail"}).json()["data"]["task_id"]
+    failing = post(live, TEXT2VIDEO, key, {"prompt": "this will fail", "mode": " PRO "}).json()["data"]["task_id"]
+    assert tasks_env.submits[-1]["body"]["mode"] == "pro"
     poll(2)
     data = _get(live, f"{TEXT2VIDEO}/{failing}", key).json()["data"]
     assert data["task_status"] == "failed" and data["task_status_msg"] == "content risk"

@@ -221,3 +221,16 @@ def test_the_demo_upstream_answers_image_seeds(live, upstream, funded_key, tasks
     seeds = [httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key}).json()
              for _ in range(2)]
     assert seeds[0] == seeds[1] and seeds[0]["code"] == 1 and seeds[0]["result"].isdigit()
+
+
+def test_image_seeds_count_against_the_keys_rate_limit_and_odd_upstream_ids_stay_in_the_path(
+        live, upstream, funded_key, tasks_env):
+    upstream("midjourney")
+    _user, key = funded_key(rpm_limit=2)
+    task_id = post(live, "/mj/submit/imagine", key, {"prompt": "a cat"}).json()["result"]
+    MediaTask.objects.filter(public_id=task_id).update(upstream_task_id="../../admin?x=1")
+    r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key})
+    assert r.status_code == 200 and r.json()["code"] == 3  # the proxy was asked about that id and knows none
+    assert tasks_env.requests[-1]["path"] == "/mj/task/../../admin?x=1/image-seed"  # one escaped path segment
+    r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key})
+    assert r.status_code == 429 and r.json()["code"] == 4
