@@ -153,7 +153,7 @@ class Forwarder:
             else:
                 content, content_type, length = json_bytes(body), "application/json", None
             call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream,
-                        model=upstream_model, content_type=content_type)
+                        model=upstream_model, content_type=content_type, client_headers=job.req.headers)
             outcome.upstream, outcome.upstream_model = upstream, upstream_model
             try:
                 async with asyncio.timeout(upstream.first_byte_timeout + upstream.connect_timeout):

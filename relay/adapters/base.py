@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping, Protocol
 
 import httpx
@@ -22,6 +22,7 @@ class Call:
     stream: bool
     model: str = ""  # the upstream's model name (Gemini puts it in the path, not the body)
     content_type: str = "application/json"  # multipart uploads keep their own, boundary included
+    client_headers: Mapping[str, str] = field(default_factory=dict)  # the caller's, for the few an adapter passes on
 
 
 class UpstreamResponse(Protocol):

@@ -66,6 +66,21 @@ def test_messages_natively_billed_with_cache_reads(live, fakes, claude_upstream,
     assert log.quota == 450
 
 
+def test_the_callers_beta_features_reach_an_anthropic_upstream(live, fakes, claude_upstream, funded_key):
+    claude, _oai = fakes
+    _user, key = funded_key()
+    client = _claude(live, key)
+    client.beta.messages.create(model=CLAUDE, max_tokens=16, messages=[{"role": "user", "content": "Hi"}],
+                                betas=["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"])
+    sent = claude.requests[-1]
+    assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,context-1m-2025-08-07"
+    client.messages.create(model=CLAUDE, max_tokens=16, messages=[{"role": "user", "content": "Hi"}],
+                           extra_headers={"anthropic-beta": "x; injected=1"})
+    assert "anthropic-beta" not in claude.requests[-1].headers  # not a list of feature names: not passed on
+    client.messages.create(model=CLAUDE, max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
+    assert "anthropic-beta" not in claude.requests[-1].headers
+
+
 def test_cache_writes_are_billed_at_their_ratio_streaming_too(live, fakes, claude_upstream, funded_key):
     claude, _oai = fakes
     claude.behave(CLAUDE, input_tokens=10, cache_creation_input_tokens=800, cache_read_input_tokens=200,
