@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["RelayApp", TokenContext, RelayRequest], Awaitable[tuple[int, Any]]]
 CREATED = 1_700_000_000
+ANTHROPIC_CREATED = "2023-11-14T22:13:20Z"  # CREATED as the RFC 3339 time Anthropic's listing carries
 
 
 def _money(quota: int | Decimal) -> str:
@@ -64,10 +65,24 @@ async def _models(app: "RelayApp", ctx: TokenContext) -> list[dict[str, Any]]:
     return rows
 
 
+def _anthropic_model(row: dict[str, Any]) -> dict[str, Any]:
+    """A model as Anthropic's Models API lists it (`client.models.list()` of the Anthropic SDK)."""
+    return {"type": "model", "id": row["id"], "display_name": row["id"], "created_at": ANTHROPIC_CREATED}
+
+
+def _anthropic_client(req: RelayRequest) -> bool:
+    """Anthropic's SDKs send `anthropic-version` on every call, their model listing included."""
+    return "anthropic-version" in req.headers
+
+
 async def models_list(app: "RelayApp", ctx: TokenContext, req: RelayRequest) -> tuple[int, Any]:
     rows = await _models(app, ctx)
     provider, category = req.query.get("provider", ""), req.query.get("category", "")
     rows = [r for r in rows if (not provider or r["provider"] == provider) and (not category or r["category"] == category)]
+    if _anthropic_client(req):  # one page holding every model
+        listed = [_anthropic_model(row) for row in rows]
+        return 200, {"data": listed, "has_more": False, "first_id": listed[0]["id"] if listed else None,
+                     "last_id": listed[-1]["id"] if listed else None}
     return 200, {"object": "list", "data": rows}
 
 
@@ -75,7 +90,7 @@ async def model_detail(app: "RelayApp", ctx: TokenContext, req: RelayRequest) ->
     name = req.path.removeprefix("/v1/models/")
     for row in await _models(app, ctx):
         if row["id"] == name:
-            return 200, row
+            return 200, _anthropic_model(row) if _anthropic_client(req) else row
     raise errors.not_found(f"The model '{name}' does not exist or is not offered to this key.")
 
 

@@ -81,6 +81,18 @@ def test_the_callers_beta_features_reach_an_anthropic_upstream(live, fakes, clau
     assert "anthropic-beta" not in claude.requests[-1].headers
 
 
+def test_the_anthropic_sdk_lists_the_keys_models_in_its_own_shape(live, fakes, claude_upstream, funded_key):
+    _user, key = funded_key()
+    client = _claude(live, key)
+    models = list(client.models.list())
+    assert [m.id for m in models] == [CLAUDE] and models[0].type == "model" and models[0].created_at.year == 2023
+    assert client.models.retrieve(CLAUDE).display_name == CLAUDE
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-none")
+    listed = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0).models.list()
+    assert [m.id for m in listed.data] == [CLAUDE] and listed.data[0].object == "model"  # OpenAI's shape stays
+
+
 def test_cache_writes_are_billed_at_their_ratio_streaming_too(live, fakes, claude_upstream, funded_key):
     claude, _oai = fakes
     claude.behave(CLAUDE, input_tokens=10, cache_creation_input_tokens=800, cache_read_input_tokens=200,
