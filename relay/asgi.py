@@ -31,12 +31,11 @@ from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.upstreams import upstream_auto_disable
 from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
-from relay.wires_responses import ResponsesViaChat
 from relay.wires_gemini import GEMINI
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_media import Upload
 from relay.wires_rerank import COHERE
-from relay.wiring import MULTIPART_OPERATIONS, carries, responses_native
+from relay.wiring import MULTIPART_OPERATIONS, carries, wire_check
 
 logger = logging.getLogger("relay")
 
@@ -249,8 +248,9 @@ class RelayApp:
         if not route.upstreams:
             raise errors.bad_request(f"The model '{model}' is not offered on {req.path}.", param="model",
                                      code="model_not_supported")
-        if operation == "responses" and not responses_native(route.upstreams[0]):
-            ResponsesViaChat(body, 0)  # a 400 now, before anything is reserved, for what chat cannot carry
+        # the first upstream's wire raises its 400 now, before anything is reserved, for what it cannot carry as
+        # sent (a Responses request chat cannot express, token arrays for a Gemini embedding model)
+        wire_check(client, operation, body, route.upstreams[0], model=model, stream=stream, upload=upload)
         if operation == "completions" and req.path == "/v1/code/completions":
             body.pop("language", None)
         headers = list(req.extra_headers)

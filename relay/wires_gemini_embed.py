@@ -1,6 +1,6 @@
 """Gemini embeddings for Gemini clients (`models/{model}:embedContent` and `:batchEmbedContents`, what the Google
 GenAI SDK's `embed_content` calls): passed through to Gemini upstreams, translated to `/v1/embeddings` for
-OpenAI-compatible ones.
+OpenAI-compatible ones. And OpenAI's `/v1/embeddings` served by Gemini upstreams.
 
 Gemini's embedding answers carry no token usage (a `usageMetadata`, where an upstream sends one, is read), so they
 are billed on the input counted locally; OpenAI-compatible upstreams report `usage.prompt_tokens`.
@@ -8,12 +8,14 @@ are billed on the input counted locally; OpenAI-compatible upstreams report `usa
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from typing import Any
 
 from relay import errors
 from relay.usage import Usage, usage_from_openai
-from relay.wires import Plain, _json
+from relay.wires import OPENAI, Plain, _json
 from relay.wires_gemini import GEMINI
 
 MAX_EMBED_REQUESTS = 2048  # what an OpenAI-compatible upstream takes in one call
@@ -111,3 +113,49 @@ class GeminiEmbedViaOpenAI:
 
     def stream(self) -> Any:
         raise RuntimeError("embeddings are never streamed")
+
+
+class OpenAIEmbeddingsViaGemini:
+    """An OpenAI `/v1/embeddings` client and a Gemini upstream: the inputs as `:batchEmbedContents` requests, the
+    vectors back as OpenAI's list (base64 when asked). Token-array inputs have no text to send: a 400."""
+
+    client = OPENAI
+    operation = "batchEmbedContents"
+
+    def __init__(self, body: dict[str, Any], input_estimate: int) -> None:
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
+            raise errors.bad_request("'input' must be a non-empty string or array of strings for this model.",
+                                     param="input")
+        self.inputs, self.estimate = inputs, input_estimate
+        self.dimensions = body.get("dimensions")
+        self.base64 = body.get("encoding_format") == "base64"
+        self.model = str(body.get("model", ""))
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        extra = {"outputDimensionality": self.dimensions} if isinstance(self.dimensions, int) else {}
+        return {"requests": [{"model": f"models/{model}", "content": {"parts": [{"text": text}]}, **extra}
+                             for text in self.inputs]}
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        vectors = data.get("embeddings") if data is not None else None
+        if not isinstance(vectors, list) or len(vectors) != len(self.inputs) or not all(
+                isinstance(v, dict) and isinstance(v.get("values"), list) for v in vectors):
+            return None
+        usage = _gemini_usage(data) or Usage(self.estimate, 0)
+        rows = [{"object": "embedding", "index": i,
+                 "embedding": _base64_floats(v["values"]) if self.base64 else v["values"]}
+                for i, v in enumerate(vectors)]
+        answer = {"object": "list", "data": rows, "model": self.model,
+                  "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+        return Plain(json.dumps(answer).encode(), usage, "")
+
+    def stream(self) -> Any:
+        raise RuntimeError("embeddings are never streamed")
+
+
+def _base64_floats(values: list[Any]) -> str:
+    """A vector as OpenAI's `encoding_format: base64` carries it: little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()

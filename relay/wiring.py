@@ -11,7 +11,7 @@ from relay.wires import (
 )
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
-from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI
+from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini
 from relay.wires_media import (
     ImageEditWire, ImageGenerationWire, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
 )
@@ -62,6 +62,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
             return OpenAIChatViaGemini(body)
         if family == "gemini" and operation == "images/generations":
             return ImagesViaImagen(body)
+        if family == "gemini" and operation == "embeddings":
+            return OpenAIEmbeddingsViaGemini(body, input_estimate)
     elif client == ANTHROPIC:
         if family == "anthropic":
             return AnthropicPassThrough(body)
@@ -85,13 +87,19 @@ def carries(client: str, operation: str, body: dict[str, Any], upstream: Any, *,
             upload: Upload | None) -> bool:
     """Whether some wire carries this request to `upstream` (a request the wire refuses as such still counts: that
     refusal is the caller's 400, not a missing upstream)."""
+    try:
+        return wire_check(client, operation, body, upstream, model=model, stream=stream, upload=upload)
+    except RelayError:
+        return True
+
+
+def wire_check(client: str, operation: str, body: dict[str, Any], upstream: Any, *, model: str, stream: bool,
+               upload: Upload | None) -> bool:
+    """Whether a wire carries this request to `upstream`; raises the wire's 400 for what it cannot carry as sent."""
     adapter = adapter_for(upstream)
     if adapter is None:
         return False
-    try:
-        wire = wire_for(client, adapter.family, operation, body, model=model, stream=stream, default_max_tokens=1,
-                        input_estimate=0, upstream_type=upstream.type, upload=upload,
-                        native_responses=responses_native(upstream))
-    except RelayError:
-        return True
+    wire = wire_for(client, adapter.family, operation, body, model=model, stream=stream, default_max_tokens=1,
+                    input_estimate=0, upstream_type=upstream.type, upload=upload,
+                    native_responses=responses_native(upstream))
     return wire is not None

@@ -156,3 +156,24 @@ def test_openai_image_generation_served_by_imagen_is_priced_per_image(live, upst
         client.images.generate(model="imagen-4.0-generate-001", prompt="blocked things")
     assert settled(lambda: UsageLog.objects.count() == 2)
     assert UsageLog.objects.latest("pk").quota == 0 and User.objects.get(pk=user.pk).quota == before
+
+
+def test_openai_embeddings_served_by_a_gemini_upstream(live, upstreams, funded_key):
+    gem, _oai = upstreams
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    result = client.embeddings.create(model="gemini-embedding", input=["hello", "world, again"], dimensions=4)
+    assert [row.embedding[:2] for row in result.data] == [[5.0, 0.5], [12.0, 0.5]]  # base64 floats, as the SDK asks
+    sent = gem.requests[-1]
+    assert sent.path == f"/v1beta/models/{EMBED}:batchEmbedContents"
+    assert sent.body["requests"][1] == {"model": f"models/{EMBED}", "content": {"parts": [{"text": "world, again"}]},
+                                        "outputDimensionality": 4}
+    tokens = count_text("hello") + count_text("world, again")
+    assert result.usage.prompt_tokens == tokens and _log().quota == tokens
+    plain = httpx.post(live.url + "/v1/embeddings", headers={"authorization": f"Bearer {key}"},
+                       json={"model": "gemini-embedding", "input": "hi", "encoding_format": "float"}).json()
+    assert plain["data"][0]["embedding"][0] == 2.0 and plain["object"] == "list"
+    assert settled(lambda: UsageLog.objects.count() == 2)
+    with pytest.raises(openai.BadRequestError, match="array of strings"):  # refused before anything is reserved
+        client.embeddings.create(model="gemini-embedding", input=[[1, 2, 3]])
+    assert UsageLog.objects.count() == 2 and len(gem.requests) == 2
