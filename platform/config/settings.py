@@ -211,6 +211,19 @@ NEW_USER_QUOTA = env_int("NEW_USER_QUOTA", 500_000)
 CHECKIN_QUOTA_MIN = env_int("CHECKIN_QUOTA_MIN", 10_000)
 CHECKIN_QUOTA_MAX = env_int("CHECKIN_QUOTA_MAX", 50_000)
 REGISTRATION_ENABLED = env_bool("REGISTRATION_ENABLED", True)
+
+# Mail (password-reset links): SMTP when EMAIL_HOST is set, else printed to the server's output.
+EMAIL_HOST = env("EMAIL_HOST", "")
+EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                 else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_MINUTES", 60) * 60
 DEFAULT_GROUP = env("DEFAULT_GROUP", "default")
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 7)
 DISPLAY_CURRENCY = env("DISPLAY_CURRENCY", "USD")

@@ -224,3 +224,23 @@ class PricingFilterForm(ConsoleForm):
     def __init__(self, *args: Any, categories: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = [("", _("All categories")), *categories]
+
+
+class EmailChangeForm(ConsoleForm):
+    """The address password-reset links go to; the current password confirms the change."""
+
+    email = forms.EmailField(label=_("Email"), required=False, max_length=254,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+                             help_text=_("Password-reset links are sent here. Leave it empty to remove it."))
+    password = forms.CharField(label=_("Current password"), max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError(_("The password is not right."))
+        return password

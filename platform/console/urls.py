@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, public, tasks
+from console.views import account, auth, keys, logs, public, recovery, tasks
 
 app_name = "console"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("login/", auth.login_view, name="login"),
     path("logout/", auth.logout_view, name="logout"),
     path("account/password/", auth.password_change, name="password_change"),
+    path("account/email/", recovery.email_change, name="email_change"),
+    path("password-reset/", recovery.ResetRequestView.as_view(), name="password_reset"),
+    path("password-reset/sent/", recovery.ResetSentView.as_view(), name="password_reset_sent"),
+    path("password-reset/<uidb64>/<token>/", recovery.ResetConfirmView.as_view(), name="password_reset_confirm"),
     path("dashboard/", account.dashboard, name="dashboard"),
     path("topup/", account.topup, name="topup"),
     path("topup/redeem/", account.redeem, name="redeem"),

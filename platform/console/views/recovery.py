@@ -1,0 +1,73 @@
+"""A forgotten password: a one-time link sent by email (Django's token, which stops working once the password
+changes, a login happens, or PASSWORD_RESET_MINUTES pass), and the address it goes to, set in Settings.
+
+The request page answers the same whether or not an account has the address, so it tells no one who is
+registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from console.forms import EmailChangeForm
+from console.views.common import login_required
+
+
+class ResetRequestForm(auth_forms.PasswordResetForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class NewPasswordForm(auth_forms.SetPasswordForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class ResetRequestView(auth_views.PasswordResetView):
+    form_class = ResetRequestForm
+    template_name = "console/password_reset.html"
+    email_template_name = "console/email/password_reset.txt"
+    subject_template_name = "console/email/password_reset_subject.txt"
+    success_url = reverse_lazy("console:password_reset_sent")
+
+    @property
+    def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"site_name": settings.SITE_NAME}
+
+
+class ResetSentView(auth_views.PasswordResetDoneView):
+    template_name = "console/password_reset_sent.html"
+
+
+class ResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = NewPasswordForm
+    template_name = "console/password_reset_confirm.html"
+    success_url = reverse_lazy("console:login")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        messages.success(self.request, _("Your password has been set. Log in with it."))
+        return super().form_valid(form)
+
+
+@login_required
+def email_change(request: HttpRequest) -> HttpResponse:
+    """Set, change or remove the account's email address (the current password confirms it)."""
+    form = EmailChangeForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        email = User.objects.normalize_email(form.cleaned_data["email"])
+        User.objects.filter(pk=request.user.pk).update(email=email)
+        messages.success(request, _("Your email address has been saved.") if email
+                         else _("Your email address has been removed."))
+        return redirect("console:settings")
+    return render(request, "console/email_change.html", {"form": form})
