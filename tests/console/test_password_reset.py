@@ -67,6 +67,8 @@ def test_the_request_page_tells_no_one_who_is_registered(client, make_user):
         assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
     assert [m.to for m in mail.outbox] == [["carol@example.com"]]  # the inactive account gets no link
     assert "carol" in mail.outbox[0].body and "dave" not in mail.outbox[0].body
+    response = client.post("/password-reset/", {"email": "Carol@example.com"}, **EN)
+    assert response["Location"] == "/password-reset/sent/" and len(mail.outbox) == 1  # one mail a minute per address
 
 
 def test_the_reset_pages_speak_chinese(client, make_user):

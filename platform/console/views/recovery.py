@@ -6,13 +6,16 @@ registered."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
@@ -20,6 +23,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from console.forms import EmailChangeForm
 from console.views.common import login_required
+
+logger = logging.getLogger("console")
 
 
 class ResetRequestForm(auth_forms.PasswordResetForm):
@@ -34,6 +39,18 @@ class NewPasswordForm(auth_forms.SetPasswordForm):
         super().__init__(*args, **kwargs)
 
 
+RESEND_SECONDS = 60  # one mail per address a minute, so the page cannot be used to flood an inbox
+
+
+def _first_request_in_a_while(address: str) -> bool:
+    key = "password-reset:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()
+    try:
+        return bool(cache.add(key, 1, RESEND_SECONDS))
+    except Exception:  # the cache (Redis) is away: resetting a password matters more than the throttle
+        logger.warning("password reset throttle unavailable", exc_info=True)
+        return True
+
+
 class ResetRequestView(auth_views.PasswordResetView):
     form_class = ResetRequestForm
     template_name = "console/password_reset.html"
@@ -44,6 +61,11 @@ class ResetRequestView(auth_views.PasswordResetView):
     @property
     def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
         return {"site_name": settings.SITE_NAME}
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not _first_request_in_a_while(form.cleaned_data["email"]):
+            return HttpResponseRedirect(self.get_success_url())  # the same answer, no second mail
+        return super().form_valid(form)
 
 
 class ResetSentView(auth_views.PasswordResetDoneView):
