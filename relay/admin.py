@@ -17,6 +17,7 @@ from billing.groups import group_default
 from relay.key_vault import keys_parse
 from relay.probe import upstream_test
 from relay.models import MediaTask, Upstream, UpstreamStatus
+from relay.overrides import header_override_problem, param_override_problem
 from relay.providers import PROVIDERS
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
 from relay.upstreams import upstream_save, upstream_set_status
@@ -69,6 +70,20 @@ class UpstreamAdminForm(forms.ModelForm):
             )
         return value
 
+    def clean_param_override(self) -> dict[str, Any]:
+        value = self.cleaned_data["param_override"] or {}
+        problem = param_override_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
+    def clean_header_override(self) -> dict[str, str]:
+        value = self.cleaned_data["header_override"] or {}
+        problem = header_override_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         provider = PROVIDERS.get(cleaned.get("type") or "")
@@ -94,6 +109,10 @@ class UpstreamAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "type", "base_url", "keys", "key_count")}),
         (_("Routing"), {"fields": ("served_models", "model_mapping", "groups", "priority", "weight")}),
         (_("Status"), {"fields": ("status", "status_reason", "test_model", "last_test_latency_ms", "last_tested_at")}),
+        (_("Overrides"), {
+            "classes": ("collapse",),
+            "fields": ("param_override", "header_override", "system_prompt", "system_prompt_prepend"),
+        }),
         (_("Timeouts and provider settings"), {
             "classes": ("collapse",),
             "fields": ("connect_timeout", "first_byte_timeout", "total_timeout", "extras"),

@@ -59,6 +59,12 @@ class UpstreamIn(serializers.Serializer):
     first_byte_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=3600)
     total_timeout = serializers.FloatField(required=False, min_value=0.1, max_value=86400)
     extras = serializers.DictField(required=False, validators=[reject_nul])
+    param_override = serializers.DictField(required=False, validators=[reject_nul])
+    header_override = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+                                            required=False, validators=[reject_nul])
+    system_prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000,
+                                          validators=[reject_nul])
+    system_prompt_prepend = serializers.BooleanField(required=False)
 
 
 class UpstreamUpdateIn(UpstreamIn):
@@ -75,7 +81,9 @@ def upstream_render(upstream: Upstream) -> dict[str, Any]:
         "status": upstream.status, "status_reason": upstream.status_reason, "test_model": upstream.test_model,
         "response_time": upstream.last_test_latency_ms, "test_time": unix(upstream.last_tested_at),
         "connect_timeout": upstream.connect_timeout, "first_byte_timeout": upstream.first_byte_timeout,
-        "total_timeout": upstream.total_timeout, "extras": upstream.extras, "created_time": unix(upstream.created_at),
+        "total_timeout": upstream.total_timeout, "extras": upstream.extras, "param_override": upstream.param_override,
+        "header_override": upstream.header_override, "system_prompt": upstream.system_prompt,
+        "system_prompt_prepend": upstream.system_prompt_prepend, "created_time": unix(upstream.created_at),
     }
 
 

@@ -20,6 +20,7 @@ from relay import errors, metrics
 from relay.adapters import adapter_for
 from relay.adapters.base import Call, UpstreamResponse
 from relay.http import RelayRequest, Send, json_bytes, send_json, start_stream, watch_disconnect
+from relay.overrides import upstream_body
 from relay.protocols.sse import FrameSplitter
 from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
@@ -151,6 +152,8 @@ class Forwarder:
             if hasattr(wire, "encode"):  # a multipart upload, sent as it came
                 content, content_type, length = wire.encode(body)
             else:
+                if upstream.param_override or upstream.system_prompt:
+                    body = upstream_body(body, upstream, adapter.family, wire.operation)
                 content, content_type, length = json_bytes(body), "application/json", None
             call = Call(upstream=upstream, key=key, operation=wire.operation, body=body, stream=job.stream,
                         model=upstream_model, content_type=content_type, client_headers=job.req.headers)

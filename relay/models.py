@@ -41,6 +41,23 @@ class Upstream(models.Model):
     extras = models.JSONField(
         _("provider settings"), default=dict, blank=True, help_text=_("For example Azure's api_version.")
     )
+    param_override = models.JSONField(
+        _("parameter overrides"), default=dict, blank=True,
+        help_text=_('Merged into every request body sent to this upstream, in its own format (JSON Merge Patch: '
+                    'null removes a key), for example {"temperature": 0.2}.'),
+    )
+    header_override = models.JSONField(
+        _("header overrides"), default=dict, blank=True,
+        help_text=_('Headers sent with every request to this upstream; {api_key} stands for the key in use, '
+                    'for example {"X-Api-Token": "{api_key}"}.'),
+    )
+    system_prompt = models.TextField(
+        _("system prompt"), blank=True, help_text=_("Given to the model when the caller sends no system prompt."),
+    )
+    system_prompt_prepend = models.BooleanField(
+        _("also before the caller's system prompt"), default=False,
+        help_text=_("Put the system prompt before the caller's own instead of only filling in when there is none."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -14,8 +14,8 @@ from relay.adapters import adapter_for
 from relay.adapters.base import Call
 from relay.forward import error_message, redact
 from relay.models import Upstream, UpstreamStatus
-from relay.providers import PROVIDERS
-from relay.snapshots import UpstreamInfo
+from relay.overrides import upstream_body
+from relay.snapshots import upstream_info
 
 
 @dataclass(frozen=True)
@@ -25,25 +25,14 @@ class ProbeResult:
     message: str
 
 
-def _info(upstream: Upstream) -> UpstreamInfo:
-    provider = PROVIDERS[upstream.type]
-    return UpstreamInfo(
-        id=upstream.pk, name=upstream.name, type=upstream.type, provider=provider,
-        base_url=(upstream.base_url or provider.default_base_url).rstrip("/"), keys=tuple(upstream.get_keys()),
-        models=frozenset(upstream.served_models), model_mapping=dict(upstream.model_mapping or {}), groups=frozenset(),
-        priority=upstream.priority, weight=upstream.weight, connect_timeout=upstream.connect_timeout,
-        first_byte_timeout=upstream.first_byte_timeout, total_timeout=upstream.total_timeout,
-        extras=dict(upstream.extras or {}),
-    )
-
-
 async def upstream_probe(upstream: Upstream, model: str = "") -> ProbeResult:
-    info = _info(upstream)
-    adapter = adapter_for(info)
+    info = upstream_info(upstream)
+    adapter = adapter_for(info) if info is not None else None
     model = model or upstream.test_model or next(iter(upstream.served_models), "")
-    if adapter is None or not model:
+    if info is None or adapter is None or not model:
         return ProbeResult(False, 0, "This upstream cannot be tested with a chat request (no adapter or model).")
     body = {"model": info.upstream_model(model), "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+    body = upstream_body(body, info, adapter.family, "chat/completions")  # as the relay would send it
     call = Call(upstream=info, key=info.keys[0] if info.keys else "", operation="chat/completions", body=body,
                 stream=False)
     started = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
@@ -130,6 +130,10 @@ class UpstreamInfo:
     first_byte_timeout: float
     total_timeout: float
     extras: dict[str, Any]
+    param_override: dict[str, Any] = field(default_factory=dict)
+    header_override: dict[str, str] = field(default_factory=dict)
+    system_prompt: str = ""
+    system_prompt_prepend: bool = False
 
     def serves(self, model: str, group: str) -> bool:
         return group in self.groups and (model in self.models or model in self.model_mapping)
@@ -186,20 +190,28 @@ def _prices_load() -> dict[str, PriceInfo]:
     }
 
 
+def upstream_info(u: Upstream, groups: frozenset[str] = frozenset()) -> UpstreamInfo | None:
+    """The relay's view of one upstream row; None for a provider type this build does not know."""
+    provider = PROVIDERS.get(u.type)
+    if provider is None:
+        return None
+    return UpstreamInfo(
+        id=u.pk, name=u.name, type=u.type, provider=provider,
+        base_url=(u.base_url or provider.default_base_url).rstrip("/"), keys=tuple(u.get_keys()),
+        models=frozenset(u.served_models), model_mapping=dict(u.model_mapping or {}), groups=groups,
+        priority=u.priority, weight=u.weight, connect_timeout=u.connect_timeout,
+        first_byte_timeout=u.first_byte_timeout, total_timeout=u.total_timeout, extras=dict(u.extras or {}),
+        param_override=dict(u.param_override or {}), header_override=dict(u.header_override or {}),
+        system_prompt=u.system_prompt, system_prompt_prepend=u.system_prompt_prepend,
+    )
+
+
 def _upstreams_load() -> list[UpstreamInfo]:
     rows = []
     for u in Upstream.objects.filter(status=UpstreamStatus.ENABLED).prefetch_related("groups"):
-        provider = PROVIDERS.get(u.type)
-        if provider is None:
-            continue
-        rows.append(UpstreamInfo(
-            id=u.pk, name=u.name, type=u.type, provider=provider,
-            base_url=(u.base_url or provider.default_base_url).rstrip("/"), keys=tuple(u.get_keys()),
-            models=frozenset(u.served_models), model_mapping=dict(u.model_mapping or {}),
-            groups=frozenset(g.name for g in u.groups.all()), priority=u.priority, weight=u.weight,
-            connect_timeout=u.connect_timeout, first_byte_timeout=u.first_byte_timeout,
-            total_timeout=u.total_timeout, extras=dict(u.extras or {}),
-        ))
+        info = upstream_info(u, frozenset(g.name for g in u.groups.all()))
+        if info is not None:
+            rows.append(info)
     return rows
 
 

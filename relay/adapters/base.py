@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Mapping, Protocol
 
 import httpx
 
+from relay.overrides import headers_with_overrides
 from relay.snapshots import UpstreamInfo
 
 
@@ -52,7 +53,7 @@ class Adapter:
         upstream = call.upstream
         timeout = {"connect": upstream.connect_timeout, "read": upstream.first_byte_timeout,
                    "write": upstream.first_byte_timeout, "pool": upstream.connect_timeout}
-        headers = {**client.headers, **self.headers(call)}
+        headers = headers_with_overrides({**client.headers, **self.headers(call)}, upstream.header_override, call.key)
         if length is not None:
             headers["content-length"] = str(length)
         # Built here rather than by client.build_request, which parses the URL and merges headers anew each time.

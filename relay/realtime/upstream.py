@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from relay.overrides import headers_with_overrides
 from relay.snapshots import UpstreamInfo
 
 REALTIME_FAMILIES = {"openai", "azure", "demo"}
@@ -102,7 +103,7 @@ def realtime_target(upstream: UpstreamInfo, model: str, key: str, *, beta: bool)
         headers = {"Authorization": f"Bearer {key}"}
     if beta:
         headers["OpenAI-Beta"] = "realtime=v1"
-    return url, headers
+    return url, headers_with_overrides(headers, upstream.header_override, key)
 
 
 async def upstream_open(upstream: UpstreamInfo, model: str, *, beta: bool) -> UpstreamSocket:
