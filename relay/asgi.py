@@ -238,6 +238,7 @@ class RelayApp:
         model = model or gate.validate(body, operation)
         if client == GEMINI:
             gate.validate(body, operation)
+        model, body = await gate.model_resolve(self.snapshots, body, model, operation)
         stream = bool(body.get("stream")) if stream is None else stream
         pin = body.pop("provider", None) or req.headers.get("x-ai-provider", "")
         if not isinstance(pin, str):

@@ -12,6 +12,8 @@ from django.conf import settings
 from billing.pricing import quota_for_call, quota_for_minutes, quota_for_tokens
 from relay import errors
 from relay.http import RelayRequest
+from relay.model_suffixes import OPERATIONS as SUFFIX_OPERATIONS
+from relay.model_suffixes import thinking_suffix, with_thinking
 from relay.routing import candidates
 from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts
 from relay.tokenizer import estimate_prompt
@@ -240,6 +242,24 @@ def worst_case(body: dict[str, Any], operation: str, *, audio_seconds: float = 0
     return Usage(prompt, cap * (body.get("n") or 1))
 
 
+def _known(model: str, prices: dict[str, PriceInfo], upstreams: list[UpstreamInfo]) -> bool:
+    return model in prices or any(u.serves(model, g) for u in upstreams for g in u.groups)
+
+
+async def model_resolve(snapshots: Snapshots, body: dict[str, Any], model: str,
+                        operation: str) -> tuple[str, dict[str, Any]]:
+    """The model a request is for and the request itself, once a thinking suffix on an unknown name (see
+    `relay.model_suffixes`) has become the known model and its protocol's thinking parameter."""
+    split = thinking_suffix(model) if operation in SUFFIX_OPERATIONS else None
+    if split is None:
+        return model, body
+    prices, upstreams = await snapshots.prices(), await snapshots.upstreams()
+    base, thinking = split
+    if _known(model, prices, upstreams) or not _known(base, prices, upstreams):
+        return model, body
+    return base, with_thinking(body, operation, thinking)
+
+
 @dataclass
 class Route:
     model: str
@@ -252,7 +272,7 @@ async def route(snapshots: Snapshots, ctx: TokenContext, body: dict[str, Any], m
         raise errors.forbidden(f"This API key may not use the model '{_shown(model)}'.", "model_not_allowed")
     upstreams = await snapshots.upstreams()
     prices = await snapshots.prices()
-    if model not in prices and not any(u.serves(model, g) for u in upstreams for g in u.groups):
+    if not _known(model, prices, upstreams):
         raise errors.not_found(f"The model '{_shown(model)}' does not exist or is not offered here.")
     price = price_for(prices, model)
     found = candidates(upstreams, model=model, group=ctx.group, provider=pin)
