@@ -14,7 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+from relay import errors
 from relay.multipart import Form
+from relay.protocols.gemini_images import answer_images
+from relay.protocols.gemini_response import usage_from_gemini
 from relay.tokenizer import count_text
 from relay.usage import Usage, usage_from_responses
 from relay.wires import OPENAI, OpenAIPassThrough, PassThroughMeter, Plain, _json
@@ -108,6 +111,45 @@ class ImagesViaImagen:
 
     def stream(self) -> PassThroughMeter:
         raise RuntimeError("Imagen answers are never streamed")
+
+
+class ImagesViaGeminiImage:
+    """`POST /v1/images/generations` served by a Gemini image model (gemini-2.5-flash-image and the like) through
+    `generateContent` asking for an image: one image a request, back as `b64_json`, billed on the tokens Gemini
+    reports (an image's among them) unless the model has a price per image."""
+
+    client = OPENAI
+    operation = "generateContent"
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        if (body.get("n") or 1) > 1:
+            raise errors.bad_request("This model makes one image a request: set 'n' to 1.", param="n")
+        if body.get("stream"):
+            raise errors.bad_request("This model's images are not streamed: leave out 'stream'.", param="stream")
+        self.client_body = body
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        config = {"responseModalities": ["TEXT", "IMAGE"],
+                  "imageConfig": {"aspectRatio": imagen_aspect(self.client_body.get("size"))}}
+        return {"contents": [{"role": "user", "parts": [{"text": self.client_body["prompt"]}]}],
+                "generationConfig": config}
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None or not isinstance(data.get("candidates"), list):
+            return None
+        images = [{"b64_json": image} for image in answer_images(data)]
+        usage = usage_from_gemini(data.get("usageMetadata"))
+        if not images:  # refused or filtered: the model answered in words, or not at all
+            return None
+        body = {"created": int(time.time()), "data": images}
+        if usage is not None:
+            body["usage"] = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
+                             "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+        return Plain(json.dumps(body).encode(), usage, "")
+
+    def stream(self) -> PassThroughMeter:
+        raise RuntimeError("Gemini image answers are not streamed here")
 
 
 def images_plain(raw: bytes) -> Plain | None:

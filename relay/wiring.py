@@ -13,7 +13,7 @@ from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenA
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini
 from relay.wires_media import (
-    ImageEditWire, ImageGenerationWire, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
+    ImageEditWire, ImageGenerationWire, ImagesViaGeminiImage, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
 )
 from relay.wires_rerank import RerankWire
 from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
@@ -61,7 +61,7 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if family == "gemini" and chat:
             return OpenAIChatViaGemini(body)
         if family == "gemini" and operation == "images/generations":
-            return ImagesViaImagen(body)
+            return ImagesViaImagen(body) if model.startswith("imagen") else ImagesViaGeminiImage(body)
         if family == "gemini" and operation == "embeddings":
             return OpenAIEmbeddingsViaGemini(body, input_estimate)
     elif client == ANTHROPIC:

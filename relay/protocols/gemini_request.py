@@ -8,6 +8,7 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from relay.protocols.gemini_images import response_modalities, text_parts
 from relay.protocols.gemini_response import as_list, function_call_part, tool_call_id
 from relay.protocols.gemini_schema import schema_from_gemini, schema_to_gemini
 
@@ -80,13 +81,13 @@ def _file_part(file: Any) -> dict | None:
 def _content_parts(content: Any) -> list[dict]:
     """OpenAI message content -> Gemini parts; empty text and unknown part types are dropped."""
     if not isinstance(content, list):
-        return [{"text": t} for t in _texts(content)]
+        return [part for text in _texts(content) for part in text_parts(text)]
     parts: list[dict | None] = []
     for item in content:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind in ("text", "refusal"):
             value = item.get(kind)
-            parts.append({"text": value} if isinstance(value, str) and value else None)
+            parts += text_parts(value) if isinstance(value, str) else []
         elif kind == "image_url":
             parts.append(_image_part(item.get("image_url")))
         elif kind == "input_audio" and isinstance(item.get("input_audio"), dict):
@@ -220,6 +221,8 @@ def openai_chat_to_gemini(body: dict) -> tuple[str, dict]:
         if tool_config:
             out["toolConfig"] = tool_config
     config = _generation_config(body)
+    if modalities := response_modalities(body, model):
+        config["responseModalities"] = modalities
     if config:
         out["generationConfig"] = config
     return model, out

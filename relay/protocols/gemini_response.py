@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from relay.protocols.gemini_images import image_markdown
 from relay.usage import Usage, usage_from_openai
 
 # Every finishReason that means "a filter withheld the output" (python-genai FinishReason; the IMAGE_* and
@@ -102,7 +103,8 @@ def gemini_error_to_openai(error: Any) -> dict:
 
 
 def candidate_parts(candidate: dict) -> list[tuple[str, Any]]:
-    """The parts of a candidate we translate, as ("text" | "thought" | "call", value); other kinds are dropped."""
+    """The parts of a candidate we translate, as ("text" | "thought" | "call" | "image", value); an image is Markdown
+    text; other kinds are dropped."""
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     pieces: list[tuple[str, Any]] = []
@@ -116,6 +118,8 @@ def candidate_parts(candidate: dict) -> list[tuple[str, Any]]:
             pieces.append(("call", {"name": str(call.get("name") or ""), "args": args}))
         elif isinstance(part.get("text"), str) and part["text"]:
             pieces.append(("thought" if part.get("thought") is True else "text", part["text"]))
+        elif (image := image_markdown(part)) is not None:
+            pieces.append(("image", image))
     return pieces
 
 
@@ -128,7 +132,7 @@ def _choice(candidate: dict, position: int, id_seed: str) -> dict:
     index = candidate.get("index") if isinstance(candidate.get("index"), int) else position
     texts, thoughts, calls = [], [], []
     for kind, value in candidate_parts(candidate):
-        {"text": texts, "thought": thoughts, "call": calls}[kind].append(value)
+        {"text": texts, "image": texts, "thought": thoughts, "call": calls}[kind].append(value)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None,
                                "refusal": None}
     if thoughts:

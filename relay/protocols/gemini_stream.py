@@ -96,7 +96,8 @@ class GeminiToOpenAIStream:
                     self._text.append(call["function"]["arguments"])
                 else:
                     frames.append(self._delta(index, {"reasoning_content" if kind == "thought" else "content": value}))
-                    self._text.append(value)
+                    if kind != "image":  # an estimate counts no base64: images are in the usage Gemini reports
+                        self._text.append(value)
             if candidate.get("finishReason"):
                 reason = finish_reason_to_openai(candidate["finishReason"], has_tool_calls=index in self._calls)
                 frames += self._finish(index, reason)

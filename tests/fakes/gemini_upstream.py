@@ -67,6 +67,8 @@ class Behaviour:
     cached_content_tokens: int = 0
     thoughts: str | None = None  # a "thought": true part first; None: a default one only if includeThoughts is set
     thought_signature: str | None = None  # put on the first function call (or text) part
+    image: tuple[str, str] | None = None  # (mimeType, base64): an inlineData part after the text, when the request's
+    # responseModalities include IMAGE (as an image model answers)
     function_call: dict[str, Any] | list[dict[str, Any]] | None = None  # {"name": ..., "args": {...}} or a list
     finish_reason: str = "STOP"
     block_reason: str | None = None  # prompt blocked: promptFeedback and no candidates (HTTP 200)
@@ -287,6 +289,8 @@ def _parts(model: str, b: Behaviour, body: dict[str, Any]) -> list[dict[str, Any
     parts: list[dict[str, Any]] = [{"text": thoughts, "thought": True}] if thoughts is not None else []
     answer: list[dict[str, Any]] = [{"text": text}] if text else []
     answer += [{"functionCall": {"name": call["name"], "args": call.get("args", {})}} for call in calls]
+    if b.image is not None and "IMAGE" in (config.get("responseModalities") or config.get("response_modalities") or []):
+        answer.append({"inlineData": {"mimeType": b.image[0], "data": b.image[1]}})
     if answer and b.thought_signature is not None:
         signed = next((i for i, part in enumerate(answer) if "functionCall" in part), 0)
         answer[signed] = {**answer[signed], "thoughtSignature": b.thought_signature}
