@@ -9,7 +9,7 @@ from relay.errors import RelayError
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
 )
-from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+from relay.wires_gemini import GEMINI, AnthropicViaGemini, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini
 from relay.wires_media import (
@@ -69,6 +69,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
             return AnthropicPassThrough(body)
         if family in OPENAI_LIKE:
             return AnthropicViaOpenAI(body, input_estimate)
+        if family == "gemini":
+            return AnthropicViaGemini(body, input_estimate)
     elif client == GEMINI:
         if family == "gemini":
             return GeminiPassThrough(body)
