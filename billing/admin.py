@@ -26,10 +26,13 @@ from billing.models import (
     ModelPrice,
     RedemptionCode,
     RedemptionStatus,
+    TopUpOrder,
+    TopUpStatus,
     UsageLog,
     UserGroup,
 )
 from billing.redemption import MAX_BATCH, redemption_batch_create, redemption_set_status
+from billing.topups import topup_order_complete
 from config.errors import ServiceError
 from tokens.keys import secret_hash
 
@@ -274,3 +277,18 @@ class RedemptionCodeAdmin(admin.ModelAdmin):
             "%(count)d card key re-enabled.", "%(count)d card keys re-enabled.", changed
         ) % {"count": changed}
         self._report(request, text, skipped)
+
+
+@admin.register(TopUpOrder)
+class TopUpOrderAdmin(ReadOnlyAdmin):
+    list_display = ("trade_no", "user", "amount_usd", "money", "method", "status", "created_at", "paid_at")
+    list_filter = ("status", "method")
+    search_fields = ("trade_no", "gateway_trade_no", "user__username")
+    actions = ("complete_orders",)
+
+    @admin.action(description=_("Mark as paid and credit the balance (orders the gateway never confirmed)"))
+    def complete_orders(self, request: HttpRequest, queryset: QuerySet[TopUpOrder]) -> None:
+        credited = sum(topup_order_complete(trade_no=order.trade_no, gateway_trade_no="manual")
+                       for order in queryset.filter(status=TopUpStatus.PENDING))
+        self.message_user(request, ngettext("%(count)d order credited.", "%(count)d orders credited.", credited)
+                          % {"count": credited}, messages.SUCCESS)

@@ -247,3 +247,32 @@ class UsageRollup(models.Model):
 
     class Meta:
         verbose_name = _("usage rollup mark")
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", _("Awaiting payment")
+    PAID = "paid", _("Paid")
+
+
+class TopUpOrder(models.Model):
+    """An online top-up: made when the user sets off to pay, credited once when the payment gateway confirms it."""
+
+    trade_no = models.CharField(_("order number"), max_length=40, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="topup_orders")
+    method = models.CharField(_("payment method"), max_length=16)
+    amount_usd = models.DecimalField(_("amount (USD)"), max_digits=12, decimal_places=2)
+    money = models.DecimalField(_("price paid"), max_digits=12, decimal_places=2,
+                                help_text=_("In the payment gateway's currency."))
+    quota = models.BigIntegerField(_("quota"))
+    status = models.CharField(_("status"), max_length=16, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    gateway_trade_no = models.CharField(_("gateway's order number"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("online top-up")
+        verbose_name_plural = _("online top-ups")
+
+    def __str__(self) -> str:
+        return self.trade_no

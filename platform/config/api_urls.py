@@ -5,6 +5,7 @@ from django.urls import path
 from accounts import api as accounts_api
 from accounts import api_users
 from billing import api as billing_api
+from billing import api_topup as topup_api
 from config.status import status_view
 from relay import api as relay_api
 from tokens import api as tokens_api
@@ -19,6 +20,8 @@ urlpatterns = [
     path("user/token", accounts_api.access_token),
     path("user/topup", accounts_api.topup),
     path("user/checkin", accounts_api.checkin),
+    path("user/pay", topup_api.pay),
+    path("user/epay/notify", topup_api.epay_notify, name="epay-notify"),
     path("user/manage", api_users.manage),
     path("user/", api_users.users),
     path("user/<int:user_id>", api_users.user_detail),

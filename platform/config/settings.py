@@ -224,6 +224,15 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_MINUTES", 60) * 60
+# Online top-up through an Epay (易支付) gateway: off unless EPAY_URL, EPAY_PID and EPAY_KEY are set.
+EPAY_URL = env("EPAY_URL", "")
+EPAY_PID = env("EPAY_PID", "")
+EPAY_KEY = env("EPAY_KEY", "")
+TOPUP_PRICE = env_decimal("TOPUP_PRICE", "7.3")  # what one US dollar of quota costs, in the gateway's currency
+TOPUP_CURRENCY = env("TOPUP_CURRENCY", "CNY")
+TOPUP_MIN_USD = env_int("TOPUP_MIN_USD", 1)
+TOPUP_MAX_USD = env_int("TOPUP_MAX_USD", 10_000)
+TOPUP_METHODS = env_list("TOPUP_METHODS", "alipay,wxpay")
 DEFAULT_GROUP = env("DEFAULT_GROUP", "default")
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 7)
 DISPLAY_CURRENCY = env("DISPLAY_CURRENCY", "USD")

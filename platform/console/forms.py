@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -79,6 +81,28 @@ class RedeemForm(ConsoleForm):
     code = forms.CharField(
         label=_("Card key"), max_length=128,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}))
+
+
+PAYMENT_METHOD_NAMES = {"alipay": _("Alipay"), "wxpay": _("WeChat Pay"), "qqpay": _("QQ Pay")}
+
+
+class PayForm(ConsoleForm):
+    """An online top-up: whole US dollars of quota, and how to pay (the operator's TOPUP_METHODS)."""
+
+    amount = forms.IntegerField(label=_("Amount (US dollars of quota)"))
+    method = forms.ChoiceField(label=_("Pay with"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        amount = self.fields["amount"]
+        amount.min_value, amount.max_value = settings.TOPUP_MIN_USD, settings.TOPUP_MAX_USD
+        amount.widget.attrs.update(min=settings.TOPUP_MIN_USD, max=settings.TOPUP_MAX_USD)
+        amount.validators = [MinValueValidator(settings.TOPUP_MIN_USD), MaxValueValidator(settings.TOPUP_MAX_USD)]
+        amount.initial = max(settings.TOPUP_MIN_USD, 10)
+        methods = settings.TOPUP_METHODS
+        self.fields["method"].choices = [(m, PAYMENT_METHOD_NAMES.get(m, m)) for m in methods]
+        self.fields["method"].initial = methods[0] if methods else None
+        self.price_text = f"{settings.TOPUP_PRICE:.2f} {settings.TOPUP_CURRENCY}"
 
 
 class TokenForm(ConsoleForm):

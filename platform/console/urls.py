@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, public, recovery, tasks
+from console.views import account, auth, keys, logs, payments, public, recovery, tasks
 
 app_name = "console"
 
@@ -21,6 +21,8 @@ urlpatterns = [
     path("dashboard/", account.dashboard, name="dashboard"),
     path("topup/", account.topup, name="topup"),
     path("topup/redeem/", account.redeem, name="redeem"),
+    path("topup/pay/", payments.topup_pay, name="topup_pay"),
+    path("topup/return/", payments.topup_return, name="topup_return"),
     path("checkin/", account.checkin, name="checkin"),
     path("settings/", account.settings_view, name="settings"),
     path("settings/access-token/", account.access_token, name="access_token"),

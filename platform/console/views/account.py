@@ -11,9 +11,10 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.services import CheckinError, access_token_issue, checkin_claim
+from billing.epay import epay_enabled
 from billing.redemption import RedemptionError, redemption_redeem
 from billing.reports import credits_recent
-from console.forms import RedeemForm
+from console.forms import PayForm, RedeemForm
 from console.money import quota_usd_text
 from console.selectors import checked_in_today, dashboard as dashboard_data
 from console.views.auth import TRIAL_SESSION_KEY
@@ -39,6 +40,7 @@ def topup(request: HttpRequest) -> HttpResponse:
         "form": RedeemForm(),
         "credits": credits_recent(user_id=request.user.pk),
         "checked_in": checked_in_today(request.user),
+        "pay_form": PayForm() if epay_enabled() else None,
     })
 
 
@@ -63,7 +65,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
             return redirect("console:topup")
         return render(request, "console/topup.html", {
             "form": form, "credits": credits_recent(user_id=request.user.pk),
-            "checked_in": checked_in_today(request.user),
+            "checked_in": checked_in_today(request.user), "pay_form": PayForm() if epay_enabled() else None,
         })
     response = render(request, "console/partials/redeem_result.html", {"form": form, "card": card})
     return trigger_client_event(response, BALANCE_CHANGED) if card is not None else response
