@@ -84,6 +84,7 @@ class LedgerReason(models.TextChoices):
     CHECKIN = "checkin", _("Daily check-in")
     REDEEM = "redeem", _("Card key redeemed")
     TOPUP = "topup", _("Top-up")
+    INVITE = "invite", _("Invitation reward")
     ADMIN_ADJUST = "admin_adjust", _("Adjusted by an administrator")
     RESERVE = "reserve", _("Reserved for a request")
     SETTLE = "settle", _("Request settled")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -17,7 +18,7 @@ from billing.retention import usage_totals
 
 # Balance changes a user makes or receives themselves, as opposed to the per-request reserve/settle rows.
 CREDIT_REASONS = (LedgerReason.SIGNUP, LedgerReason.CHECKIN, LedgerReason.REDEEM, LedgerReason.TOPUP,
-                  LedgerReason.ADMIN_ADJUST)
+                  LedgerReason.INVITE, LedgerReason.ADMIN_ADJUST)
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,16 @@ def trial_credit(*, user_id: int) -> int:
     """The trial quota credited when the user registered (0 when there was none)."""
     row = LedgerEntry.objects.filter(user_id=user_id, reason=LedgerReason.SIGNUP).aggregate(total=Sum("amount"))
     return row["total"] or 0
+
+
+@dataclass(frozen=True)
+class Invitations:
+    count: int  # accounts that signed up with the user's invite code
+    earned: int  # quota the user was credited for them
+
+
+def invitations(*, user_id: int) -> Invitations:
+    """How many accounts the user invited, and what the invitations earned them."""
+    earned = LedgerEntry.objects.filter(user_id=user_id, reason=LedgerReason.INVITE, ref__startswith="invited:")
+    return Invitations(count=get_user_model().objects.filter(invited_by_id=user_id).count(),
+                       earned=earned.aggregate(total=Sum("amount"))["total"] or 0)

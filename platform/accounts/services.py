@@ -60,8 +60,20 @@ def user_register(
     )
     if settings.NEW_USER_QUOTA > 0:
         ledger_credit(user_id=user.pk, amount=settings.NEW_USER_QUOTA, reason=LedgerReason.SIGNUP)
-        user.refresh_from_db(fields=["quota"])
+    if inviter is not None and inviter.status == UserStatus.ENABLED:
+        _invitation_reward(inviter=inviter, invitee=user)
+    user.refresh_from_db(fields=["quota"])
     return user
+
+
+def _invitation_reward(*, inviter: User, invitee: User) -> None:
+    """INVITEE_QUOTA to the new account and INVITER_QUOTA to the account that invited it, through the ledger."""
+    if settings.INVITEE_QUOTA > 0:
+        ledger_credit(user_id=invitee.pk, amount=settings.INVITEE_QUOTA, reason=LedgerReason.INVITE,
+                      ref=f"invited-by:{inviter.pk}")
+    if settings.INVITER_QUOTA > 0:
+        ledger_credit(user_id=inviter.pk, amount=settings.INVITER_QUOTA, reason=LedgerReason.INVITE,
+                      ref=f"invited:{invitee.pk}")
 
 
 def user_authenticate(*, request: HttpRequest | None, username: str, password: str, client_ip: str = "") -> User:

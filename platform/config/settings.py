@@ -211,6 +211,8 @@ NEW_USER_QUOTA = env_int("NEW_USER_QUOTA", 500_000)
 CHECKIN_QUOTA_MIN = env_int("CHECKIN_QUOTA_MIN", 10_000)
 CHECKIN_QUOTA_MAX = env_int("CHECKIN_QUOTA_MAX", 50_000)
 REGISTRATION_ENABLED = env_bool("REGISTRATION_ENABLED", True)
+INVITER_QUOTA = env_int("INVITER_QUOTA", 0)  # credited to whoever invited a new account
+INVITEE_QUOTA = env_int("INVITEE_QUOTA", 0)  # credited to the new account, on top of NEW_USER_QUOTA
 
 # Mail (password-reset links): SMTP when EMAIL_HOST is set, else printed to the server's output.
 EMAIL_HOST = env("EMAIL_HOST", "")

@@ -77,3 +77,30 @@ def test_failed_logins_are_throttled(user, settings):
         user_authenticate(request=None, username="alice", password="s3cret-pass-word", client_ip="10.0.0.1")
     assert exc.value.status == 429
     assert user_authenticate(request=None, username="alice", password="s3cret-pass-word", client_ip="10.0.0.2")
+
+
+def test_invitations_are_rewarded_through_the_ledger_when_the_operator_sets_rewards(user, settings, client):
+    settings.NEW_USER_QUOTA, settings.INVITER_QUOTA, settings.INVITEE_QUOTA = 500_000, 250_000, 100_000
+    inviter_before = user.quota
+    guest = user_register(username="guest", password="another-good-pass", invite_code=user.invite_code)
+    assert guest.invited_by == user and guest.quota == 600_000
+    user.refresh_from_db()
+    assert user.quota == inviter_before + 250_000
+    rows = LedgerEntry.objects.filter(reason=LedgerReason.INVITE).order_by("id")
+    assert [(r.user_id, r.amount, r.ref) for r in rows] == [
+        (guest.pk, 100_000, f"invited-by:{user.pk}"), (user.pk, 250_000, f"invited:{guest.pk}")]
+    stranger = user_register(username="stranger", password="another-good-pass", invite_code="nope")
+    assert stranger.invited_by is None and stranger.quota == 500_000  # an unknown code is no invitation
+    client.force_login(user)
+    page = client.get("/settings/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "You get $0.50 for each of them." in page and "They get $0.20 extra" in page
+    assert "1 person signed up with your link; you earned $0.50." in page
+
+
+def test_no_rewards_by_default_and_none_for_a_disabled_inviter(user, settings):
+    user_register(username="guest", password="another-good-pass", invite_code=user.invite_code)
+    assert not LedgerEntry.objects.filter(reason=LedgerReason.INVITE).exists()
+    settings.INVITER_QUOTA = settings.INVITEE_QUOTA = 1000
+    user_set_status(user=user, status=UserStatus.DISABLED)
+    guest = user_register(username="guest2", password="another-good-pass", invite_code=user.invite_code)
+    assert guest.invited_by == user and not LedgerEntry.objects.filter(reason=LedgerReason.INVITE).exists()
