@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from billing.groups import group_delete, group_save, price_save
 from billing.models import ModelCategory, ModelPrice, RedemptionCode, UsageLog, UserGroup
 from billing.redemption import redemption_batch_create, redemption_delete
-from billing.selectors import LogFilter, price_list, price_render, usage_logs
+from billing.selectors import LogFilter, price_list, price_render, usage_logs, usage_stat
 from config.api import IsPlatformAdmin, ok, paginated, validated
 from config.api_fields import (
     MAX_CONCURRENCY_LIMIT, MAX_POSITIVE_INT, MAX_QUOTA, MAX_RPM_LIMIT, PAGE_PARAMETERS, UnixTimeField, reject_nul, unix,
@@ -265,6 +265,20 @@ def logs_self(request: Request) -> Response:
 @permission_classes([IsPlatformAdmin])
 def logs_all(request: Request) -> Response:
     return paginated(request, usage_logs(user_id=None, f=_log_filter(request)), log_render_admin)
+
+
+@extend_schema(parameters=[LogQuery], responses=dict)
+@api_view(["GET"])
+def logs_self_stat(request: Request) -> Response:
+    """The caller's quota under the log filters, and requests and tokens in the last minute."""
+    return ok(usage_stat(user_id=request.user.pk, f=_log_filter(request)))
+
+
+@extend_schema(parameters=[LogQuery], responses=dict)
+@api_view(["GET"])
+@permission_classes([IsPlatformAdmin])
+def logs_all_stat(request: Request) -> Response:
+    return ok(usage_stat(user_id=None, f=_log_filter(request)))
 
 
 def _get(model: type, pk: int) -> Any:

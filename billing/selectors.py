@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from billing.models import ModelPrice, UsageLog, UserGroup
 from billing.pricing import usd_per_million
@@ -43,6 +45,16 @@ def usage_logs(*, user_id: int | None, f: LogFilter) -> QuerySet[UsageLog]:
     if f.status:
         qs = qs.filter(status=f.status)
     return qs.select_related("user").order_by("-created_at", "-id")
+
+
+def usage_stat(*, user_id: int | None, f: LogFilter) -> dict[str, int]:
+    """The quota the filtered logs add up to, and the requests and tokens of the last minute under the same filter
+    without its time range (new-api's `rpm` and `tpm`)."""
+    quota = usage_logs(user_id=user_id, f=f).order_by().aggregate(total=Coalesce(Sum("quota"), 0))["total"]
+    minute = replace(f, start=timezone.now() - timedelta(seconds=60), end=None)
+    recent = usage_logs(user_id=user_id, f=minute).order_by().aggregate(
+        requests=Count("id"), tokens=Coalesce(Sum("prompt_tokens"), 0) + Coalesce(Sum("completion_tokens"), 0))
+    return {"quota": quota, "rpm": recent["requests"], "tpm": recent["tokens"]}
 
 
 def price_list(*, groups: list[UserGroup]) -> list[dict]:

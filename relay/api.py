@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -15,7 +16,7 @@ from config.api import IsPlatformAdmin, ok, paginated, validated
 from config.api_fields import PAGE_PARAMETERS, FlexibleListField, reject_nul, unix, validated_query
 from config.errors import NotFound
 from relay.models import Upstream, UpstreamStatus
-from relay.probe import upstream_test
+from relay.probe import upstream_models_fetch, upstream_test
 from relay.providers import PROVIDER_CHOICES
 from relay.upstreams import upstream_save
 
@@ -138,6 +139,15 @@ def upstream_test_view(request: Request, upstream_id: int) -> Response:
     message = _("The upstream answered.") if result.ok else result.message
     return Response({"success": result.ok, "message": message, "time": result.latency_ms / 1000,
                      "data": {"latency_ms": result.latency_ms}})
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([IsPlatformAdmin])
+def upstream_models_view(request: Request, upstream_id: int) -> Response:
+    """The models the upstream itself lists, to fill in its `models`."""
+    result = asyncio.run(upstream_models_fetch(_get(upstream_id)))
+    return Response({"success": result.ok, "message": result.message, "data": result.models})
 
 
 def _get(upstream_id: int) -> Upstream:

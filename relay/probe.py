@@ -1,4 +1,5 @@
-"""Testing an upstream with a one-token request: for operators, and to re-enable auto-disabled upstreams."""
+"""Asking an upstream: a one-token test request (for operators, and to re-enable auto-disabled upstreams), and the
+models it lists (for operators filling in an upstream's models)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from django.utils import timezone
@@ -14,7 +16,7 @@ from relay.adapters import adapter_for
 from relay.adapters.base import Call
 from relay.forward import error_message, redact
 from relay.models import Upstream, UpstreamStatus
-from relay.overrides import upstream_body
+from relay.overrides import headers_with_overrides, upstream_body
 from relay.snapshots import upstream_info
 
 
@@ -66,3 +68,50 @@ def upstreams_retest() -> int:
     for upstream in Upstream.objects.filter(status=UpstreamStatus.AUTO_DISABLED):
         back += upstream_test(upstream=upstream, reenable=True).ok
     return back
+
+
+@dataclass(frozen=True)
+class ModelList:
+    ok: bool
+    models: list[str]
+    message: str = ""
+
+
+MODEL_PAGES = 20  # Gemini lists in pages; enough for every model it has
+
+
+def _listing_url(info: Any, family: str) -> str:
+    if family == "gemini":
+        return f"{info.base_url.removesuffix('/v1beta')}/v1beta/models"
+    adapter = adapter_for(info)
+    return adapter.url(Call(upstream=info, key="", operation="models", body={}, stream=False))
+
+
+async def upstream_models_fetch(upstream: Upstream) -> ModelList:
+    """The model names the upstream itself lists (OpenAI-compatible, Anthropic and Gemini upstreams)."""
+    info = upstream_info(upstream)
+    adapter = adapter_for(info) if info is not None else None
+    if info is None or adapter is None or adapter.family not in ("openai", "anthropic", "gemini") or not info.keys:
+        return ModelList(False, [], "This upstream does not list its models.")
+    call = Call(upstream=info, key=info.keys[0], operation="models", body={}, stream=False)
+    headers = headers_with_overrides(adapter.headers(call), info.header_override, call.key)
+    headers.pop("content-type", None)
+    url, params, names = _listing_url(info, adapter.family), {"pageSize": "1000"}, []
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=info.connect_timeout + info.first_byte_timeout) as client:
+            for _page in range(MODEL_PAGES):
+                response = await client.get(url, headers=headers, params=params if adapter.family == "gemini" else None)
+                if response.status_code >= 400:
+                    message = redact(error_message(response.content), info.keys)
+                    return ModelList(False, [], f"HTTP {response.status_code}: {message}")
+                data = response.json()
+                rows = data.get("models") if adapter.family == "gemini" else data.get("data")
+                names += [str(row.get("name") or "").removeprefix("models/") if adapter.family == "gemini"
+                          else str(row.get("id") or "") for row in rows or [] if isinstance(row, dict)]
+                token = data.get("nextPageToken") if adapter.family == "gemini" else None
+                if not token:
+                    break
+                params = {"pageSize": "1000", "pageToken": str(token)}
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return ModelList(False, [], f"unreachable or unreadable: {type(exc).__name__}")
+    return ModelList(True, sorted({name for name in names if name}))

@@ -33,6 +33,7 @@ urlpatterns = [
     path("channel/", relay_api.upstreams),
     path("channel/<int:upstream_id>", relay_api.upstream_detail),
     path("channel/test/<int:upstream_id>", relay_api.upstream_test_view),
+    path("channel/fetch_models/<int:upstream_id>", relay_api.upstream_models_view),
     # billing
     path("redemption/", billing_api.redemptions),
     path("redemption/<int:card_id>", billing_api.redemption_detail),
@@ -42,5 +43,7 @@ urlpatterns = [
     path("pricing/", billing_api.prices),
     path("pricing/<int:price_id>", billing_api.price_detail),
     path("log/self", billing_api.logs_self),
+    path("log/self/stat", billing_api.logs_self_stat),
+    path("log/stat", billing_api.logs_all_stat),
     path("log/", billing_api.logs_all),
 ]
