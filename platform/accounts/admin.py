@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User, UserStatus
 from accounts.services import user_adjust_quota, user_set_status
+from accounts.two_factor import two_factor_reset
 from billing.groups import group_default
 from billing.pricing import quota_to_usd
 from config.errors import ServiceError
@@ -53,7 +54,8 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         (_("Profile"), {"fields": ("display_name", "email", "phone", "first_name", "last_name")}),
-        (_("Account"), {"fields": ("group", "role", "status", "invite_code", "invited_by", "access_token_hint")}),
+        (_("Account"), {"fields": ("group", "role", "status", "invite_code", "invited_by", "access_token_hint",
+                                   "two_factor_enabled_at")}),
         (_("Balance"), {"fields": ("balance", "used", "request_count", "last_checkin_date")}),
         (_("Permissions"), {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
@@ -62,7 +64,8 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "usable_password", "password1", "password2")}),
         (_("Account"), {"fields": ("group", "role", "display_name", "email")}),
     )
-    readonly_fields = ("balance", "used", "request_count", "access_token_hint", "last_login", "date_joined")
+    readonly_fields = ("balance", "used", "request_count", "access_token_hint", "two_factor_enabled_at", "last_login",
+                       "date_joined")
     list_display = (
         "username", "display_name", "email", "group", "role", "status", "balance", "used", "request_count",
         "date_joined", "last_login",
@@ -71,7 +74,7 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ("group",)
     search_fields = ("username", "display_name", "email", "phone", "invite_code")
     raw_id_fields = ("invited_by",)
-    actions = ("enable_users", "disable_users")
+    actions = ("enable_users", "disable_users", "reset_two_factor")
 
     @admin.display(description=_("balance (quota)"), ordering="quota")
     def balance(self, obj: User) -> str:
@@ -158,3 +161,14 @@ class UserAdmin(DjangoUserAdmin):
         if queryset.filter(pk=request.user.pk).exists():
             message += " " + gettext("Your own account was left as it is.")
         self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(description=_("Turn off two-factor authentication (a user who lost their device)"),
+                  permissions=["change"])
+    def reset_two_factor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.filter(two_factor_enabled_at__isnull=False))
+        for user in users:
+            two_factor_reset(user=user)
+        count = len(users)
+        self.message_user(request, ngettext("Two-factor authentication turned off for %(count)d user.",
+                                            "Two-factor authentication turned off for %(count)d users.", count)
+                          % {"count": count}, messages.SUCCESS)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from accounts.services import access_token_issue, checkin_claim, user_authenticate, user_register
+from accounts.two_factor import login_pending_start
 from billing.redemption import redemption_redeem
 from config.api import ok, validated
 from config.api_fields import unix
@@ -54,6 +55,7 @@ def user_render(user: User) -> dict:
         "invite_code": user.invite_code,
         "last_checkin_date": user.last_checkin_date.isoformat() if user.last_checkin_date else None,
         "access_token": user.access_token_hint or None,
+        "two_factor_enabled": user.two_factor_enabled_at is not None,
         "created_time": unix(user.date_joined),
     }
 
@@ -81,6 +83,9 @@ def login_view(request: Request) -> Response:
         request=request._request, username=data["username"], password=data["password"],
         client_ip=client_ip(request._request) or "",
     )
+    if user.two_factor_enabled_at:  # the password was right; `/api/user/login/2fa` takes the code
+        login_pending_start(request._request.session, user)
+        return ok({"require_2fa": True}, _("Enter the code from your authenticator app."))
     login(request._request, user)
     return ok(user_render(user), _("Logged in."))
 

@@ -48,6 +48,12 @@ class User(AbstractUser):
     )
     access_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     access_token_hint = models.CharField(_("access token"), max_length=32, blank=True, editable=False)
+    # Two-factor authentication (accounts/two_factor.py): the TOTP secret encrypted at rest, set up before it is on.
+    two_factor_enabled_at = models.DateTimeField(_("two-factor authentication since"), null=True, blank=True,
+                                                 editable=False)
+    totp_secret_encrypted = models.TextField(blank=True, editable=False)
+    totp_last_step = models.BigIntegerField(default=0, editable=False)  # a code is accepted once
+    backup_code_hashes = models.JSONField(default=list, blank=True, editable=False)
 
     objects = AccountManager()
 

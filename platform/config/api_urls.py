@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import api as accounts_api
+from accounts import api_two_factor as two_factor_api
 from accounts import api_users
 from billing import api as billing_api
 from billing import api_topup as topup_api
@@ -15,6 +16,11 @@ urlpatterns = [
     # accounts
     path("user/register", accounts_api.register),
     path("user/login", accounts_api.login_view),
+    path("user/login/2fa", two_factor_api.login_code),
+    path("user/2fa/status", two_factor_api.status),
+    path("user/2fa/setup", two_factor_api.setup),
+    path("user/2fa/enable", two_factor_api.enable),
+    path("user/2fa/disable", two_factor_api.disable),
     path("user/logout", accounts_api.logout_view),
     path("user/self", accounts_api.self_view),
     path("user/token", accounts_api.access_token),

@@ -75,6 +75,15 @@ class LoginForm(ConsoleForm):
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
+class CodeForm(ConsoleForm):
+    """A code from an authenticator app, or a backup code."""
+
+    code = forms.CharField(
+        label=_("Code"), max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True,
+                                      "spellcheck": "false", "autocapitalize": "none"}))
+
+
 class RedeemForm(ConsoleForm):
     """A card key to redeem."""
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, payments, public, recovery, tasks
+from console.views import account, auth, keys, logs, payments, public, recovery, tasks, two_factor
 
 app_name = "console"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("docs/", public.docs, name="docs"),
     path("register/", auth.register, name="register"),
     path("login/", auth.login_view, name="login"),
+    path("login/code/", two_factor.login_code, name="login_code"),
     path("logout/", auth.logout_view, name="logout"),
     path("account/password/", auth.password_change, name="password_change"),
     path("account/email/", recovery.email_change, name="email_change"),
@@ -26,6 +27,8 @@ urlpatterns = [
     path("checkin/", account.checkin, name="checkin"),
     path("settings/", account.settings_view, name="settings"),
     path("settings/access-token/", account.access_token, name="access_token"),
+    path("settings/two-factor/", two_factor.two_factor, name="two_factor"),
+    path("settings/two-factor/off/", two_factor.two_factor_off, name="two_factor_off"),
     path("keys/", keys.keys, name="keys"),
     path("keys/new/", keys.key_create, name="key_create"),
     path("keys/<int:token_id>/", keys.key_row, name="key_row"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.services import user_authenticate, user_register
+from accounts.two_factor import login_pending_start
 from billing.reports import trial_credit
 from config.errors import ServiceError
 from console.forms import LoginForm, RegisterForm
@@ -24,7 +27,7 @@ from relay.client_ip import client_ip
 TRIAL_SESSION_KEY = "console_trial_credit"
 
 
-def _next_url(request: HttpRequest) -> str:
+def next_url(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                                   require_https=request.is_secure()):
@@ -32,7 +35,7 @@ def _next_url(request: HttpRequest) -> str:
     return reverse("console:dashboard")
 
 
-def _sign_in(request: HttpRequest, user: User) -> None:
+def sign_in(request: HttpRequest, user: User) -> None:
     """Log the user in; on their very first login, remember to show the trial credit they received."""
     first_login = user.last_login is None
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -57,7 +60,7 @@ def register(request: HttpRequest) -> HttpResponse:
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
-            _sign_in(request, user)
+            sign_in(request, user)
             return redirect("console:dashboard")
     return render(request, "console/register.html", {"form": form, "new_user_quota": settings.NEW_USER_QUOTA})
 
@@ -65,7 +68,7 @@ def register(request: HttpRequest) -> HttpResponse:
 def login_view(request: HttpRequest) -> HttpResponse:
     """Log in with the same throttled check the management API uses, then go to `next` or the dashboard."""
     if request.user.is_authenticated:
-        return redirect(_next_url(request))
+        return redirect(next_url(request))
     form = LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -74,8 +77,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
-            _sign_in(request, user)
-            return redirect(_next_url(request))
+            if user.two_factor_enabled_at:  # the password was right; the code comes next
+                login_pending_start(request.session, user)
+                target = reverse("console:login_code")
+                return redirect(f"{target}?{urlencode({'next': next_url(request)})}")
+            sign_in(request, user)
+            return redirect(next_url(request))
     return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
                                                   "registration_enabled": settings.REGISTRATION_ENABLED})
 
