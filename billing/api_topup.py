@@ -1,4 +1,5 @@
-"""Online top-up endpoints: start a payment (`/api/user/pay`), and the gateway's notification (`/api/user/epay/notify`)."""
+"""Online top-up endpoints: start a payment (`/api/user/pay`), and the gateway's notification
+(`/api/user/epay/notify`)."""
 
 from __future__ import annotations
 

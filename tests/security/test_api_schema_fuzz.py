@@ -140,6 +140,9 @@ def _books() -> tuple[dict[int, int], int | None]:
     return dict(User.objects.values_list("pk", "quota")), LedgerEntry.objects.aggregate(last=Max("pk"))["last"]
 
 
+LOGIN_PATHS = ("/api/user/login", "/api/user/login/2fa")
+
+
 def _error_envelope_problem(response: schemathesis.Response) -> str | None:
     """Why an error answer is not `{"success": false, "message": "<text>", "data": null}`, or None when it is."""
     try:
@@ -160,9 +163,9 @@ def call_and_check(case: schemathesis.Case, caller: Caller, app: Any, balanced: 
     before = _books()
     response = case.call(app=app, headers=caller.headers)
     case.validate_response(response, checks=[not_a_server_error])
-    # Only wrong credentials at login answer 401: anything else means the caller's token stopped working and the
-    # run would be fuzzing the authentication check alone.
-    assert response.status_code != 401 or case.path == "/api/user/login", f"{case.method} {case.path}: 401"
+    # Only wrong credentials at login (a password, or a two-factor code) answer 401: anything else means the
+    # caller's token stopped working and the run would be fuzzing the authentication check alone.
+    assert response.status_code != 401 or case.path in LOGIN_PATHS, f"{case.method} {case.path}: 401"
     if response.status_code >= 400:
         problem = _error_envelope_problem(response)
         assert problem is None, f"{case.method} {case.formatted_path} -> {response.status_code}: {problem}"
