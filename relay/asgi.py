@@ -47,6 +47,7 @@ OPERATIONS = {
     "/v1/embeddings": "embeddings",
     "/v1/moderations": "moderations",
     "/v1/responses": "responses",
+    "/v1/responses/compact": "responses/compact",
     "/v1/images/generations": "images/generations",
     "/v1/images/edits": "images/edits",
     "/v1/audio/speech": "audio/speech",

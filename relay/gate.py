@@ -137,6 +137,11 @@ def validate(body: dict[str, Any], operation: str) -> str:
                                      param="response_format")
     if operation == "responses" and body.get("input") in (None, "", []):
         raise errors.bad_request("'input' is required.", param="input")
+    if operation == "responses/compact":
+        if body.get("input") in (None, "", []) and not body.get("previous_response_id"):
+            raise errors.bad_request("'input' or 'previous_response_id' is required.", param="input")
+        if body.get("stream"):
+            raise errors.bad_request("A compaction is not streamed: leave out 'stream'.", param="stream")
     if operation == "rerank":
         if not isinstance(body.get("query"), str) or not body["query"].strip():
             raise errors.bad_request("'query' is required and must be a string.", param="query")

@@ -48,7 +48,7 @@ def estimate_prompt(body: dict[str, Any], operation: str) -> int:
         if body.get("tools"):
             total += count_text(str(body["tools"]))
         return total
-    if operation == "responses":  # instructions plus input: a string, or items whose content holds text
+    if operation in ("responses", "responses/compact"):  # instructions plus input: a string, or items with text
         items = body.get("input")
         items = [{"content": items}] if isinstance(items, str) else items if isinstance(items, list) else []
         total = count_text(str(body.get("instructions") or ""))

@@ -64,6 +64,21 @@ class ResponsesPassThrough:
         return _ResponsesMeter()
 
 
+class ResponsesCompactPassThrough(ResponsesPassThrough):
+    """`/v1/responses/compact` (a long conversation compacted, as Codex asks): natively only, never streamed."""
+
+    operation = "responses/compact"
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        return dict(self.client_body, model=model)
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        if data is None or data.get("object") != "response.compaction":
+            return None
+        return Plain(raw, usage_from_responses(data.get("usage")), _responses_text(data))
+
+
 class ResponsesViaChat:
     """A Responses API client served by an OpenAI-compatible upstream that has only chat completions."""
 

@@ -16,7 +16,7 @@ from relay.wires_media import (
     ImageEditWire, ImageGenerationWire, ImagesViaGeminiImage, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
 )
 from relay.wires_rerank import RerankWire
-from relay.wires_responses import ResponsesPassThrough, ResponsesViaChat
+from relay.wires_responses import ResponsesCompactPassThrough, ResponsesPassThrough, ResponsesViaChat
 
 OPENAI_LIKE = {"openai", "demo", "azure"}
 MEDIA_OPERATIONS = {"audio/speech", "audio/transcriptions", "audio/translations", "images/edits"}
@@ -43,6 +43,9 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if native_responses and family != "demo":
             return ResponsesPassThrough(body)
         return ResponsesViaChat(body, input_estimate)
+    if operation == "responses/compact":  # only where the upstream has the Responses API itself
+        native = client == OPENAI and family in OPENAI_LIKE - {"demo"} and native_responses
+        return ResponsesCompactPassThrough(body) if native else None
     if operation in EMBED_ACTIONS:  # Gemini clients' embeddings
         if family == "gemini":
             return GeminiEmbedPassThrough(operation, body)

@@ -184,6 +184,7 @@ class FakeOpenAIApp(MediaRoutes):
             ("POST", "/embeddings"): self._embeddings,
             ("POST", "/moderations"): self._moderations,
             ("POST", "/responses"): self._responses,
+            ("POST", "/responses/compact"): self._compact,
             ("POST", "/images/generations"): self._images,
             **self.media_routes(),
             ("GET", "/models"): self._models,
@@ -399,6 +400,19 @@ class FakeOpenAIApp(MediaRoutes):
             yield {"type": "response.completed", "sequence_number": len(pieces) + 1, "response": response}
 
         await self._stream(send, stop, b, events())
+
+    async def _compact(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
+                       b: Behaviour) -> None:
+        """A compacted conversation: the kept user messages and one opaque compaction item."""
+        if request.body.get("input") is None and not request.body.get("previous_response_id"):
+            return await _send_missing(send, "input")
+        kept = [item for item in request.body.get("input") or [] if isinstance(item, dict) and item.get("role") == "user"]
+        usage = {"input_tokens": b.prompt_tokens, "input_tokens_details": {"cached_tokens": b.cached_tokens},
+                 "output_tokens": b.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": b.prompt_tokens + b.completion_tokens}
+        output = [*kept, {"type": "compaction", "id": "cmp_1", "encrypted_content": "gAAAA-opaque"}]
+        await self._reply(send, stop, b, {"id": f"resp_{uuid.uuid4().hex[:16]}", "object": "response.compaction",
+                                          "created_at": int(time.time()), "output": output, "usage": usage})
 
     async def _images(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
                       b: Behaviour) -> None:
