@@ -246,6 +246,22 @@ def video_submission(body: dict[str, Any], endpoint: str, files: list[Upload] | 
                       notify_hook=hook)
 
 
+def video_remix_submission(parent: Any, body: dict[str, Any], endpoint: str) -> Submission:
+    """`POST /v1/videos/{id}/remix`: the caller's finished video made again with a new prompt, at the same upstream,
+    model, length and size (and priced like them)."""
+    prompt = _text(body, "prompt", required=True)
+    kept = parent.request or {}
+    seconds = int(kept.get("seconds") or parent.units)
+    video: dict[str, Any] = {"prompt": prompt, "seconds": seconds, "video_id": parent.public_id,
+                             "remixed_from_video_id": parent.public_id}
+    size = str(kept.get("size") or "")
+    if size:
+        video["size"] = size
+    return Submission(kind=TaskKind.VIDEO, action="remix", operation="remix", model=parent.model, body=video,
+                      endpoint=endpoint, units=Decimal(seconds), size=size, quality=str(kept.get("mode") or ""),
+                      parent_id=parent.public_id, parent_field="video_id")
+
+
 def kling_submission(operation: str, body: dict[str, Any], endpoint: str) -> Submission:
     """Kling's own format (`/kling/v1/videos/text2video|image2video`, protocols.md 9.2): `model_name`, `duration` as
     a string, `callback_url`; its `external_task_id` is kept as the task's state."""

@@ -65,7 +65,7 @@ def openai_video(task: MediaTask) -> dict[str, Any]:
         "status": OPENAI_STATUS[task.status], "progress": task.progress, "created_at": _s(task.submitted_at),
         "completed_at": _s(task.finished_at) if task.status == TaskStatus.SUCCESS else None, "expires_at": None,
         "seconds": str(request.get("seconds") or int(task.units)), "size": str(request.get("size") or ""),
-        "prompt": str(request.get("prompt") or ""), "remixed_from_video_id": None, "error": _error(task),
+        "prompt": str(request.get("prompt") or ""), "remixed_from_video_id": request.get("remixed_from_video_id"), "error": _error(task),
         "metadata": {"url": task.result_url} if task.result_url else {},
     }
 

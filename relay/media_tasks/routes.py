@@ -177,6 +177,13 @@ async def video_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, args
     return 200, render.openai_video(accepted.task)
 
 
+async def video_remix(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str],
+                      send: Send) -> Reply:
+    parent = await _task(ctx, args["id"], (TaskKind.VIDEO,))
+    accepted = await task_submit(app, req, ctx, intake.video_remix_submission(parent, req.json(), req.path))
+    return 200, render.openai_video(accepted.task)
+
+
 async def video_fetch(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
     return 200, render.envelope(render.task_dto(await _task(ctx, args["id"], (TaskKind.VIDEO,))))
 
@@ -240,6 +247,7 @@ ROUTES = [
     _route("POST", r"/v1/video/generations", video_submit),
     _route("GET", r"/v1/video/generations/(?P<id>[^/]+)", video_fetch),
     _route("POST", r"/v1/videos", video_submit),
+    _route("POST", r"/v1/videos/(?P<id>[^/]+)/remix", video_remix),
     _route("GET", r"/v1/videos", videos_list),
     _route("GET", r"/v1/videos/(?P<id>[^/]+)", videos_retrieve),
     _route("GET", r"/v1/videos/(?P<id>[^/]+)/content", videos_content),

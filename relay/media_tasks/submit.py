@@ -78,6 +78,8 @@ async def task_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, sub: 
                                      and (parent is None or u.id == parent.upstream_id)]
     if not upstreams:
         raise errors.unavailable(f"No upstream is available for '{sub.model}' in group '{ctx.group}'.")
+    if sub.action == "remix" and not adapter_for(upstreams[0], sub.kind).remixes:
+        raise errors.bad_request("The upstream that made this video cannot remix it.", param="video_id")
     await rate_limit(app, ctx)
     async with _concurrency_slot(app, ctx):
         return await _priced_and_submitted(app, req, ctx, sub, route, parent, upstreams)

@@ -271,6 +271,15 @@ class FakeTasks:
             task_id = self._new("video", fields.get("prompt", ""), body=fields)
             return 200, {"id": task_id, "object": "video", "model": fields.get("model"), "status": "queued",
                          "progress": 0, "seconds": fields.get("seconds"), "size": fields.get("size", "720x1280")}
+        if method == "POST" and path.startswith("/v1/videos/") and path.endswith("/remix"):
+            original = self.tasks.get(path.split("/")[3])
+            if original is None:
+                return 404, {"error": {"message": "No such video", "type": "invalid_request_error"}}
+            prompt = json.loads(body).get("prompt", "")
+            task_id = self._new("video", prompt, body={**original["body"], "prompt": prompt},
+                                remixed_from=path.split("/")[3])
+            return 200, {"id": task_id, "object": "video", "status": "queued", "progress": 0,
+                         "remixed_from_video_id": path.split("/")[3]}
         state = self._advance(path.rsplit("/", 1)[1])
         if state is None:
             return 404, {"error": {"message": "No such video", "type": "invalid_request_error"}}

@@ -85,6 +85,7 @@ class TaskAdapter:
     """One upstream family. `fetch` returns snapshots by upstream task id; ids it cannot see are left out."""
 
     kinds: frozenset[str] = frozenset()
+    remixes = False  # takes `remix` submits of a video it made (OpenAI's /v1/videos/{id}/remix)
 
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:
         raise NotImplementedError

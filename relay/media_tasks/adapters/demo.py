@@ -43,6 +43,7 @@ def _buttons() -> list[dict]:
 
 
 class DemoTaskAdapter(TaskAdapter):
+    remixes = True  # a remix is one more demo video
     kinds = frozenset(TaskKind.values)
 
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:

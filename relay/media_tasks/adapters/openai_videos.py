@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -62,10 +63,23 @@ def snapshot_of(video: dict[str, Any]) -> Snapshot:
                     fail_reason=str(error.get("message") or "") if status == TaskStatus.FAILURE else "")
 
 
+def _submitted(status: int, data: Any) -> Submitted:
+    if status == 200 and isinstance(data, dict) and data.get("id"):
+        return Submitted(str(data["id"]))
+    error = data.get("error") if isinstance(data, dict) and isinstance(data.get("error"), dict) else {}
+    raise SubmitRefused(message_of(data), status=400 if status < 500 else 502, code=error.get("code"))
+
+
 class OpenAIVideosAdapter(TaskAdapter):
     kinds = frozenset({TaskKind.VIDEO})
+    remixes = True
 
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:
+        if call.action == "remix":  # JSON, to the video being remixed (its upstream id)
+            url = f"{_base(call.upstream)}/{quote(str(call.body['video_id']), safe='')}/remix"
+            status, data = await submit_json(client, call.upstream, "POST", url, body={"prompt": call.body["prompt"]},
+                                             headers=_headers(call.key))
+            return _submitted(status, data)
         fields = {"prompt": call.body.get("prompt", ""), "model": call.model,
                   "seconds": str(int(call.body.get("seconds") or 4))}
         if call.body.get("size"):
@@ -73,10 +87,7 @@ class OpenAIVideosAdapter(TaskAdapter):
         body, content_type = multipart_encode(fields, call.files)
         status, data = await submit_json(client, call.upstream, "POST", _base(call.upstream), content=body,
                                          headers={**_headers(call.key), "content-type": content_type})
-        if status == 200 and isinstance(data, dict) and data.get("id"):
-            return Submitted(str(data["id"]))
-        error = data.get("error") if isinstance(data, dict) and isinstance(data.get("error"), dict) else {}
-        raise SubmitRefused(message_of(data), status=400 if status < 500 else 502, code=error.get("code"))
+        return _submitted(status, data)
 
     async def fetch(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,
                     refs: list[TaskRef]) -> dict[str, Snapshot]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+import pytest
 
 from relay.media_tasks.models import MediaTask
 from tests.fakes.task_upstreams import VIDEO_BYTES
@@ -114,3 +115,35 @@ def test_video_errors_and_permissions(live, upstream, funded_key, tasks_env):
     assert r.status_code == 409
     r = httpx.delete(live.url + "/v1/videos", headers={"authorization": f"Bearer {key}"})
     assert r.status_code == 405
+
+
+def test_a_finished_video_is_remixed_at_its_upstream_and_priced_like_it(live, upstream, funded_key, tasks_env):
+    upstream("openai")
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=live.url + "/v1", max_retries=0)
+    video = client.videos.create(model="sora-2", prompt="a paper boat", seconds="8", size="1280x720")
+    poll(2)
+    upstream_id = tasks_env.submits[-1]["id"]
+    remix = client.videos.remix(video.id, prompt="a paper boat at night")
+    assert remix.id != video.id and remix.remixed_from_video_id == video.id and remix.seconds == "8"
+    sent = tasks_env.submits[-1]
+    assert sent["remixed_from"] == upstream_id and sent["prompt"] == "a paper boat at night"
+    task = MediaTask.objects.get(public_id=remix.id)
+    assert task.quota_reserved == 400_000 and task.parent.public_id == video.id  # $0.1 x 8 s, like the original
+    poll(2)
+    assert client.videos.retrieve(remix.id).status == "completed"
+    assert_settled_once(task, charged=400_000)
+    with pytest.raises(openai.NotFoundError):
+        client.videos.remix("task_nope", prompt="x")
+    with pytest.raises(openai.BadRequestError, match="'prompt' is required"):
+        client.post(f"/videos/{video.id}/remix", body={}, cast_to=object)
+
+
+def test_a_video_from_an_upstream_that_cannot_remix_is_refused_unbilled(live, upstream, funded_key, tasks_env):
+    upstream("kling")
+    user, key = funded_key()
+    created = post(live, "/v1/video/generations", key, {"model": "kling-v1", "prompt": "waves"}).json()
+    poll(2)
+    r = post(live, f"/v1/videos/{created['id']}/remix", key, {"prompt": "bigger waves"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "The upstream that made this video cannot remix it."
+    assert MediaTask.objects.count() == 1
