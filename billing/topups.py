@@ -14,6 +14,7 @@ from billing.epay import epay_enabled
 from billing.ledger import ledger_credit
 from billing.models import LedgerReason, TopUpOrder, TopUpStatus
 from config.errors import ServiceError
+from config.options import option
 
 CENT = Decimal("0.01")
 
@@ -24,18 +25,18 @@ class TopUpError(ServiceError):
 
 def topup_price(amount_usd: int) -> Decimal:
     """What `amount_usd` dollars of quota cost at the gateway, to the cent."""
-    return (Decimal(amount_usd) * settings.TOPUP_PRICE).quantize(CENT, rounding=ROUND_HALF_UP)
+    return (Decimal(amount_usd) * option("TOPUP_PRICE")).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def topup_order_create(*, user_id: int, amount_usd: int, method: str) -> TopUpOrder:
     """A pending order for `amount_usd` whole dollars of quota, paid with `method` (one of TOPUP_METHODS)."""
     if not epay_enabled():
         raise TopUpError(_("Online top-up is not available on this site."), status=404, code="not_found")
-    if method not in settings.TOPUP_METHODS:
+    if method not in option("TOPUP_METHODS"):
         raise TopUpError(_("Unknown payment method: %(method)s") % {"method": method})
-    if not settings.TOPUP_MIN_USD <= amount_usd <= settings.TOPUP_MAX_USD:
-        raise TopUpError(_("The amount must be between %(min)d and %(max)d US dollars.")
-                         % {"min": settings.TOPUP_MIN_USD, "max": settings.TOPUP_MAX_USD})
+    low, high = option("TOPUP_MIN_USD"), option("TOPUP_MAX_USD")
+    if not low <= amount_usd <= high:
+        raise TopUpError(_("The amount must be between %(min)d and %(max)d US dollars.") % {"min": low, "max": high})
     trade_no = f"MG{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
     return TopUpOrder.objects.create(
         trade_no=trade_no, user_id=user_id, method=method, amount_usd=Decimal(amount_usd),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import login, logout
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
@@ -19,6 +18,7 @@ from billing.redemption import redemption_redeem
 from config.api import ok, validated
 from config.api_fields import unix
 from config.errors import ServiceError
+from config.options import option
 from relay.client_ip import client_ip
 
 
@@ -64,7 +64,7 @@ def user_render(user: User) -> dict:
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def register(request: Request) -> Response:
-    if not settings.REGISTRATION_ENABLED:
+    if not option("REGISTRATION_ENABLED"):
         raise ServiceError(_("Registration is closed."), status=403)
     data = validated(RegisterIn, request)
     user = user_register(

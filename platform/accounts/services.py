@@ -21,6 +21,7 @@ from billing.groups import group_default
 from billing.ledger import ledger_apply, ledger_credit
 from billing.models import LedgerReason, UserGroup
 from config.errors import ServiceError
+from config.options import option
 from tokens.keys import secret_generate, secret_hash
 
 ACCESS_TOKEN_LENGTH = 40
@@ -58,8 +59,9 @@ def user_register(
         username=username, password=password, email=email or "", display_name=display_name or username,
         group=group_default(), invite_code=_invite_code(), invited_by=inviter,
     )
-    if settings.NEW_USER_QUOTA > 0:
-        ledger_credit(user_id=user.pk, amount=settings.NEW_USER_QUOTA, reason=LedgerReason.SIGNUP)
+    trial = option("NEW_USER_QUOTA")
+    if trial > 0:
+        ledger_credit(user_id=user.pk, amount=trial, reason=LedgerReason.SIGNUP)
     if inviter is not None and inviter.status == UserStatus.ENABLED:
         _invitation_reward(inviter=inviter, invitee=user)
     user.refresh_from_db(fields=["quota"])
@@ -68,12 +70,10 @@ def user_register(
 
 def _invitation_reward(*, inviter: User, invitee: User) -> None:
     """INVITEE_QUOTA to the new account and INVITER_QUOTA to the account that invited it, through the ledger."""
-    if settings.INVITEE_QUOTA > 0:
-        ledger_credit(user_id=invitee.pk, amount=settings.INVITEE_QUOTA, reason=LedgerReason.INVITE,
-                      ref=f"invited-by:{inviter.pk}")
-    if settings.INVITER_QUOTA > 0:
-        ledger_credit(user_id=inviter.pk, amount=settings.INVITER_QUOTA, reason=LedgerReason.INVITE,
-                      ref=f"invited:{invitee.pk}")
+    for amount, user, ref in ((option("INVITEE_QUOTA"), invitee, f"invited-by:{inviter.pk}"),
+                              (option("INVITER_QUOTA"), inviter, f"invited:{invitee.pk}")):
+        if amount > 0:
+            ledger_credit(user_id=user.pk, amount=amount, reason=LedgerReason.INVITE, ref=ref)
 
 
 def user_authenticate(*, request: HttpRequest | None, username: str, password: str, client_ip: str = "") -> User:
@@ -118,7 +118,7 @@ def checkin_claim(*, user: User) -> int:
     )
     if claimed != 1:
         raise CheckinError(_("You have already checked in today."))
-    low, high = sorted((settings.CHECKIN_QUOTA_MIN, settings.CHECKIN_QUOTA_MAX))
+    low, high = sorted((option("CHECKIN_QUOTA_MIN"), option("CHECKIN_QUOTA_MAX")))
     amount = low + secrets.randbelow(high - low + 1)
     if amount > 0:
         ledger_credit(user_id=user.pk, amount=amount, reason=LedgerReason.CHECKIN, ref=f"checkin:{today.isoformat()}")

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User, UserStatus
 from config.errors import ServiceError
+from config.options import option
 from relay.key_vault import keys_decrypt, keys_encrypt
 from tokens.keys import secret_hash
 
@@ -48,7 +49,7 @@ def totp_code(secret: str, step: int) -> str:
 
 def totp_uri(secret: str, username: str) -> str:
     """The otpauth:// URI an authenticator app scans."""
-    issuer = settings.SITE_NAME
+    issuer = option("SITE_NAME")
     label = quote(f"{issuer}:{username}")
     return f"otpauth://totp/{label}?{urlencode({'secret': secret, 'issuer': issuer, 'digits': DIGITS})}"
 

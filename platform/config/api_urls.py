@@ -7,12 +7,15 @@ from accounts import api_two_factor as two_factor_api
 from accounts import api_users
 from billing import api as billing_api
 from billing import api_topup as topup_api
+from config import api_options as options_api
 from config.status import status_view
 from relay import api as relay_api
 from tokens import api as tokens_api
 
 urlpatterns = [
     path("status", status_view, name="api-status"),
+    path("notice", options_api.notice),
+    path("option/", options_api.options),
     # accounts
     path("user/register", accounts_api.register),
     path("user/login", accounts_api.login_view),

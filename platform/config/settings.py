@@ -25,6 +25,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_NAME = env("SITE_NAME", "Modelgate")
+NOTICE = env("NOTICE", "")  # shown on the console's home page and dashboard
 
 INSTALLED_APPS = [
     "daphne",

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from billing.pricing import QUOTA_PER_USD
 from config.api import ok
+from config.options import option
 
 VERSION = "0.1.0"
 
@@ -22,13 +23,13 @@ VERSION = "0.1.0"
 def status_view(request: Request) -> Response:
     return ok({
         "version": VERSION,
-        "system_name": settings.SITE_NAME,
-        "registration_enabled": settings.REGISTRATION_ENABLED,
+        "system_name": option("SITE_NAME"),
+        "registration_enabled": option("REGISTRATION_ENABLED"),
         "quota_per_unit": QUOTA_PER_USD,
         "display_currency": settings.DISPLAY_CURRENCY,
         "usd_exchange_rate": str(settings.USD_EXCHANGE_RATE),
-        "new_user_quota": settings.NEW_USER_QUOTA,
-        "checkin_quota": [settings.CHECKIN_QUOTA_MIN, settings.CHECKIN_QUOTA_MAX],
+        "new_user_quota": option("NEW_USER_QUOTA"),
+        "checkin_quota": [option("CHECKIN_QUOTA_MIN"), option("CHECKIN_QUOTA_MAX")],
         "log_retention_days": settings.LOG_RETENTION_DAYS,
         "server_time": int(timezone.now().timestamp()),
     })

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +18,7 @@ from billing.pricing import quota_to_usd
 from billing.reports import local_day_start
 from billing.selectors import LogFilter
 from config.errors import ServiceError
+from config.options import option
 from console.money import usd_to_quota
 from console.selectors import groups_for
 from tokens.models import ApiToken
@@ -103,15 +103,15 @@ class PayForm(ConsoleForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        amount = self.fields["amount"]
-        amount.min_value, amount.max_value = settings.TOPUP_MIN_USD, settings.TOPUP_MAX_USD
-        amount.widget.attrs.update(min=settings.TOPUP_MIN_USD, max=settings.TOPUP_MAX_USD)
-        amount.validators = [MinValueValidator(settings.TOPUP_MIN_USD), MaxValueValidator(settings.TOPUP_MAX_USD)]
-        amount.initial = max(settings.TOPUP_MIN_USD, 10)
-        methods = settings.TOPUP_METHODS
+        amount, low, high = self.fields["amount"], option("TOPUP_MIN_USD"), option("TOPUP_MAX_USD")
+        amount.min_value, amount.max_value = low, high
+        amount.widget.attrs.update(min=low, max=high)
+        amount.validators = [MinValueValidator(low), MaxValueValidator(high)]
+        amount.initial = max(low, 10)
+        methods = option("TOPUP_METHODS")
         self.fields["method"].choices = [(m, PAYMENT_METHOD_NAMES.get(m, m)) for m in methods]
         self.fields["method"].initial = methods[0] if methods else None
-        self.price_text = f"{settings.TOPUP_PRICE:.2f} {settings.TOPUP_CURRENCY}"
+        self.price_text = f"{option('TOPUP_PRICE'):.2f} {option('TOPUP_CURRENCY')}"
 
 
 class TokenForm(ConsoleForm):

@@ -33,7 +33,7 @@ def test_bad_registration_and_login_answer_in_the_envelope(api_client, user):
     assert r.status_code == 400 and r.json()["success"] is False
 
 
-def test_registration_can_be_closed(api_client, settings):
+def test_registration_can_be_closed(api_client, settings, db):
     settings.REGISTRATION_ENABLED = False
     r = api_client.post("/api/user/register", {"username": "late", "password": "pass-word-42"}, format="json")
     assert r.status_code == 403

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import template
-from django.conf import settings
 from django.utils.translation import gettext as _
 
+from config.options import option
 from console.money import local_currency_text, quota_usd_text, usd_text
 from tokens.models import ApiToken, TokenStatus
 
@@ -41,13 +41,19 @@ def number(value: int | None) -> str:
 @register.simple_tag
 def site_name() -> str:
     """SITE_NAME, for titles and the header."""
-    return settings.SITE_NAME
+    return option("SITE_NAME")
+
+
+@register.simple_tag
+def site_notice() -> str:
+    """The operator's notice (the NOTICE option), shown on the home page and the dashboard."""
+    return option("NOTICE")
 
 
 @register.simple_tag
 def checkin_range() -> tuple[int, int]:
     """The daily check-in reward range in quota, low first."""
-    low, high = sorted((settings.CHECKIN_QUOTA_MIN, settings.CHECKIN_QUOTA_MAX))
+    low, high = sorted((option("CHECKIN_QUOTA_MIN"), option("CHECKIN_QUOTA_MAX")))
     return low, high
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +14,7 @@ from accounts.services import CheckinError, access_token_issue, checkin_claim
 from billing.epay import epay_enabled
 from billing.redemption import RedemptionError, redemption_redeem
 from billing.reports import credits_recent, invitations
+from config.options import option
 from console.forms import PayForm, RedeemForm
 from console.money import quota_usd_text
 from console.selectors import checked_in_today, dashboard as dashboard_data
@@ -98,7 +98,7 @@ def _settings_context(request: HttpRequest) -> dict:
     code = request.user.invite_code or ""
     invite_url = f"{request.build_absolute_uri(reverse('console:register'))}?aff={code}" if code else ""
     return {"invite_url": invite_url, "invites": invitations(user_id=request.user.pk),
-            "inviter_quota": settings.INVITER_QUOTA, "invitee_quota": settings.INVITEE_QUOTA}
+            "inviter_quota": option("INVITER_QUOTA"), "invitee_quota": option("INVITEE_QUOTA")}
 
 
 @login_required

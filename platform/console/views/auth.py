@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
@@ -20,6 +19,7 @@ from accounts.services import user_authenticate, user_register
 from accounts.two_factor import login_pending_start
 from billing.reports import trial_credit
 from config.errors import ServiceError
+from config.options import option
 from console.forms import LoginForm, RegisterForm
 from console.views.common import login_required
 from relay.client_ip import client_ip
@@ -49,7 +49,7 @@ def register(request: HttpRequest) -> HttpResponse:
     """Sign up (the trial credit comes with the account), then land on the dashboard logged in."""
     if request.user.is_authenticated:
         return redirect("console:dashboard")
-    if not settings.REGISTRATION_ENABLED:
+    if not option("REGISTRATION_ENABLED"):
         return render(request, "console/register.html", {"closed": True})
     form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")})
     if request.method == "POST" and form.is_valid():
@@ -62,7 +62,7 @@ def register(request: HttpRequest) -> HttpResponse:
         else:
             sign_in(request, user)
             return redirect("console:dashboard")
-    return render(request, "console/register.html", {"form": form, "new_user_quota": settings.NEW_USER_QUOTA})
+    return render(request, "console/register.html", {"form": form, "new_user_quota": option("NEW_USER_QUOTA")})
 
 
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -84,7 +84,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             sign_in(request, user)
             return redirect(next_url(request))
     return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
-                                                  "registration_enabled": settings.REGISTRATION_ENABLED})
+                                                  "registration_enabled": option("REGISTRATION_ENABLED")})
 
 
 @require_POST

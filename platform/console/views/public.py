@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from billing.models import ModelCategory
+from config.options import option
 from console.forms import PricingFilterForm
 from console.selectors import groups_for, home_summary, model_catalog, model_names_for
 from console.views.common import is_htmx
@@ -24,7 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "console/home.html", {
         **home_summary(),
         "base_url": relay_base_url(request),
-        "new_user_quota": settings.NEW_USER_QUOTA,
+        "new_user_quota": option("NEW_USER_QUOTA"),
     })
 
 

@@ -10,7 +10,6 @@ import hashlib
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import views as auth_views
@@ -21,6 +20,7 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from config.options import option
 from console.forms import EmailChangeForm
 from console.views.common import login_required
 
@@ -60,7 +60,7 @@ class ResetRequestView(auth_views.PasswordResetView):
 
     @property
     def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
-        return {"site_name": settings.SITE_NAME}
+        return {"site_name": option("SITE_NAME")}
 
     def form_valid(self, form: Any) -> HttpResponse:
         if not _first_request_in_a_while(form.cleaned_data["email"]):
