@@ -54,6 +54,7 @@ class User(AbstractUser):
     totp_secret_encrypted = models.TextField(blank=True, editable=False)
     totp_last_step = models.BigIntegerField(default=0, editable=False)  # a code is accepted once
     backup_code_hashes = models.JSONField(default=list, blank=True, editable=False)
+    quota_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)  # low-balance mail sent
 
     objects = AccountManager()
 

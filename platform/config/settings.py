@@ -129,6 +129,7 @@ CELERY_BEAT_SCHEDULE = {
     "reservations-sweep": {"task": "relay.tasks.reservations_sweep_task", "schedule": 300},
     "media-tasks-poll": {"task": "relay.tasks.media_tasks_poll_task", "schedule": env_int("TASK_POLL_SECONDS", 15)},
     "usage-logs-prune": {"task": "relay.tasks.usage_logs_prune_task", "schedule": 3600},
+    "quota-reminders": {"task": "accounts.tasks.quota_reminders_task", "schedule": 600},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_TIMEZONE = env("TIME_ZONE", "Asia/Shanghai")
@@ -214,6 +215,8 @@ CHECKIN_QUOTA_MAX = env_int("CHECKIN_QUOTA_MAX", 50_000)
 REGISTRATION_ENABLED = env_bool("REGISTRATION_ENABLED", True)
 INVITER_QUOTA = env_int("INVITER_QUOTA", 0)  # credited to whoever invited a new account
 INVITEE_QUOTA = env_int("INVITEE_QUOTA", 0)  # credited to the new account, on top of NEW_USER_QUOTA
+QUOTA_REMINDER_THRESHOLD = env_int("QUOTA_REMINDER_THRESHOLD", 0)  # mail users whose balance falls below it (0: off)
+SITE_URL = env("SITE_URL", "").rstrip("/")  # the console's public address, for links in mails sent outside a request
 
 # Mail (password-reset links): SMTP when EMAIL_HOST is set, else printed to the server's output.
 EMAIL_HOST = env("EMAIL_HOST", "")
