@@ -19,6 +19,7 @@ from relay.probe import upstream_test
 from relay.models import MediaTask, Upstream, UpstreamStatus
 from relay.overrides import header_override_problem, param_override_problem
 from relay.providers import PROVIDERS
+from relay.upstream_balance import BalanceUnavailable, upstream_balance_refresh
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
 from relay.upstreams import upstream_save, upstream_set_status
 
@@ -101,6 +102,7 @@ class UpstreamAdmin(admin.ModelAdmin):
     form = UpstreamAdminForm
     list_display = (
         "name", "type", "status", "priority", "weight", "key_count", "models_count", "last_test_latency_ms",
+        "balance_shown",
     )
     list_filter = ("type", "status", "groups")
     search_fields = ("name", "base_url")
@@ -120,7 +122,7 @@ class UpstreamAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("key_count", "last_test_latency_ms", "last_tested_at", "created_at", "updated_at")
-    actions = ("enable_upstreams", "disable_upstreams", "test_upstreams")
+    actions = ("enable_upstreams", "disable_upstreams", "test_upstreams", "update_balances")
 
     @method_decorator(sensitive_post_parameters("keys"))  # keep keys out of error reports
     def changeform_view(
@@ -182,6 +184,20 @@ class UpstreamAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if result.ok else messages.ERROR
             outcome = gettext("answered") if result.ok else result.message
             self.message_user(request, f"{upstream.name}: {outcome} ({result.latency_ms} ms)", level)
+
+    @admin.action(description=_("Ask selected upstreams for their balance"), permissions=["change"])
+    def update_balances(self, request: HttpRequest, queryset: QuerySet[Upstream]) -> None:
+        for upstream in queryset[:20]:
+            try:
+                balance = upstream_balance_refresh(upstream=upstream)
+            except BalanceUnavailable as exc:
+                self.message_user(request, f"{upstream.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{upstream.name}: {balance.amount} {balance.currency}", messages.SUCCESS)
+
+    @admin.display(description=_("balance"))
+    def balance_shown(self, obj: Upstream) -> str:
+        return f"{obj.balance.normalize():f} {obj.balance_currency}" if obj.balance is not None else "-"
 
 
 @admin.register(MediaTask)

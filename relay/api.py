@@ -18,6 +18,7 @@ from config.errors import NotFound
 from relay.models import Upstream, UpstreamStatus
 from relay.probe import upstream_models_fetch, upstream_test
 from relay.providers import PROVIDER_CHOICES
+from relay.upstream_balance import BalanceUnavailable, upstream_balance_refresh
 from relay.upstreams import upstream_save
 
 STATUS_ALIASES = {1: "enabled", 2: "disabled", 3: "auto_disabled"}
@@ -85,6 +86,8 @@ def upstream_render(upstream: Upstream) -> dict[str, Any]:
         "total_timeout": upstream.total_timeout, "extras": upstream.extras, "param_override": upstream.param_override,
         "header_override": upstream.header_override, "system_prompt": upstream.system_prompt,
         "system_prompt_prepend": upstream.system_prompt_prepend, "created_time": unix(upstream.created_at),
+        "balance": str(upstream.balance) if upstream.balance is not None else None,
+        "balance_currency": upstream.balance_currency, "balance_updated_time": unix(upstream.balance_updated_at),
     }
 
 
@@ -148,6 +151,19 @@ def upstream_models_view(request: Request, upstream_id: int) -> Response:
     """The models the upstream itself lists, to fill in its `models`."""
     result = asyncio.run(upstream_models_fetch(_get(upstream_id)))
     return Response({"success": result.ok, "message": result.message, "data": result.models})
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([IsPlatformAdmin])
+def upstream_balance_view(request: Request, upstream_id: int) -> Response:
+    """Ask the upstream for its remaining balance (kept on the upstream)."""
+    try:
+        balance = upstream_balance_refresh(upstream=_get(upstream_id))
+    except BalanceUnavailable as exc:
+        return Response({"success": False, "message": str(exc), "data": None})
+    return Response({"success": True, "message": "", "data": {"balance": str(balance.amount),
+                                                              "currency": balance.currency}})
 
 
 def _get(upstream_id: int) -> Upstream:

@@ -58,6 +58,10 @@ class Upstream(models.Model):
         _("also before the caller's system prompt"), default=False,
         help_text=_("Put the system prompt before the caller's own instead of only filling in when there is none."),
     )
+    balance = models.DecimalField(_("balance"), max_digits=18, decimal_places=4, null=True, blank=True,
+                                  editable=False)
+    balance_currency = models.CharField(_("balance currency"), max_length=8, blank=True, editable=False)
+    balance_updated_at = models.DateTimeField(_("balance asked"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -43,6 +43,7 @@ urlpatterns = [
     path("channel/<int:upstream_id>", relay_api.upstream_detail),
     path("channel/test/<int:upstream_id>", relay_api.upstream_test_view),
     path("channel/fetch_models/<int:upstream_id>", relay_api.upstream_models_view),
+    path("channel/update_balance/<int:upstream_id>", relay_api.upstream_balance_view),
     # billing
     path("redemption/", billing_api.redemptions),
     path("redemption/<int:card_id>", billing_api.redemption_detail),
