@@ -245,6 +245,7 @@ class RelayApp:
         if not isinstance(pin, str):
             raise errors.bad_request("'provider' must be a string.", param="provider")
         route = await gate.route(self.snapshots, ctx, body, model, pin)
+        await gate.screen(self.snapshots, body)
         route.upstreams = [u for u in route.upstreams
                            if carries(client, operation, body, u, model=model, stream=stream, upload=upload)]
         if not route.upstreams:

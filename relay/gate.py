@@ -247,6 +247,14 @@ def worst_case(body: dict[str, Any], operation: str, *, audio_seconds: float = 0
     return Usage(prompt, cap * (body.get("n") or 1))
 
 
+async def screen(snapshots: Snapshots, body: dict[str, Any]) -> None:
+    """Refuse a prompt that holds one of the operator's sensitive words (nothing is reserved or sent)."""
+    word = (await snapshots.word_filter()).found(body)
+    if word is not None:
+        raise errors.bad_request(f"The request contains a word this site does not allow: '{word}'.",
+                                 code="sensitive_words_detected")
+
+
 def _known(model: str, prices: dict[str, PriceInfo], upstreams: list[UpstreamInfo]) -> bool:
     return model in prices or any(u.serves(model, g) for u in upstreams for g in u.groups)
 

@@ -20,8 +20,10 @@ from django.utils import timezone
 
 from accounts.models import UserStatus
 from billing.models import ModelPrice
+from config.options import option
 from relay.models import Upstream, UpstreamStatus
 from relay.providers import PROVIDERS, Provider
+from relay.sensitive import WordFilter
 from tokens.keys import secret_hash
 from tokens.models import ApiToken, TokenStatus
 
@@ -225,9 +227,11 @@ class Snapshots:
         self._tokens: TtlCache[TokenContext | None] = TtlCache(ttl)
         self._prices: TtlCache[dict[str, PriceInfo]] = TtlCache(ttl)
         self._upstreams: TtlCache[list[UpstreamInfo]] = TtlCache(ttl)
+        self._words: TtlCache[WordFilter] = TtlCache(ttl)
         self._load_token = in_thread(_token_load)
         self._load_prices = in_thread(_prices_load)
         self._load_upstreams = in_thread(_upstreams_load)
+        self._load_words = in_thread(lambda: WordFilter(option("SENSITIVE_WORDS")))
         self._loading: dict[tuple[int, Any, int], asyncio.Future] = {}
         self._generation = 0  # bumped by clear(): a load that straddled a clear may predate the change, not kept
 
@@ -239,6 +243,10 @@ class Snapshots:
 
     async def upstreams(self) -> list[UpstreamInfo]:
         return await self._cached(self._upstreams, None, self._load_upstreams) or []
+
+    async def word_filter(self) -> WordFilter:
+        """The operator's sensitive words (a site option)."""
+        return await self._cached(self._words, None, self._load_words) or WordFilter([])
 
     async def _cached(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], *args: Any) -> Any:
         """The cached value, or one load shared by every request that misses meanwhile (no stampede when an entry
@@ -265,7 +273,7 @@ class Snapshots:
     def clear(self) -> None:
         self._generation += 1
         self._loading.clear()  # requests after a change start their own load rather than join one from before it
-        for cache in (self._tokens, self._prices, self._upstreams):
+        for cache in (self._tokens, self._prices, self._upstreams, self._words):
             cache.clear()
 
 

@@ -39,6 +39,7 @@ OPTIONS: dict[str, Option] = {
     "CHECKIN_QUOTA_MAX": Option("int", gettext_lazy("Daily check-in reward, highest (quota)")),
     "INVITER_QUOTA": Option("int", gettext_lazy("Reward for inviting an account (quota)")),
     "INVITEE_QUOTA": Option("int", gettext_lazy("Extra credit for an invited account (quota)")),
+    "SENSITIVE_WORDS": Option("list", gettext_lazy("Words refused in prompts (comma-separated; empty: no filtering)")),
     "QUOTA_REMINDER_THRESHOLD": Option("int", gettext_lazy("Email users whose balance falls below (quota; 0: never)")),
     "TOPUP_PRICE": Option("decimal", gettext_lazy("Online top-up: price of one US dollar of quota")),
     "TOPUP_CURRENCY": Option("text", gettext_lazy("Online top-up: the gateway's currency")),

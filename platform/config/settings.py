@@ -215,6 +215,7 @@ CHECKIN_QUOTA_MAX = env_int("CHECKIN_QUOTA_MAX", 50_000)
 REGISTRATION_ENABLED = env_bool("REGISTRATION_ENABLED", True)
 INVITER_QUOTA = env_int("INVITER_QUOTA", 0)  # credited to whoever invited a new account
 INVITEE_QUOTA = env_int("INVITEE_QUOTA", 0)  # credited to the new account, on top of NEW_USER_QUOTA
+SENSITIVE_WORDS = env_list("SENSITIVE_WORDS", "")  # prompts holding any of them are refused (empty: no filtering)
 QUOTA_REMINDER_THRESHOLD = env_int("QUOTA_REMINDER_THRESHOLD", 0)  # mail users whose balance falls below it (0: off)
 SITE_URL = env("SITE_URL", "").rstrip("/")  # the console's public address, for links in mails sent outside a request
 

@@ -73,6 +73,7 @@ async def task_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, sub: 
         raise errors.bad_request("The notify hook points at a private, loopback or link-local address.",
                                  param="notifyHook", code="notify_hook_not_allowed")
     route = await gate.route(app.snapshots, ctx, {}, sub.model, "")
+    await gate.screen(app.snapshots, sub.body)
     parent = await _parent(ctx, sub)
     upstreams: list[UpstreamInfo] = [u for u in route.upstreams if adapter_for(u, sub.kind) is not None
                                      and (parent is None or u.id == parent.upstream_id)]
