@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from billing.epay import epay_enabled
 from billing.ledger import ledger_credit
 from billing.models import LedgerReason, TopUpOrder, TopUpStatus
+from billing.stripe import stripe_enabled
 from config.errors import ServiceError
 from config.options import option
 
@@ -23,16 +24,30 @@ class TopUpError(ServiceError):
     code = "topup_failed"
 
 
-def topup_price(amount_usd: int) -> Decimal:
-    """What `amount_usd` dollars of quota cost at the gateway, to the cent."""
-    return (Decimal(amount_usd) * option("TOPUP_PRICE")).quantize(CENT, rounding=ROUND_HALF_UP)
+STRIPE = "stripe"
+
+
+def payment_methods() -> list[str]:
+    """The ways to pay this site offers: the Epay gateway's payment types, and Stripe's card payments."""
+    return [*(option("TOPUP_METHODS") if epay_enabled() else []), *([STRIPE] if stripe_enabled() else [])]
+
+
+def topup_price(amount_usd: int, method: str = "") -> Decimal:
+    """What `amount_usd` dollars of quota cost with `method`, in its gateway's currency, to the cent."""
+    price = settings.STRIPE_PRICE if method == STRIPE else option("TOPUP_PRICE")
+    return (Decimal(amount_usd) * price).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def topup_currency(method: str) -> str:
+    return settings.STRIPE_CURRENCY.upper() if method == STRIPE else option("TOPUP_CURRENCY")
 
 
 def topup_order_create(*, user_id: int, amount_usd: int, method: str) -> TopUpOrder:
-    """A pending order for `amount_usd` whole dollars of quota, paid with `method` (one of TOPUP_METHODS)."""
-    if not epay_enabled():
+    """A pending order for `amount_usd` whole dollars of quota, paid with `method` (one of `payment_methods()`)."""
+    methods = payment_methods()
+    if not methods:
         raise TopUpError(_("Online top-up is not available on this site."), status=404, code="not_found")
-    if method not in option("TOPUP_METHODS"):
+    if method not in methods:
         raise TopUpError(_("Unknown payment method: %(method)s") % {"method": method})
     low, high = option("TOPUP_MIN_USD"), option("TOPUP_MAX_USD")
     if not low <= amount_usd <= high:
@@ -40,7 +55,7 @@ def topup_order_create(*, user_id: int, amount_usd: int, method: str) -> TopUpOr
     trade_no = f"MG{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
     return TopUpOrder.objects.create(
         trade_no=trade_no, user_id=user_id, method=method, amount_usd=Decimal(amount_usd),
-        money=topup_price(amount_usd), quota=amount_usd * settings.QUOTA_PER_USD,
+        money=topup_price(amount_usd, method), quota=amount_usd * settings.QUOTA_PER_USD,
     )
 
 

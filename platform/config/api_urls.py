@@ -31,6 +31,7 @@ urlpatterns = [
     path("user/checkin", accounts_api.checkin),
     path("user/pay", topup_api.pay),
     path("user/epay/notify", topup_api.epay_notify, name="epay-notify"),
+    path("stripe/webhook", topup_api.stripe_webhook),
     path("user/manage", api_users.manage),
     path("user/", api_users.users),
     path("user/<int:user_id>", api_users.user_detail),

@@ -240,6 +240,12 @@ TOPUP_CURRENCY = env("TOPUP_CURRENCY", "CNY")
 TOPUP_MIN_USD = env_int("TOPUP_MIN_USD", 1)
 TOPUP_MAX_USD = env_int("TOPUP_MAX_USD", 10_000)
 TOPUP_METHODS = env_list("TOPUP_METHODS", "alipay,wxpay")
+# Online top-up by card through Stripe Checkout: off unless both keys are set.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_PRICE = env_decimal("STRIPE_PRICE", "1")  # what one US dollar of quota costs in STRIPE_CURRENCY
+STRIPE_CURRENCY = env("STRIPE_CURRENCY", "usd")
+STRIPE_API_URL = env("STRIPE_API_URL", "https://api.stripe.com")
 DEFAULT_GROUP = env("DEFAULT_GROUP", "default")
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 7)
 DISPLAY_CURRENCY = env("DISPLAY_CURRENCY", "USD")

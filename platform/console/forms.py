@@ -17,6 +17,7 @@ from billing.models import UsageStatus, UserGroup
 from billing.pricing import quota_to_usd
 from billing.reports import local_day_start
 from billing.selectors import LogFilter
+from billing.topups import payment_methods, topup_currency, topup_price
 from config.errors import ServiceError
 from config.options import option
 from console.money import usd_to_quota
@@ -92,7 +93,8 @@ class RedeemForm(ConsoleForm):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}))
 
 
-PAYMENT_METHOD_NAMES = {"alipay": _("Alipay"), "wxpay": _("WeChat Pay"), "qqpay": _("QQ Pay")}
+PAYMENT_METHOD_NAMES = {"alipay": _("Alipay"), "wxpay": _("WeChat Pay"), "qqpay": _("QQ Pay"),
+                        "stripe": _("Card (Stripe)")}
 
 
 class PayForm(ConsoleForm):
@@ -108,10 +110,11 @@ class PayForm(ConsoleForm):
         amount.widget.attrs.update(min=low, max=high)
         amount.validators = [MinValueValidator(low), MaxValueValidator(high)]
         amount.initial = max(low, 10)
-        methods = option("TOPUP_METHODS")
+        methods = payment_methods()
         self.fields["method"].choices = [(m, PAYMENT_METHOD_NAMES.get(m, m)) for m in methods]
         self.fields["method"].initial = methods[0] if methods else None
-        self.price_text = f"{option('TOPUP_PRICE'):.2f} {option('TOPUP_CURRENCY')}"
+        prices = dict.fromkeys(f"{topup_price(1, m):.2f} {topup_currency(m)}" for m in methods)
+        self.price_text = " / ".join(prices)
 
 
 class TokenForm(ConsoleForm):

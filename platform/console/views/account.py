@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.services import CheckinError, access_token_issue, checkin_claim
-from billing.epay import epay_enabled
 from billing.redemption import RedemptionError, redemption_redeem
 from billing.reports import credits_recent, invitations
+from billing.topups import payment_methods
 from config.options import option
 from console.forms import PayForm, RedeemForm
 from console.money import quota_usd_text
@@ -41,7 +41,7 @@ def topup(request: HttpRequest) -> HttpResponse:
         "form": RedeemForm(),
         "credits": credits_recent(user_id=request.user.pk),
         "checked_in": checked_in_today(request.user),
-        "pay_form": PayForm() if epay_enabled() else None,
+        "pay_form": PayForm() if payment_methods() else None,
     })
 
 
@@ -66,7 +66,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
             return redirect("console:topup")
         return render(request, "console/topup.html", {
             "form": form, "credits": credits_recent(user_id=request.user.pk),
-            "checked_in": checked_in_today(request.user), "pay_form": PayForm() if epay_enabled() else None,
+            "checked_in": checked_in_today(request.user), "pay_form": PayForm() if payment_methods() else None,
         })
     response = render(request, "console/partials/redeem_result.html", {"form": form, "card": card})
     return trigger_client_event(response, BALANCE_CHANGED) if card is not None else response

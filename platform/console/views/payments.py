@@ -8,9 +8,8 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing.api_topup import pay_url
-from billing.epay import epay_enabled
 from billing.models import TopUpOrder
-from billing.topups import TopUpError, topup_order_create
+from billing.topups import TopUpError, payment_methods, topup_order_create
 from console.forms import PayForm
 from console.views.common import is_htmx, login_required
 
@@ -19,17 +18,17 @@ from console.views.common import is_htmx, login_required
 @require_POST
 def topup_pay(request: HttpRequest) -> HttpResponse:
     """Make the order and send the browser to the gateway; the form comes back with what was wrong otherwise."""
-    if not epay_enabled():
+    if not payment_methods():
         raise Http404
     form = PayForm(request.POST)
     if form.is_valid():
         try:
             order = topup_order_create(user_id=request.user.pk, amount_usd=form.cleaned_data["amount"],
                                        method=form.cleaned_data["method"])
+            url = pay_url(request, order)
         except TopUpError as exc:
             form.add_error(None, exc.message)
         else:
-            url = pay_url(request, order)
             return HttpResponseClientRedirect(url) if is_htmx(request) else redirect(url)
     return render(request, "console/partials/pay_form.html", {"pay_form": form})
 
