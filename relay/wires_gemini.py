@@ -6,16 +6,13 @@ import json
 import uuid
 from typing import Any
 
-from relay.protocols.anthropic_request import anthropic_request_to_openai_chat
-from relay.protocols.anthropic_response import openai_chat_response_to_anthropic
-from relay.protocols.anthropic_stream import OpenAIToAnthropicStream
 from relay.protocols.gemini import (
     GeminiToOpenAIStream, OpenAIToGeminiStream, gemini_request_to_openai_chat, gemini_to_openai_chat_response,
     openai_chat_response_to_gemini, openai_chat_to_gemini, usage_from_gemini,
 )
 from relay.protocols.sse import frame_parse
 from relay.wires import (
-    ANTHROPIC, OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, plain_from_openai_chat,
+    OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, plain_from_openai_chat,
 )
 
 GEMINI = "gemini"
@@ -142,48 +139,3 @@ class GeminiViaOpenAI:
     def stream(self) -> StreamConverter:
         return OpenAIChunkStream(OpenAIToGeminiStream(self.model), "finish")
 
-
-class _Chained:
-    """Two stream converters in a row: the first's output frames are the second's input."""
-
-    def __init__(self, first: StreamConverter, second: StreamConverter) -> None:
-        self.first, self.second = first, second
-
-    def feed(self, frame: bytes) -> list[bytes]:
-        return [out for middle in self.first.feed(frame) for out in self.second.feed(middle)]
-
-    def finish(self) -> list[bytes]:
-        return [out for middle in self.first.finish() for out in self.second.feed(middle)] + self.second.finish()
-
-    usage = property(lambda self: self.first.usage)  # Gemini's own count, thoughts included
-    text = property(lambda self: self.first.text)
-    error = property(lambda self: self.first.error or self.second.error)
-    complete = property(lambda self: self.first.complete)
-
-
-class AnthropicViaGemini:
-    """An Anthropic client served by a Gemini upstream, through OpenAI chat both ways (each step a tested
-    translation): thinking becomes a thinking budget, tool use function calls, and back."""
-
-    client = ANTHROPIC
-    operation = "generateContent"
-
-    def __init__(self, body: dict[str, Any], input_estimate: int) -> None:
-        self.client_body, self.input_estimate = body, input_estimate
-        self.model = str(body.get("model", ""))
-
-    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
-        _model, body = openai_chat_to_gemini(anthropic_request_to_openai_chat(dict(self.client_body, model=model)))
-        return body
-
-    def plain(self, raw: bytes) -> Plain | None:
-        data = _json(raw)
-        if data is None or not ("candidates" in data or "promptFeedback" in data):
-            return None
-        chat = gemini_to_openai_chat_response(data, model=self.model, id_seed=uuid.uuid4().hex[:24])
-        return Plain(json.dumps(openai_chat_response_to_anthropic(chat, model=self.model), ensure_ascii=False).encode(),
-                     usage_from_gemini(data.get("usageMetadata")), _gemini_text(data))
-
-    def stream(self) -> StreamConverter:
-        return _Chained(_GeminiToOpenAI(self.model, include_usage=True),
-                        OpenAIChunkStream(OpenAIToAnthropicStream(self.model, self.input_estimate), "done"))

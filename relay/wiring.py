@@ -9,7 +9,8 @@ from relay.errors import RelayError
 from relay.wires import (
     ANTHROPIC, OPENAI, AnthropicPassThrough, AnthropicViaOpenAI, OpenAIChatViaAnthropic, OpenAIPassThrough,
 )
-from relay.wires_gemini import GEMINI, AnthropicViaGemini, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
+from relay.wires_chained import ViaChat
+from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini
 from relay.wires_media import (
@@ -38,7 +39,11 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
             return ImageEditWire(operation, upload, body)
         return TranscriptionWire(operation, upload, body)
     if operation == "responses":  # natively where the upstream has the API, else through chat completions
-        if client != OPENAI or family not in OPENAI_LIKE:
+        if client != OPENAI:
+            return None
+        if family in ("anthropic", "gemini"):
+            return _chat_to(family, ResponsesViaChat(body, input_estimate), default_max_tokens)
+        if family not in OPENAI_LIKE:
             return None
         if native_responses and family != "demo":
             return ResponsesPassThrough(body)
@@ -73,13 +78,22 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
         if family in OPENAI_LIKE:
             return AnthropicViaOpenAI(body, input_estimate)
         if family == "gemini":
-            return AnthropicViaGemini(body, input_estimate)
+            return _chat_to(family, AnthropicViaOpenAI(body, input_estimate), default_max_tokens)
     elif client == GEMINI:
         if family == "gemini":
             return GeminiPassThrough(body)
         if family in OPENAI_LIKE:
             return GeminiViaOpenAI(body, model, stream)
+        if family == "anthropic":
+            return _chat_to(family, GeminiViaOpenAI(body, model, stream), default_max_tokens)
     return None
+
+
+def _chat_to(family: str, outer: Any, default_max_tokens: int) -> ViaChat:
+    """A client wire over OpenAI chat, joined to OpenAI chat over an Anthropic or Gemini upstream."""
+    if family == "anthropic":
+        return ViaChat(outer, OpenAIChatViaAnthropic, default_max_tokens=default_max_tokens)
+    return ViaChat(outer, OpenAIChatViaGemini)
 
 
 def responses_native(upstream: Any) -> bool:
