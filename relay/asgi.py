@@ -17,7 +17,7 @@ from billing.charges import Hold
 from config.logs import request_id as log_context
 from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
-from relay import errors, gate, info, invalidation, metrics
+from relay import errors, gate, info, invalidation, metrics, playground
 from relay.books import Books, BooksUnavailable
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
@@ -58,7 +58,8 @@ OPERATIONS = {
     "/v2/rerank": "rerank",
     "/v1/v2/rerank": "rerank",
 }
-PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/")
+PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/", "/pg/")
+AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
 
 
@@ -198,6 +199,12 @@ class RelayApp:
             if req.method != "POST":
                 raise errors.RelayError(405, f"Use POST for {req.path}.")
             await self.relay(req, operation, receive, send)
+            return
+        if req.path == playground.PATH and req.method == "POST":  # the console's playground, on the session
+            key = await playground.playground_key(req)
+            req.headers = {name: value for name, value in req.headers.items() if name not in AUTH_HEADERS}
+            req.headers["authorization"] = f"Bearer {key}"
+            await self.relay(req, "chat/completions", receive, send)
             return
         gemini = GEMINI_ACTION.match(req.path)
         if gemini is not None and req.method == "POST":

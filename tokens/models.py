@@ -36,6 +36,7 @@ class ApiToken(models.Model):
     allow_ips = models.JSONField(_("allowed IPs / CIDRs"), default=list, blank=True)
     rpm_limit = models.PositiveIntegerField(_("requests per minute"), null=True, blank=True)
     concurrency_limit = models.PositiveIntegerField(_("concurrent requests"), null=True, blank=True)
+    playground = models.BooleanField(default=False, editable=False)  # the console playground's own key, not listed
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 

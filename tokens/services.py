@@ -66,7 +66,7 @@ def _fields_check(*, user: User, fields: dict[str, Any]) -> dict[str, Any]:
 def token_create(*, user: User, name: str, **fields: Any) -> tuple[ApiToken, str]:
     """A new token and its full key; the key is returned here only, and stored as a hash."""
     fields = _fields_check(user=user, fields={"name": name, **fields})
-    if ApiToken.objects.filter(user=user).count() >= MAX_TOKENS_PER_USER:
+    if tokens_of(user=user).count() >= MAX_TOKENS_PER_USER:
         raise ServiceError(_("You have reached the maximum number of tokens."))
     key = api_key_generate()
     token = ApiToken.objects.create(
@@ -90,7 +90,23 @@ def token_delete(*, token: ApiToken) -> None:
 
 
 def tokens_of(*, user: User) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user=user).select_related("group").order_by("-id")
+    """The user's keys (the playground's own key is not one of them)."""
+    return ApiToken.objects.filter(user=user, playground=False).select_related("group").order_by("-id")
+
+
+def playground_key_issue(*, user: User) -> str:
+    """A new key for the console playground (unlimited: the balance is the limit), replacing the user's last one.
+    It is never shown: the playground's requests are sent with it by the relay, on the user's session."""
+    ApiToken.objects.filter(user=user, playground=True).delete()
+    key = api_key_generate()
+    ApiToken.objects.create(user=user, name="Playground", key_hash=secret_hash(key), key_prefix=key[:7],
+                            key_suffix=key[-4:], unlimited_quota=True, playground=True)
+    return key
+
+
+def playground_key_valid(*, user: User, key: str) -> bool:
+    return ApiToken.objects.filter(user=user, playground=True, key_hash=secret_hash(key),
+                                   status=TokenStatus.ENABLED).exists()
 
 
 def token_of(*, user: User, token_id: int) -> ApiToken:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, payments, public, recovery, tasks, two_factor
+from console.views import account, auth, keys, logs, payments, playground, public, recovery, tasks, two_factor
 
 app_name = "console"
 
@@ -38,4 +38,5 @@ urlpatterns = [
     path("logs/", logs.logs, name="logs"),
     path("logs/export.csv", logs.logs_csv, name="logs_csv"),
     path("tasks/", tasks.tasks, name="tasks"),
+    path("playground/", playground.playground, name="playground"),
 ]

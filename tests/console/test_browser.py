@@ -251,3 +251,20 @@ def _log_in_zh(page: Page, username: str) -> None:
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(re.compile(r"/dashboard/$"))
+
+
+def test_the_playground_streams_an_answer_and_bills_it(page: Page, live, bootstrap_demo, make_user, shot):
+    make_user("dana")
+    _log_in(page, "dana")
+    _nav(page, "Playground").click()
+    page.get_by_label("Model").select_option("demo-chat")
+    page.get_by_label("Message").fill("How are you?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-assistant").last).to_contain_text("You said: How are you?")
+    page.get_by_label("Message").fill("And now?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-assistant")).to_have_count(2)
+    expect(page.locator(".turn-assistant").last).to_contain_text("You said: And now?")
+    shot(page, "12-playground")
+    assert settled(lambda: UsageLog.objects.filter(user__username="dana", token_name="Playground").count() == 2)
+    assert page.js_errors == []
