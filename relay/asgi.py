@@ -59,6 +59,7 @@ OPERATIONS = {
     "/v1/v2/rerank": "rerank",
 }
 PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/", "/pg/")
+GEMINI_OPENAI_BASE = "/v1beta/openai/"  # .../v1beta/openai/chat/completions is /v1/chat/completions here
 AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
 
@@ -72,6 +73,8 @@ def client_protocol(path: str) -> str:
     `models/{model}:generateContent`, OpenAI's elsewhere."""
     if path.startswith("/v1/messages"):
         return ANTHROPIC
+    if path.startswith(GEMINI_OPENAI_BASE):
+        return OPENAI
     if path in {"/v2/rerank", "/v1/v2/rerank"}:
         return COHERE
     if path.startswith("/v1beta/") or GEMINI_ACTION.match(path):
@@ -156,6 +159,8 @@ class RelayApp:
         try:
             req = await read_request(scope, receive, max_body=settings.RELAY_MAX_BODY_BYTES, request_id=request_id)
             req.extra_headers = headers
+            if req.path.startswith(GEMINI_OPENAI_BASE):  # Gemini's OpenAI-compatible base URL, as users copy it
+                req.path = "/v1/" + req.path[len(GEMINI_OPENAI_BASE):]
             await self.dispatch(req, receive, send)
         except ClientGone:
             return

@@ -74,3 +74,17 @@ def test_a_responses_client_on_anthropic_and_gemini_upstreams(live, served, fund
     with pytest.raises(openai.BadRequestError, match="previous_response_id"):
         client.responses.create(model=CLAUDE, input="Again", previous_response_id="resp_123")
     assert settled(lambda: UsageLog.objects.filter(status="success").count() == 3)
+
+
+def test_geminis_openai_compatible_base_url_works_as_copied(live, served, funded_key):
+    """Users who copy Gemini's OpenAI-compatible base URL (`.../v1beta/openai/`) reach the same OpenAI routes."""
+    _claude, gem = served
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1beta/openai/", max_retries=0)
+    reply = client.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content and gem.requests[-1].path.endswith(f"/models/{FLASH}:generateContent")
+    assert FLASH in {m.id for m in client.models.list()}
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
+    assert "does not exist" in caught.value.message and "type" in caught.value.body  # OpenAI's error shape
+    assert settled(lambda: UsageLog.objects.filter(endpoint="/v1/chat/completions").count() == 1)
