@@ -59,24 +59,25 @@ def _spend(qs: QuerySet[UsageLog]) -> Spend:
     return Spend(quota=row["quota"], requests=row["requests"])
 
 
-def spend_since(*, user_id: int, since: datetime) -> Spend:
-    """Quota charged and requests made since `since`."""
-    return _spend(UsageLog.objects.filter(user_id=user_id, created_at__gte=since))
+def spend_since(*, user_id: int | None, since: datetime) -> Spend:
+    """Quota charged and requests made since `since`, by one user or (None) by everyone."""
+    logs = UsageLog.objects.filter(created_at__gte=since)
+    return _spend(logs.filter(user_id=user_id) if user_id is not None else logs)
 
 
-def spend_today(*, user_id: int, today: date | None = None) -> Spend:
+def spend_today(*, user_id: int | None, today: date | None = None) -> Spend:
     """Quota charged and requests made since the start of the local day."""
     today = today or timezone.localdate()
     return spend_since(user_id=user_id, since=local_day_start(today))
 
 
-def spend_this_month(*, user_id: int, today: date | None = None) -> Spend:
+def spend_this_month(*, user_id: int | None, today: date | None = None) -> Spend:
     """Quota charged and requests made since the first of the local month."""
     today = today or timezone.localdate()
     return spend_since(user_id=user_id, since=local_day_start(today.replace(day=1)))
 
 
-def spend_by_day(*, user_id: int, days: int = 30, today: date | None = None) -> list[DaySpend]:
+def spend_by_day(*, user_id: int | None, days: int = 30, today: date | None = None) -> list[DaySpend]:
     """One point per local day for the last `days` days (today included), days without requests as zero; from the
     hourly sums plus the logs not summed yet, so the chart outlives log retention."""
     today = today or timezone.localdate()
@@ -92,7 +93,8 @@ def spend_by_day(*, user_id: int, days: int = 30, today: date | None = None) -> 
     return points
 
 
-def spend_by_model(*, user_id: int, since: datetime, limit: int = 8) -> tuple[list[ModelSpend], ModelSpend | None]:
+def spend_by_model(*, user_id: int | None, since: datetime,
+                   limit: int = 8) -> tuple[list[ModelSpend], ModelSpend | None]:
     """The `limit` models that cost most since `since` (from the start of its hour), and the rest summed as one
     entry (None when no rest). Read from the hourly sums plus the logs not summed yet, so it outlives log retention."""
     hour = since.replace(minute=0, second=0, microsecond=0)

@@ -89,14 +89,16 @@ def usage_logs_prune(*, retention_days: int, now: dt.datetime | None = None, bat
     return deleted
 
 
-def usage_totals(*, user_id: int, since: dt.datetime, until: dt.datetime, provider: str = "",
+def usage_totals(*, user_id: int | None, since: dt.datetime, until: dt.datetime, provider: str = "",
                  by: str = "provider") -> list[dict]:
-    """Tokens, quota and requests in [since, until) grouped by `by` ("provider", "model", or "day": local days),
-    from the hourly sums plus the logs not summed yet. Sums are per whole hour, so bounds should fall on one."""
+    """Tokens, quota and requests in [since, until) grouped by `by` ("provider", "model", "user_id", or "day": local
+    days), one user's or (`user_id` None) everyone's, from the hourly sums plus the logs not summed yet. Sums are per
+    whole hour, so bounds should fall on one."""
     mark = Subquery(UsageRollup.objects.filter(pk=1).values("last_log_id")[:1])
-    logs = UsageLog.objects.filter(user_id=user_id, created_at__gte=since, created_at__lt=until).filter(
-        id__gt=Coalesce(mark, Value(0)))
-    hourly = UsageHourly.objects.filter(user_id=user_id, hour__gte=since, hour__lt=until)
+    logs = UsageLog.objects.filter(created_at__gte=since, created_at__lt=until).filter(id__gt=Coalesce(mark, Value(0)))
+    hourly = UsageHourly.objects.filter(hour__gte=since, hour__lt=until)
+    if user_id is not None:
+        logs, hourly = logs.filter(user_id=user_id), hourly.filter(user_id=user_id)
     if provider:
         logs, hourly = logs.filter(provider=provider), hourly.filter(provider=provider)
     local = timezone.get_current_timezone()

@@ -2,7 +2,9 @@
 
 from django.urls import path
 
-from console.views import account, auth, keys, logs, payments, playground, public, recovery, tasks, two_factor
+from console.views import (
+    account, auth, keys, logs, payments, playground, public, recovery, site, tasks, two_factor,
+)
 
 app_name = "console"
 
@@ -39,4 +41,5 @@ urlpatterns = [
     path("logs/export.csv", logs.logs_csv, name="logs_csv"),
     path("tasks/", tasks.tasks, name="tasks"),
     path("playground/", playground.playground, name="playground"),
+    path("site/", site.site, name="site"),
 ]
