@@ -6,18 +6,21 @@ Secrets (gateway keys, SMTP passwords) stay in the environment only.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.errors import ServiceError
 from config.models import SiteOption
 
+log = logging.getLogger(__name__)
 CACHE_KEY = "site-options"
 CACHE_SECONDS = 5  # how long another process may serve an old value (no Redis: each process has its own cache)
 MAX_TEXT = 20_000
@@ -52,7 +55,11 @@ OPTIONS: dict[str, Option] = {
 def _stored() -> dict[str, Any]:
     values = cache.get(CACHE_KEY)
     if values is None:
-        values = dict(SiteOption.objects.values_list("name", "value"))
+        try:
+            values = dict(SiteOption.objects.values_list("name", "value"))
+        except DatabaseError:  # the database is down: the environment's values, until it is back
+            log.warning("site options unreadable; using the settings", exc_info=True)
+            return {}
         cache.set(CACHE_KEY, values, CACHE_SECONDS)
     return values
 

@@ -72,3 +72,21 @@ def test_the_admin_edits_options_in_their_own_terms(admin_client, settings):
     assert option("TOPUP_METHODS") == ["alipay", "wxpay"]
     bad = admin_client.post("/admin/config/siteoption/add/", {"name": "INVITER_QUOTA", "value": "many"})
     assert b"Enter a whole number." in bad.content
+
+
+def test_the_settings_answer_while_the_database_is_down(db, settings, monkeypatch):
+    from django.db import OperationalError
+
+    from config.models import SiteOption
+
+    option_set(name="NEW_USER_QUOTA", value=1)
+    settings.NEW_USER_QUOTA = 777
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(SiteOption.objects, "values_list", down)
+    from django.core.cache import cache
+
+    cache.clear()
+    assert option("NEW_USER_QUOTA") == 777

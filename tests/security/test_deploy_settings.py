@@ -119,7 +119,7 @@ def test_secure_cookies_alone_keeps_its_old_meaning() -> None:
     assert not values["SECURE_SSL_REDIRECT"] and values["SECURE_HSTS_SECONDS"] == 0
 
 
-def test_hsts_lifetime_subdomains_and_preload_are_the_operators_choice(settings: Any) -> None:
+def test_hsts_lifetime_subdomains_and_preload_are_the_operators_choice(settings: Any, db: Any) -> None:
     values = computed_settings(HTTPS_ONLY="1", HSTS_SECONDS="600", HSTS_INCLUDE_SUBDOMAINS="1", HSTS_PRELOAD="1")
     assert values["SILENCED_SYSTEM_CHECKS"] == []  # nothing left to silence once both are chosen
     for name, value in values.items():
