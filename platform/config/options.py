@@ -6,6 +6,7 @@ Secrets (gateway keys, SMTP passwords) stay in the environment only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -53,14 +54,18 @@ OPTIONS: dict[str, Option] = {
 
 
 def _stored() -> dict[str, Any]:
-    values = cache.get(CACHE_KEY)
+    try:
+        values = cache.get(CACHE_KEY)
+    except Exception:  # Redis away: read the table (the relay keeps serving without Redis)
+        values = None
     if values is None:
         try:
             values = dict(SiteOption.objects.values_list("name", "value"))
         except DatabaseError:  # the database is down: the environment's values, until it is back
             log.warning("site options unreadable; using the settings", exc_info=True)
             return {}
-        cache.set(CACHE_KEY, values, CACHE_SECONDS)
+        with contextlib.suppress(Exception):
+            cache.set(CACHE_KEY, values, CACHE_SECONDS)
     return values
 
 
@@ -126,7 +131,8 @@ def option_set(*, name: str, value: Any) -> Any:
 
 def options_changed() -> None:
     """Forget the cached options (this process at once, the others within CACHE_SECONDS without Redis)."""
-    cache.delete(CACHE_KEY)
+    with contextlib.suppress(Exception):  # unreachable Redis: its copy expires within CACHE_SECONDS anyway
+        cache.delete(CACHE_KEY)
 
 
 def options_all() -> list[dict[str, Any]]:
