@@ -15,6 +15,11 @@ NO_THINKING_EFFORTS = frozenset({"none", "minimal"})
 EFFORT_BUDGETS = ((24576, "high"), (8192, "medium"), (0, "low"))
 
 
+def _items(value: Any) -> list[Any]:
+    """A list field of an untrusted request: the list, or nothing (a number or an object where a list belongs)."""
+    return value if isinstance(value, list) else []
+
+
 def _positive_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -88,7 +93,7 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Text then tool_use; reasoning_content is dropped (signatures cannot be synthesised, §4.1)."""
     blocks = [b for b in _content_blocks(message.get("content")) if b["type"] == "text"]
-    for call in message.get("tool_calls") or []:
+    for call in _items(message.get("tool_calls")):
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             blocks.append({"type": "tool_use", "id": str(call.get("id") or ""), "name": str(function.get("name") or ""),
@@ -132,7 +137,7 @@ def _anthropic_tool_choice(choice: Any) -> dict[str, Any] | None:
 
 def _anthropic_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     tools = []
-    for tool in body.get("tools") or []:
+    for tool in _items(body.get("tools")):
         is_function = isinstance(tool, dict) and tool.get("type", "function") == "function"
         function = tool.get("function") if is_function else None
         if not isinstance(function, dict) or not function.get("name"):
@@ -297,7 +302,7 @@ def _openai_tool_choice(choice: dict[str, Any]) -> Any:
 def _openai_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Client tools only: server tools (web_search_…, bash_…; they carry a versioned `type`) run at Anthropic."""
     tools = []
-    for tool in body.get("tools") or []:
+    for tool in _items(body.get("tools")):
         if not isinstance(tool, dict) or not tool.get("name") or tool.get("type", "custom") != "custom":
             continue
         function = {"name": tool["name"]}
@@ -324,7 +329,7 @@ def anthropic_request_to_openai_chat(body: dict[str, Any]) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     if system := "\n\n".join(t for t in _texts(body.get("system")) if t):
         messages.append({"role": "system", "content": system})
-    for message in body.get("messages") or []:
+    for message in _items(body.get("messages")):
         role = message.get("role") if isinstance(message, dict) else None
         if role == "user":
             messages.extend(_openai_user_messages(message.get("content")))
@@ -336,7 +341,7 @@ def anthropic_request_to_openai_chat(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("temperature", "top_p"):
         if isinstance(body.get(key), (int, float)) and not isinstance(body.get(key), bool):
             out[key] = body[key]
-    if stops := [s for s in body.get("stop_sequences") or [] if isinstance(s, str) and s]:
+    if stops := [s for s in _items(body.get("stop_sequences")) if isinstance(s, str) and s]:
         out["stop"] = stops
     if body.get("stream"):
         out["stream"] = True

@@ -35,9 +35,11 @@ def image_markdown(part: dict[str, Any]) -> str | None:
 def answer_images(response: dict[str, Any]) -> list[str]:
     """The base64 images in a GenerateContentResponse, every candidate's, in order."""
     images = []
-    for candidate in response.get("candidates") or []:
+    candidates = response.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else []:
         content = candidate.get("content") if isinstance(candidate, dict) else None
-        for part in (content.get("parts") if isinstance(content, dict) else None) or []:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
             image = inline_image(part) if isinstance(part, dict) else None
             if image:
                 images.append(image[1])

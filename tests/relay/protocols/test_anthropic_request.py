@@ -67,3 +67,17 @@ def test_missing_messages_still_yield_a_sendable_request():
     placeholder = {"role": "user", "content": [{"type": "text", "text": "..."}]}
     assert out == {"model": "m", "max_tokens": 64, "messages": [placeholder]}
     assert anthropic_request_to_openai_chat({"model": "m"}) == {"model": "m", "messages": []}
+
+
+@pytest.mark.parametrize("wrong", [1.5, 7, True, {"a": 1}, "text"])
+def test_list_fields_of_another_type_are_ignored_not_a_crash(wrong):
+    """Found by the relay fuzzer: `"tools": 1.5` made a 500. A list field holding anything else counts as empty."""
+    anthropic = anthropic_request_to_openai_chat({"model": "m", "max_tokens": 8, "tools": wrong,
+                                                  "stop_sequences": wrong, "messages": [{"role": "user",
+                                                                                         "content": "hi"}]})
+    assert "tools" not in anthropic and "stop" not in anthropic
+    assert anthropic_request_to_openai_chat({"model": "m", "messages": wrong})["messages"] == []
+    openai = openai_chat_to_anthropic({"model": "m", "tools": wrong, "messages": [
+        {"role": "assistant", "content": "x", "tool_calls": wrong}, {"role": "user", "content": "hi"}]},
+        default_max_tokens=8)
+    assert "tools" not in openai
