@@ -87,6 +87,19 @@ def _listing_url(info: Any, family: str) -> str:
     return adapter.url(Call(upstream=info, key="", operation="models", body={}, stream=False))
 
 
+def _listed(family: str, data: Any) -> tuple[list[str], str]:
+    """One page of a model list: its names, and the token of the next page (Gemini pages; the others do not)."""
+    if not isinstance(data, dict):
+        return [], ""
+    if family == "gemini":  # {"models": [{"name": "models/..."}], "nextPageToken"}
+        rows, name, prefix, token = data.get("models"), "name", "models/", str(data.get("nextPageToken") or "")
+    else:  # {"data": [{"id": ...}]}
+        rows, name, prefix, token = data.get("data"), "id", "", ""
+    names = [str(row.get(name) or "").removeprefix(prefix) for row in rows if isinstance(row, dict)] \
+        if isinstance(rows, list) else []
+    return names, token
+
+
 async def upstream_models_fetch(upstream: Upstream) -> ModelList:
     """The model names the upstream itself lists (OpenAI-compatible, Anthropic and Gemini upstreams)."""
     info = upstream_info(upstream)
@@ -104,14 +117,11 @@ async def upstream_models_fetch(upstream: Upstream) -> ModelList:
                 if response.status_code >= 400:
                     message = redact(error_message(response.content), info.keys)
                     return ModelList(False, [], f"HTTP {response.status_code}: {message}")
-                data = response.json()
-                rows = data.get("models") if adapter.family == "gemini" else data.get("data")
-                names += [str(row.get("name") or "").removeprefix("models/") if adapter.family == "gemini"
-                          else str(row.get("id") or "") for row in rows or [] if isinstance(row, dict)]
-                token = data.get("nextPageToken") if adapter.family == "gemini" else None
+                page, token = _listed(adapter.family, response.json())
+                names += page
                 if not token:
                     break
                 params = {"pageSize": "1000", "pageToken": str(token)}
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+    except (httpx.HTTPError, ValueError) as exc:
         return ModelList(False, [], f"unreachable or unreadable: {type(exc).__name__}")
     return ModelList(True, sorted({name for name in names if name}))

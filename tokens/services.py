@@ -68,6 +68,11 @@ def token_create(*, user: User, name: str, **fields: Any) -> tuple[ApiToken, str
     fields = _fields_check(user=user, fields={"name": name, **fields})
     if tokens_of(user=user).count() >= MAX_TOKENS_PER_USER:
         raise ServiceError(_("You have reached the maximum number of tokens."))
+    return _token_with_new_key(user=user, **fields)
+
+
+def _token_with_new_key(*, user: User, **fields: Any) -> tuple[ApiToken, str]:
+    """The row for a freshly generated key (stored as a hash, with the ends kept to recognise it), and the key."""
     key = api_key_generate()
     token = ApiToken.objects.create(
         user=user, key_hash=secret_hash(key), key_prefix=key[:7], key_suffix=key[-4:], **fields
@@ -98,9 +103,7 @@ def playground_key_issue(*, user: User) -> str:
     """A new key for the console playground (unlimited: the balance is the limit), replacing the user's last one.
     It is never shown: the playground's requests are sent with it by the relay, on the user's session."""
     ApiToken.objects.filter(user=user, playground=True).delete()
-    key = api_key_generate()
-    ApiToken.objects.create(user=user, name="Playground", key_hash=secret_hash(key), key_prefix=key[:7],
-                            key_suffix=key[-4:], unlimited_quota=True, playground=True)
+    _token, key = _token_with_new_key(user=user, name="Playground", unlimited_quota=True, playground=True)
     return key
 
 

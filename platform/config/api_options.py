@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import IsPlatformAdmin, ok, validated
-from config.options import option, option_set, options_all
+from config.options import option, option_set, option_shown, options_all
 
 
 class OptionIn(serializers.Serializer):
@@ -31,8 +31,7 @@ def options(request: Request) -> Response:
         return ok(options_all())
     data: dict[str, Any] = validated(OptionIn, request)
     value = option_set(name=data["key"], value=data["value"])
-    return ok({"key": data["key"], "value": str(value) if not isinstance(value, (bool, int, list, str)) else value},
-              _("Option saved."))
+    return ok({"key": data["key"], "value": option_shown(value)}, _("Option saved."))
 
 
 @extend_schema(responses=dict)

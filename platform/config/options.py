@@ -142,10 +142,11 @@ def options_all() -> list[dict[str, Any]]:
     for name, spec in OPTIONS.items():
         default = getattr(settings, name, "")
         value = _typed(name, stored[name]) if name in stored else default
-        rows.append({"key": name, "kind": spec.kind, "label": str(spec.label), "value": _shown(value),
-                     "default": _shown(default), "overridden": name in stored})
+        rows.append({"key": name, "kind": spec.kind, "label": str(spec.label), "value": option_shown(value),
+                     "default": option_shown(default), "overridden": name in stored})
     return rows
 
 
-def _shown(value: Any) -> Any:
+def option_shown(value: Any) -> Any:
+    """An option's value as JSON carries it (a price as its exact decimal text)."""
     return str(value) if isinstance(value, Decimal) else value
