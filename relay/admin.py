@@ -45,7 +45,10 @@ class UpstreamAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk is None:
-            help_text = gettext("One key per line. They are stored encrypted and never shown again.")
+            help_text = gettext(
+                "One key per line (Vertex AI: the service account's JSON key file as it is; Bedrock: "
+                "ACCESS_KEY|SECRET_KEY|REGION or an API key). They are stored encrypted and never shown again."
+            )
         else:
             help_text = ngettext(
                 "Leave empty to keep the %(count)d stored key. Keys entered here (one per line) replace it.",
@@ -55,7 +58,10 @@ class UpstreamAdminForm(forms.ModelForm):
         self.fields["keys"].help_text = help_text
 
     def clean_keys(self) -> list[str]:
-        return keys_parse(self.cleaned_data.get("keys") or "")
+        try:
+            return keys_parse(self.cleaned_data.get("keys") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def clean_served_models(self) -> list[str]:
         value = self.cleaned_data["served_models"] or []

@@ -139,7 +139,8 @@ class Forwarder:
         outcome = Outcome()
         last: errors.RelayError | None = None
         for upstream in job.upstreams[: settings.RELAY_RETRIES + 1]:
-            adapter = adapter_for(upstream)
+            upstream_model = upstream.upstream_model(job.model)
+            adapter = adapter_for(upstream, upstream_model)
             try:
                 wire = job.wire(adapter.family, upstream) if adapter is not None else None
             except errors.RelayError:  # this upstream cannot carry the request (the first one was checked before)
@@ -147,7 +148,6 @@ class Forwarder:
             if wire is None:
                 continue
             key = random.choice(upstream.keys) if upstream.keys else ""
-            upstream_model = upstream.upstream_model(job.model)
             body = wire.request(upstream_model, adapter.supports_stream_usage)
             if hasattr(wire, "encode"):  # a multipart upload, sent as it came
                 content, content_type, length = wire.encode(body)

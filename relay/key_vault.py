@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 
 class KeyVaultError(Exception):
@@ -19,10 +22,25 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
 
 
-def keys_parse(raw: str | list[str]) -> list[str]:
-    """Keys given one per line (or as a list), blanks and surrounding spaces dropped."""
+def keys_parse(raw: str | list[Any] | dict[str, Any]) -> list[str]:
+    """Keys given one per line (or as a list), blanks and surrounding spaces dropped. A JSON object (a Google
+    service-account key file) is one key, a JSON array of them several; each is kept as one line of compact JSON."""
+    if isinstance(raw, str) and raw.strip()[:1] in ("{", "["):
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(_("The keys look like JSON but do not parse: %(error)s") % {"error": exc}) from exc
+        raw = parsed
+    if isinstance(raw, dict):
+        raw = [raw]
     items = raw if isinstance(raw, list) else str(raw).splitlines()
-    return [item.strip() for item in items if isinstance(item, str) and item.strip()]
+    return [_key_text(item) for item in items if _key_text(item)]
+
+
+def _key_text(item: Any) -> str:
+    if isinstance(item, dict):
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    return item.strip() if isinstance(item, str) else ""
 
 
 def keys_encrypt(keys: list[str]) -> str:

@@ -39,7 +39,8 @@ class Upstream(models.Model):
     first_byte_timeout = models.FloatField(_("first byte timeout (s)"), default=60)
     total_timeout = models.FloatField(_("total timeout (s)"), default=600)
     extras = models.JSONField(
-        _("provider settings"), default=dict, blank=True, help_text=_("For example Azure's api_version.")
+        _("provider settings"), default=dict, blank=True,
+        help_text=_("For example Azure's api_version, Vertex AI's region and project_id, Bedrock's region."),
     )
     param_override = models.JSONField(
         _("parameter overrides"), default=dict, blank=True,

@@ -18,6 +18,8 @@ from relay.forward import error_message, redact
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import headers_with_overrides, upstream_body
 from relay.snapshots import upstream_info
+from relay.wires import OPENAI
+from relay.wiring import wire_for
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,22 @@ class ProbeResult:
 
 async def upstream_probe(upstream: Upstream, model: str = "") -> ProbeResult:
     info = upstream_info(upstream)
-    adapter = adapter_for(info) if info is not None else None
     model = model or upstream.test_model or next(iter(upstream.served_models), "")
+    upstream_model = info.upstream_model(model) if info is not None else model
+    adapter = adapter_for(info, upstream_model) if info is not None else None
     if info is None or adapter is None or not model:
         return ProbeResult(False, 0, "This upstream cannot be tested with a chat request (no adapter or model).")
-    body = {"model": info.upstream_model(model), "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
-    body = upstream_body(body, info, adapter.family, "chat/completions")  # as the relay would send it
-    call = Call(upstream=info, key=info.keys[0] if info.keys else "", operation="chat/completions", body=body,
-                stream=False)
+    body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+    operation = "chat/completions"
+    wire = wire_for(OPENAI, adapter.family, operation, body, model=model, stream=False, default_max_tokens=1,
+                    input_estimate=1, upstream_type=info.type, native_responses=False)
+    if wire is not None:  # in the upstream's own format (Anthropic's, Gemini's), as the relay would send it
+        body, operation = wire.request(upstream_model, adapter.supports_stream_usage), wire.operation
+    else:
+        body = dict(body, model=upstream_model)
+    body = upstream_body(body, info, adapter.family, operation)
+    call = Call(upstream=info, key=info.keys[0] if info.keys else "", operation=operation, body=body,
+                stream=False, model=upstream_model)
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(trust_env=False) as client:
@@ -104,7 +114,8 @@ async def upstream_models_fetch(upstream: Upstream) -> ModelList:
     """The model names the upstream itself lists (OpenAI-compatible, Anthropic and Gemini upstreams)."""
     info = upstream_info(upstream)
     adapter = adapter_for(info) if info is not None else None
-    if info is None or adapter is None or adapter.family not in ("openai", "anthropic", "gemini") or not info.keys:
+    listed = info is not None and info.provider.family in ("openai", "anthropic", "gemini")
+    if info is None or adapter is None or not listed or not info.keys:
         return ModelList(False, [], "This upstream does not list its models.")
     call = Call(upstream=info, key=info.keys[0], operation="models", body={}, stream=False)
     headers = headers_with_overrides(adapter.headers(call), info.header_override, call.key)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Provider:
     key: str
     label: str
-    family: str  # which adapter speaks to it: openai, anthropic, gemini, azure, rerank, task, demo
+    family: str  # which adapter speaks to it: openai, anthropic, gemini, azure, vertex, bedrock, rerank, task, demo
     default_base_url: str
     api_prefix: str = "/v1"  # joined between the base URL and the operation path (`/chat/completions`)
     native_responses: bool = False  # offers /responses; others serve it through chat (upstream extras override)
@@ -36,6 +36,8 @@ PROVIDERS: dict[str, Provider] = {
         Provider("custom", "Custom OpenAI-compatible", "openai", ""),
         Provider("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
         Provider("gemini", "Google Gemini (AI Studio)", "gemini", "https://generativelanguage.googleapis.com"),
+        Provider("vertex", "Google Vertex AI (Gemini, Claude)", "vertex", "https://{region}-aiplatform.googleapis.com"),
+        Provider("bedrock", "Amazon Bedrock (Claude)", "bedrock", "https://bedrock-runtime.{region}.amazonaws.com"),
         Provider("azure", "Azure OpenAI", "azure", "", native_responses=True),
         Provider("cohere", "Cohere", "rerank", "https://api.cohere.com"),
         Provider("jina", "Jina", "rerank", "https://api.jina.ai"),

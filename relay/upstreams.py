@@ -51,7 +51,10 @@ def upstream_save(
     if not upstream.base_url and not PROVIDERS[upstream.type].default_base_url and upstream.type != "demo":
         raise ServiceError(_("This provider type needs a base URL."))
     if keys is not None:
-        upstream.set_keys(keys_parse(keys))
+        try:
+            upstream.set_keys(keys_parse(keys))
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from exc
     if creating and not upstream.key_count and upstream.type != "demo":
         raise ServiceError(_("At least one key is required."))
     if "status" in fields and fields["status"] == UpstreamStatus.ENABLED:

@@ -29,6 +29,8 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
              upload: Upload | None = None, native_responses: bool = True) -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
     chat = operation == "chat/completions"
+    if upstream_type == "vertex" and (operation in EMBED_ACTIONS or operation == "embeddings"):
+        return None  # Vertex AI embeds through :predict in a format of its own, not spoken here
     if operation in MEDIA_OPERATIONS:  # OpenAI's own formats, to upstreams that speak them
         if family not in OPENAI_LIKE - {"demo"}:
             return None
@@ -115,7 +117,7 @@ def carries(client: str, operation: str, body: dict[str, Any], upstream: Any, *,
 def wire_check(client: str, operation: str, body: dict[str, Any], upstream: Any, *, model: str, stream: bool,
                upload: Upload | None) -> bool:
     """Whether a wire carries this request to `upstream`; raises the wire's 400 for what it cannot carry as sent."""
-    adapter = adapter_for(upstream)
+    adapter = adapter_for(upstream, upstream.upstream_model(model))
     if adapter is None:
         return False
     wire = wire_for(client, adapter.family, operation, body, model=model, stream=stream, default_max_tokens=1,

@@ -50,14 +50,19 @@ class Adapter:
     async def send(self, client: httpx.AsyncClient, call: Call, content: bytes | AsyncIterator[bytes],
                    length: int | None = None) -> UpstreamResponse:
         """Open the upstream response (headers read, body not yet). A streamed body is sent with its `length`."""
+        return await self.post(client, call, self.url(call), self.headers(call), content, length)
+
+    async def post(self, client: httpx.AsyncClient, call: Call, url: str, own_headers: dict[str, str],
+                   content: bytes | AsyncIterator[bytes], length: int | None = None) -> UpstreamResponse:
+        """POST to `url` with the adapter's headers, the operator's header overrides and the upstream's timeouts."""
         upstream = call.upstream
         timeout = {"connect": upstream.connect_timeout, "read": upstream.first_byte_timeout,
                    "write": upstream.first_byte_timeout, "pool": upstream.connect_timeout}
-        headers = headers_with_overrides({**client.headers, **self.headers(call)}, upstream.header_override, call.key)
+        headers = headers_with_overrides({**client.headers, **own_headers}, upstream.header_override, call.key)
         if length is not None:
             headers["content-length"] = str(length)
         # Built here rather than by client.build_request, which parses the URL and merges headers anew each time.
-        request = httpx.Request("POST", parsed_url(self.url(call)), content=content, headers=headers,
+        request = httpx.Request("POST", parsed_url(url), content=content, headers=headers,
                                 extensions={"timeout": timeout})
         return await client.send(request, stream=True)
 
@@ -66,3 +71,9 @@ class Adapter:
 def parsed_url(url: str) -> httpx.URL:
     """An upstream URL, parsed once (they are few: an upstream's base URL and an operation's path)."""
     return httpx.URL(url)
+
+
+def refusal(status: int, message: str) -> httpx.Response:
+    """An answer made up in place of the upstream's, for what fails before it is asked (its credentials, its
+    settings): the attempt loop treats it as the upstream's own (401: disabled with the reason; 5xx: next upstream)."""
+    return httpx.Response(status, json={"error": {"message": message}})

@@ -13,10 +13,13 @@ class GeminiAdapter(Adapter):
 
     def url(self, call: Call) -> str:
         base = call.upstream.base_url.removesuffix("/v1beta")
-        action = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
+        return f"{base}/v1beta/models/{call.model}:{self.action(call)}"
+
+    @staticmethod
+    def action(call: Call) -> str:
         if call.operation in EMBED_ACTIONS or call.operation == "predict":  # embeddings, Imagen
-            action = call.operation
-        return f"{base}/v1beta/models/{call.model}:{action}"
+            return call.operation
+        return "streamGenerateContent?alt=sse" if call.stream else "generateContent"
 
     def headers(self, call: Call) -> dict[str, str]:
         return {"content-type": "application/json", "x-goog-api-key": call.key}

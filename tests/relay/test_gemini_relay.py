@@ -13,6 +13,7 @@ from google.genai import types
 
 from billing.groups import group_default
 from billing.models import ModelPrice, UsageLog
+from relay.probe import upstream_test
 from relay.upstreams import upstream_save
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -110,3 +111,10 @@ def test_errors_come_back_in_googles_shape(live, fakes, flash, funded_key):
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
     models = httpx.get(f"{live.url}/v1beta/models", headers={"x-goog-api-key": key}).json()["models"]
     assert f"models/{FLASH}" in [m["name"] for m in models]
+
+
+def test_the_upstream_test_asks_in_geminis_own_format(fakes, flash):
+    gem, _oai = fakes
+    assert upstream_test(upstream=flash, model=FLASH).ok
+    sent = gem.requests[-1]
+    assert sent.path == f"/v1beta/models/{FLASH}:generateContent" and sent.body["contents"][0]["parts"][0]["text"]
