@@ -2,7 +2,8 @@
 
 The session is created with Stripe's REST API (form-encoded, the secret key as a bearer token); the webhook is
 checked as Stripe documents: `Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.payload" with the endpoint
-secret>`, at most five minutes old. Amounts are in the currency's cents (two-decimal currencies).
+secret>`, at most five minutes old. Amounts are in the currency's smallest unit, as Stripe counts it: yen and
+the other zero-decimal currencies whole, the three-decimal dinars in thousandths, the rest in cents.
 """
 
 from __future__ import annotations
@@ -20,6 +21,32 @@ from django.conf import settings
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+
+
+# Stripe's lists of zero-decimal and three-decimal currencies ("Supported currencies", "Minor units")
+ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                          "xaf", "xof", "xpf"})
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+
+def currency_unit(currency: str) -> Decimal:
+    """The smallest amount of `currency` Stripe charges: 1 (yen), 0.001 (dinars) or 0.01; prices are rounded to it
+    (dinars to 0.01: Stripe wants their last digit zero)."""
+    code = currency.lower()
+    return Decimal(1) if code in ZERO_DECIMAL else Decimal("0.01")
+
+
+def minor_units(money: Decimal, currency: str) -> int:
+    """`money` in the units Stripe's `amount` fields count."""
+    code = currency.lower()
+    scale = 1 if code in ZERO_DECIMAL else 1000 if code in THREE_DECIMAL else 100
+    return int(money * scale)
+
+
+def from_minor_units(amount: int, currency: str) -> Decimal:
+    code = currency.lower()
+    scale = 1 if code in ZERO_DECIMAL else 1000 if code in THREE_DECIMAL else 100
+    return Decimal(amount) / scale
 
 
 class StripeError(Exception):
@@ -44,7 +71,7 @@ def stripe_checkout_url(*, trade_no: str, name: str, money: Decimal, success_url
         "mode": "payment", "success_url": success_url, "cancel_url": cancel_url, "client_reference_id": trade_no,
         "metadata[trade_no]": trade_no, "line_items[0][quantity]": "1",
         "line_items[0][price_data][currency]": settings.STRIPE_CURRENCY.lower(),
-        "line_items[0][price_data][unit_amount]": str(int(money * 100)),
+        "line_items[0][price_data][unit_amount]": str(minor_units(money, settings.STRIPE_CURRENCY)),
         "line_items[0][price_data][product_data][name]": name,
     }
     try:
@@ -87,5 +114,5 @@ def stripe_payment(payload: bytes, signature_header: str, now: float | None = No
     amount = session.get("amount_total")
     if not trade_no or not isinstance(amount, int):
         raise StripeError("The event names no order or amount.")
-    return StripePayment(str(trade_no), Decimal(amount) / 100, str(session.get("currency") or "").lower(),
-                         str(session.get("id") or ""))
+    currency = str(session.get("currency") or "").lower()  # checked against the site's by the caller
+    return StripePayment(str(trade_no), from_minor_units(amount, currency), currency, str(session.get("id") or ""))

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from billing.epay import epay_enabled
 from billing.ledger import ledger_credit
 from billing.models import LedgerReason, TopUpOrder, TopUpStatus
-from billing.stripe import stripe_enabled
+from billing.stripe import currency_unit, stripe_enabled
 from config.errors import ServiceError
 from config.options import option
 
@@ -33,9 +33,13 @@ def payment_methods() -> list[str]:
 
 
 def topup_price(amount_usd: int, method: str = "") -> Decimal:
-    """What `amount_usd` dollars of quota cost with `method`, in its gateway's currency, to the cent."""
-    price = settings.STRIPE_PRICE if method == STRIPE else option("TOPUP_PRICE")
-    return (Decimal(amount_usd) * price).quantize(CENT, rounding=ROUND_HALF_UP)
+    """What `amount_usd` dollars of quota cost with `method`, in its gateway's currency, to the cent (to the whole
+    unit in a currency without cents, such as yen)."""
+    if method == STRIPE:
+        price, unit = settings.STRIPE_PRICE, currency_unit(settings.STRIPE_CURRENCY)
+    else:
+        price, unit = option("TOPUP_PRICE"), CENT
+    return (Decimal(amount_usd) * price).quantize(unit, rounding=ROUND_HALF_UP)
 
 
 def topup_currency(method: str) -> str:

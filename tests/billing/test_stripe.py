@@ -126,3 +126,21 @@ def test_stripe_unreachable_is_said_on_the_form(signed_in, monkeypatch):
     assert response.status_code == 200 and b"Stripe could not be reached: ConnectError" in response.content
     r = client.post("/api/user/pay", {"amount": 4, "payment_method": "stripe"}, content_type="application/json")
     assert r.status_code == 502 and r.json()["success"] is False
+
+
+@pytest.mark.parametrize("currency, price, unit_amount, money", [
+    ("jpy", Decimal("151.37"), "1514", Decimal("1514")),  # yen have no cents: the price is rounded to whole yen
+    ("kwd", Decimal("0.31"), "3100", Decimal("3.10")),  # dinars count in thousandths
+    ("eur", Decimal("0.93"), "930", Decimal("9.30")),
+])
+def test_amounts_are_in_each_currencys_smallest_unit(signed_in, stripe, settings, currency, price, unit_amount,
+                                                     money):
+    settings.STRIPE_PRICE, settings.STRIPE_CURRENCY = price, currency
+    user, client = signed_in
+    assert client.post("/topup/pay/", {"amount": "10", "method": "stripe"}).status_code == 302
+    order = TopUpOrder.objects.get(user=user)
+    assert order.money == money
+    assert stripe[-1]["form"]["line_items[0][price_data][unit_amount]"] == unit_amount
+    payload = _event(order, amount=int(unit_amount), currency=currency)
+    assert _deliver(payload, _signature(payload)).status_code == 200
+    assert TopUpOrder.objects.get(pk=order.pk).status == TopUpStatus.PAID
