@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from relay.media_tasks.models import TaskStatus
+from relay.overrides import headers_with_overrides
 from relay.snapshots import UpstreamInfo
 
 
@@ -128,9 +129,11 @@ def seconds_of(value: Any) -> Decimal | None:
 
 
 async def call_json(client: httpx.AsyncClient, upstream: UpstreamInfo, method: str, url: str, *,
-                    headers: dict[str, str], body: Any = None, content: bytes | None = None) -> tuple[int, Any]:
-    """Send one request (a JSON `body` or raw `content`) and read its JSON answer (None when it is not JSON).
-    Transport errors propagate."""
+                    headers: dict[str, str], key: str = "", body: Any = None,
+                    content: bytes | None = None) -> tuple[int, Any]:
+    """Send one request (a JSON `body` or raw `content`, with the upstream's header overrides, `{api_key}` being
+    `key`) and read its JSON answer (None when it is not JSON). Transport errors propagate."""
+    headers = headers_with_overrides(headers, upstream.header_override, key)
     kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout_of(upstream)}
     if content is not None:
         kwargs["content"] = content

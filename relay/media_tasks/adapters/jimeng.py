@@ -85,7 +85,7 @@ class JimengAdapter(TaskAdapter):
         access, secret = key_pair(call.key)
         url = call.upstream.base_url + SUBMIT
         status, data = await submit_json(client, call.upstream, "POST", url, content=raw,
-                                         headers=volc_sign("POST", url, raw, access, secret))
+                                         headers=volc_sign("POST", url, raw, access, secret), key=call.key)
         if isinstance(data, dict) and data.get("code") == OK and isinstance(data.get("data"), dict):
             return Submitted(str(data["data"]["task_id"]), properties={"req_key": body["req_key"]})
         raise SubmitRefused(message_of(data), status=400 if status < 500 else 502,

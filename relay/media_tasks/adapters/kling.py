@@ -66,7 +66,7 @@ class KlingAdapter(TaskAdapter):
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:
         url = f"{call.upstream.base_url}/v1/videos/{call.operation}"
         status, data = await submit_json(client, call.upstream, "POST", url, headers=_headers(call.key),
-                                         body=kling_body(call))
+                                         key=call.key, body=kling_body(call))
         if isinstance(data, dict) and data.get("code") == 0 and isinstance(data.get("data"), dict):
             return Submitted(str(data["data"]["task_id"]))
         code = data.get("code") if isinstance(data, dict) else None
@@ -78,7 +78,7 @@ class KlingAdapter(TaskAdapter):
                     refs: list[TaskRef]) -> dict[str, Snapshot]:
         async def one(ref: TaskRef) -> Snapshot | None:
             url = f"{upstream.base_url}/v1/videos/{ref.operation}/{ref.upstream_task_id}"
-            status, data = await call_json(client, upstream, "GET", url, headers=_headers(key))
+            status, data = await call_json(client, upstream, "GET", url, headers=_headers(key), key=key)
             if status == 200 and isinstance(data, dict) and data.get("code") == 0:
                 return snapshot_of(data.get("data") or {})
             if status == 404 or (isinstance(data, dict) and data.get("code") not in (None, 0) and status < 500):

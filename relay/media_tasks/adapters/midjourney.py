@@ -59,7 +59,8 @@ class MidjourneyAdapter(TaskAdapter):
 
     async def submit(self, client: httpx.AsyncClient, call: TaskCall) -> Submitted:
         url = call.upstream.base_url + PATHS.get(call.operation, f"/mj/submit/{call.operation}")
-        status, data = await submit_json(client, call.upstream, "POST", url, headers=_headers(call.key), body=call.body)
+        status, data = await submit_json(client, call.upstream, "POST", url, headers=_headers(call.key), key=call.key,
+                                         body=call.body)
         if not isinstance(data, dict):
             raise SubmitRefused(f"The Midjourney proxy answered HTTP {status} without JSON.", code=9, retry=True)
         code = data.get("code")
@@ -77,7 +78,8 @@ class MidjourneyAdapter(TaskAdapter):
         ids = [ref.upstream_task_id for ref in refs]
         for start in range(0, len(ids), FETCH_CHUNK):
             status, data = await call_json(client, upstream, "POST", f"{upstream.base_url}/mj/task/list-by-condition",
-                                           headers=_headers(key), body={"ids": ids[start:start + FETCH_CHUNK]})
+                                           headers=_headers(key), key=key,
+                                           body={"ids": ids[start:start + FETCH_CHUNK]})
             if status != 200 or not isinstance(data, list):
                 raise httpx.HTTPError(f"list-by-condition answered HTTP {status}")
             for task in data:
@@ -89,4 +91,4 @@ class MidjourneyAdapter(TaskAdapter):
                          upstream_task_id: str) -> tuple[int, Any]:
         """The proxy's `{code, description, result: "<seed>"}` for a task it ran."""
         url = f"{upstream.base_url}/mj/task/{quote(upstream_task_id, safe='')}/image-seed"
-        return await call_json(client, upstream, "GET", url, headers=_headers(key))
+        return await call_json(client, upstream, "GET", url, headers=_headers(key), key=key)

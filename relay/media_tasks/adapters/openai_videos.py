@@ -78,7 +78,7 @@ class OpenAIVideosAdapter(TaskAdapter):
         if call.action == "remix":  # JSON, to the video being remixed (its upstream id)
             url = f"{_base(call.upstream)}/{quote(str(call.body['video_id']), safe='')}/remix"
             status, data = await submit_json(client, call.upstream, "POST", url, body={"prompt": call.body["prompt"]},
-                                             headers=_headers(call.key))
+                                             headers=_headers(call.key), key=call.key)
             return _submitted(status, data)
         fields = {"prompt": call.body.get("prompt", ""), "model": call.model,
                   "seconds": str(int(call.body.get("seconds") or 4))}
@@ -86,14 +86,14 @@ class OpenAIVideosAdapter(TaskAdapter):
             fields["size"] = call.body["size"]
         body, content_type = multipart_encode(fields, call.files)
         status, data = await submit_json(client, call.upstream, "POST", _base(call.upstream), content=body,
-                                         headers={**_headers(call.key), "content-type": content_type})
+                                         headers={**_headers(call.key), "content-type": content_type}, key=call.key)
         return _submitted(status, data)
 
     async def fetch(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,
                     refs: list[TaskRef]) -> dict[str, Snapshot]:
         async def one(ref: TaskRef) -> Snapshot | None:
             status, data = await call_json(client, upstream, "GET", f"{_base(upstream)}/{ref.upstream_task_id}",
-                                           headers=_headers(key))
+                                           headers=_headers(key), key=key)
             if status == 200 and isinstance(data, dict):
                 return snapshot_of(data)
             if status == 404:

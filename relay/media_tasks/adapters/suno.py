@@ -67,7 +67,7 @@ class SunoAdapter(TaskAdapter):
         operation = "lyrics" if call.operation == "lyrics" else "music"
         status, data = await submit_json(client, call.upstream, "POST",
                                          f"{call.upstream.base_url}/suno/submit/{operation}",
-                                         headers=_headers(call.key), body=music_body(call))
+                                         headers=_headers(call.key), key=call.key, body=music_body(call))
         if status == 200 and isinstance(data, dict) and data.get("code") == "success" and data.get("data"):
             return Submitted(str(data["data"]))
         code = data.get("code") if isinstance(data, dict) and isinstance(data.get("code"), str) else "upstream_error"
@@ -79,7 +79,8 @@ class SunoAdapter(TaskAdapter):
         ids = [ref.upstream_task_id for ref in refs]
         for start in range(0, len(ids), FETCH_CHUNK):
             status, data = await call_json(client, upstream, "POST", f"{upstream.base_url}/suno/fetch",
-                                           headers=_headers(key), body={"ids": ids[start:start + FETCH_CHUNK]})
+                                           headers=_headers(key), key=key,
+                                           body={"ids": ids[start:start + FETCH_CHUNK]})
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
                 raise httpx.HTTPError(f"suno fetch answered HTTP {status}")
             for task in data["data"]:

@@ -234,3 +234,17 @@ def test_image_seeds_count_against_the_keys_rate_limit_and_odd_upstream_ids_stay
     assert tasks_env.requests[-1]["path"] == "/mj/task/../../admin?x=1/image-seed"  # one escaped path segment
     r = httpx.get(f"{live.url}/mj/task/{task_id}/image-seed", headers={"mj-api-secret": key})
     assert r.status_code == 429 and r.json()["code"] == 4
+
+
+def test_header_overrides_reach_submits_and_polls(live, upstream, funded_key, tasks_env):
+    mj = upstream("midjourney")
+    mj.header_override = {"X-Tenant": "acme", "Authorization": "Bearer {api_key}"}
+    mj.save()
+    _user, key = funded_key()
+    r = post(live, "/mj/submit/imagine", key, {"prompt": "a pig"})
+    assert r.status_code == 200 and r.json()["code"] == 1
+    poll()
+    submitted, polled = tasks_env.requests[-2], tasks_env.requests[-1]
+    assert submitted["path"] == "/mj/submit/imagine" and polled["path"] != submitted["path"]
+    for sent in (submitted, polled):
+        assert sent["headers"]["x-tenant"] == "acme" and sent["headers"]["authorization"] == "Bearer mj-secret"
