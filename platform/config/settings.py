@@ -284,6 +284,8 @@ TASK_NOTIFY_RETRIES = env_int("TASK_NOTIFY_RETRIES", 5)
 TASK_NOTIFY_BACKOFF_SECONDS = env_int("TASK_NOTIFY_BACKOFF_SECONDS", 10)
 TASK_NOTIFY_TIMEOUT_SECONDS = float(env("TASK_NOTIFY_TIMEOUT_SECONDS", "5"))
 DEMO_TASK_SECONDS = float(env("DEMO_TASK_SECONDS", "10"))
+# Midjourney task images served from this site (`/mj/image/{id}`, signed) rather than the upstream's address.
+MJ_IMAGE_PROXY = env_bool("MJ_IMAGE_PROXY", False)
 # Usage logs older than LOG_RETENTION_DAYS are deleted hourly, this many rows per statement.
 LOG_PRUNE_BATCH = env_int("LOG_PRUNE_BATCH", 5000)
 # A stopping server lets calls in flight finish this long, then ends the streams still open (billed for what was sent).

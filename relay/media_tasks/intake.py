@@ -146,6 +146,12 @@ def midjourney_submission(operation: str, body: dict[str, Any], endpoint: str) -
         if not isinstance(images, list) or not 2 <= len(images) <= 5 or not all(isinstance(i, str) for i in images):
             raise errors.bad_request("'base64Array' must hold 2 to 5 images.", param="base64Array")
         action = "BLEND"
+    elif operation == "upload-discord-images":  # images put where Midjourney can read them; answered at once
+        images = body.get("base64Array")
+        if not isinstance(images, list) or not 1 <= len(images) <= 5 or not all(isinstance(i, str) and i
+                                                                                 for i in images):
+            raise errors.bad_request("'base64Array' must hold 1 to 5 images.", param="base64Array")
+        action = "UPLOAD"
     elif operation == "describe":
         _text(body, "base64", required=True)
         action = "DESCRIBE"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from relay.media_tasks.mj_image import image_address
 from relay.media_tasks.models import MediaTask, TaskKind, TaskStatus
 
 OPENAI_STATUS = {TaskStatus.NOT_START: "queued", TaskStatus.SUBMITTED: "queued",
@@ -24,16 +25,18 @@ def _s(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
-def mj_task(task: MediaTask) -> dict[str, Any]:
-    """A midjourney-proxy task object (times in epoch milliseconds, progress as "45%")."""
+def mj_task(task: MediaTask, image_base: str = "") -> dict[str, Any]:
+    """A midjourney-proxy task object (times in epoch milliseconds, progress as "45%"); with `image_base`, the image
+    at this site's signed `/mj/image/{id}` address instead of the upstream's."""
     result, request = task.result or {}, task.request or {}
+    image_url = image_address(image_base, task.public_id) if image_base and task.result_url else task.result_url
     prompt = str(request.get("prompt") or result.get("prompt") or "")
     return {
         "id": task.public_id, "action": task.action, "customId": str(request.get("customId") or ""),
         "botType": str(request.get("botType") or ""), "prompt": prompt,
         "promptEn": str(result.get("promptEn") or prompt), "description": str(result.get("description") or ""),
         "state": task.state, "submitTime": _ms(task.submitted_at), "startTime": _ms(task.started_at),
-        "finishTime": _ms(task.finished_at), "imageUrl": task.result_url, "status": task.status,
+        "finishTime": _ms(task.finished_at), "imageUrl": image_url, "status": task.status,
         "progress": f"{task.progress}%", "failReason": task.fail_reason, "buttons": result.get("buttons") or [],
         "maskBase64": "", "properties": result.get("properties") or {},
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from django.conf import settings
 
 from relay import errors, gate
 from relay.http import RelayRequest, Send, send_json
@@ -17,6 +18,7 @@ from relay.media_tasks import intake, render
 from relay.media_tasks.adapters import adapter_for
 from relay.media_tasks.adapters.base import Upload
 from relay.media_tasks.content import video_content
+from relay.media_tasks.mj_image import image_base, image_signed, mj_image
 from relay.media_tasks.models import MediaTask, TaskKind
 from relay.media_tasks.selectors import (
     media_task_of,
@@ -44,6 +46,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    signed: bool = False  # a signed address (`?sig=`) stands in for the key
 
 
 def _storable(body: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +82,8 @@ def _ids(body: dict[str, Any]) -> list[str]:
 async def mj_submit(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
     sub = intake.midjourney_submission(args["op"], _json(req), req.path)
     accepted = await task_submit(app, req, ctx, sub)
+    if sub.action == "UPLOAD":  # the proxy's answer: the images' URLs
+        return 200, {"code": 1, "description": "Submit success", "result": accepted.task.result.get("urls") or []}
     return 200, {"code": accepted.submitted.code, "description": "Submit success", "result": accepted.task.public_id,
                  "properties": accepted.submitted.properties}
 
@@ -107,14 +112,20 @@ async def mj_image_seed(app: RelayApp, req: RelayRequest, ctx: TokenContext, arg
                  "result": data.get("result")}
 
 
+def _image_base(req: RelayRequest) -> str:
+    """Where task images are served from: this site when MJ_IMAGE_PROXY is on, else the upstream's address."""
+    return image_base(req) if settings.MJ_IMAGE_PROXY else ""
+
+
 async def mj_fetch(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
-    return 200, render.mj_task(await _task(ctx, args["id"], (TaskKind.MIDJOURNEY,)))
+    return 200, render.mj_task(await _task(ctx, args["id"], (TaskKind.MIDJOURNEY,)), _image_base(req))
 
 
 async def mj_list(app: RelayApp, req: RelayRequest, ctx: TokenContext, args: dict[str, str], send: Send) -> Reply:
     tasks = await in_thread(media_tasks_by_ids)(user_id=ctx.user_id, public_ids=_ids(_json(req)),
                                                 kinds=(TaskKind.MIDJOURNEY,))
-    return 200, [render.mj_task(t) for t in tasks]
+    base = _image_base(req)
+    return 200, [render.mj_task(t, base) for t in tasks]
 
 
 # --- Suno ---
@@ -225,8 +236,8 @@ async def videos_content(app: RelayApp, req: RelayRequest, ctx: TokenContext, ar
     return None
 
 
-def _route(method: str, pattern: str, handler: Handler) -> Route:
-    return Route(method, re.compile(pattern), handler)
+def _route(method: str, pattern: str, handler: Handler, *, signed: bool = False) -> Route:
+    return Route(method, re.compile(pattern), handler, signed)
 
 
 ROUTES = [
@@ -235,6 +246,7 @@ ROUTES = [
     _route("GET", r"/mj/task/(?P<id>[^/]+)/fetch", mj_fetch),
     _route("GET", r"/mj/task/(?P<id>[^/]+)/image-seed", mj_image_seed),
     _route("POST", r"/mj/task/list-by-condition", mj_list),
+    _route("GET", r"/mj/image/(?P<id>[^/]+)", mj_image, signed=True),
     _route("POST", r"/suno/submit/(?P<op>[A-Za-z_-]+)", suno_submit),
     _route("GET", r"/suno/fetch/(?P<id>[^/]+)", suno_fetch_one),
     _route("POST", r"/suno/fetch", suno_fetch),
@@ -315,8 +327,10 @@ async def dispatch(app: RelayApp, req: RelayRequest, send: Send) -> None:
             raise errors.not_found(f"Unknown path: {req.method} {req.path}", code="unknown_url")
         if protocol == MJ and "authorization" not in req.headers and req.headers.get("mj-api-secret"):
             req.headers["authorization"] = f"Bearer {req.headers['mj-api-secret']}"
-        ctx = await gate.authenticate(app.snapshots, req)
-        reply = await route[0].handler(app, req, ctx, route[1].groupdict(), send)
+        args = route[1].groupdict()
+        signed = route[0].signed and image_signed(req, args.get("id", ""))
+        ctx = None if signed else await gate.authenticate(app.snapshots, req)
+        reply = await route[0].handler(app, req, ctx, args, send)
     except errors.RelayError as exc:
         headers = req.extra_headers + [(k.encode(), v.encode()) for k, v in exc.headers.items()]
         body = error_shape(protocol, exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param,

@@ -32,3 +32,10 @@ def media_tasks_recent(*, user_id: int, kinds: tuple[str, ...], endpoint_prefix:
         if anchor is not None:
             qs = qs.filter(pk__gt=anchor) if ascending else qs.filter(pk__lt=anchor)
     return list(qs.order_by("pk" if ascending else "-pk")[:limit])
+
+
+def media_task_with_id(*, public_id: str, kinds: tuple[str, ...]) -> MediaTask | None:
+    """Whoever's task has this id: only for addresses that prove they were handed out (signed)."""
+    if not storable_text(public_id):
+        return None
+    return MediaTask.objects.filter(public_id=public_id, kind__in=kinds).first()

@@ -54,10 +54,13 @@ def media_task_submitted(*, task: MediaTask, upstream: UpstreamInfo, key: str, s
     fields = {"upstream_id": upstream.id, "key_fingerprint": key_fingerprint(key),
               "upstream_model": upstream.upstream_model(task.model), "upstream_task_id": submitted.upstream_task_id,
               "status": TaskStatus.SUBMITTED, "result": {"properties": submitted.properties} if submitted.properties
-              else {}, "poll_after": now, **_notify_due(task, now)}
+              else {}, "poll_after": None if submitted.done else now, **_notify_due(task, now)}
     MediaTask.objects.filter(pk=task.pk, settled_at=None).update(**fields, updated_at=now)
     for name, value in fields.items():
         setattr(task, name, value)
+    if submitted.done is not None:  # finished in the answer: settled now
+        media_task_apply(task=task, snapshot=submitted.done)
+        task.refresh_from_db()
     return task
 
 

@@ -28,6 +28,7 @@ KLING_AK, KLING_SK = "kling-ak", "kling-sk"
 VOLC_AK, VOLC_SK = "volc-ak", "volc-sk"
 OPENAI_KEY = "sk-upstream-openai"
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42fake-video"
+PNG_BYTES = b"\x89PNG\r\n\x1a\nfake-image"
 
 
 def _b64url_decode(text: str) -> bytes:
@@ -136,6 +137,9 @@ class FakeTasks:
         if path == "/hook":
             self.hooks.append(json.loads(body or b"{}"))
             return await self._reply(send, self.hook_status, {"ok": True})
+        if path.startswith("/attachments/") and method == "GET":  # where the images are, as Discord's CDN holds them
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"image/png")]})
+            return await send({"type": "http.response.body", "body": PNG_BYTES + path.encode()})
         if path.startswith("/mj/"):
             return await self._reply(send, *self._midjourney(path, headers, body))
         if path.startswith("/suno/"):
@@ -166,6 +170,12 @@ class FakeTasks:
         if path.startswith(("/mj/submit/", "/mj/insight-face/")):
             if "midjourney" in self.refuse:
                 return 200, self.refuse["midjourney"]
+            if path == "/mj/submit/upload-discord-images":
+                images = data.get("base64Array") or []
+                if not all(str(image).startswith("data:image/") for image in images):
+                    return 200, {"code": 4, "description": "base64格式错误"}
+                return 200, {"code": 1, "description": "成功",
+                             "result": [f"{self.url}/attachments/upload-{next(self._ids)}.png" for _ in images]}
             if path.endswith("/change") and data.get("taskId") not in self.tasks:
                 return 200, {"code": 3, "description": "关联任务不存在或已失效"}
             task_id = self._new("mj", str(data.get("prompt") or data.get("taskId") or ""), body=data, path=path)
@@ -186,7 +196,7 @@ class FakeTasks:
                 status = {"running": "IN_PROGRESS", "success": "SUCCESS", "failure": "FAILURE"}[phase]
                 out.append({"id": task_id, "action": "IMAGINE", "status": status,
                             "progress": "100%" if phase != "running" else "45%", "prompt": task["prompt"],
-                            "promptEn": task["prompt"], "imageUrl": f"https://cdn.example/{task_id}.png"
+                            "promptEn": task["prompt"], "imageUrl": f"{self.url}/attachments/{task_id}.png"
                             if phase == "success" else "", "failReason": "banned" if phase == "failure" else "",
                             "buttons": [{"customId": "MJ::JOB::upsample::1::abc", "label": "U1", "type": 2,
                                          "style": 2, "emoji": ""}], "properties": {"finalPrompt": task["prompt"]}})

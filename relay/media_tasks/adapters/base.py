@@ -59,6 +59,7 @@ class Submitted:
     upstream_task_id: str
     properties: dict[str, Any] = field(default_factory=dict)
     code: int = 1  # Midjourney's reply code: 1, or 21 when a modal step must follow
+    done: Snapshot | None = None  # the upstream finished it in its answer: nothing to poll
 
 
 @dataclass

@@ -64,6 +64,10 @@ class MidjourneyAdapter(TaskAdapter):
         if not isinstance(data, dict):
             raise SubmitRefused(f"The Midjourney proxy answered HTTP {status} without JSON.", code=9, retry=True)
         code = data.get("code")
+        if call.action == "UPLOAD" and code == 1 and isinstance(data.get("result"), list):
+            urls = [str(url) for url in data["result"]]
+            return Submitted("", done=Snapshot(TaskStatus.SUCCESS, 100, result_url=urls[0] if urls else "",
+                                               result={"urls": urls}))
         if code in ACCEPTED and data.get("result"):
             reply = 21 if code == 21 and call.action in MODAL_ACTIONS else 1
             properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}

@@ -16,14 +16,15 @@ from tests.fakes import task_upstreams as fakes
 from tests.fakes.task_upstreams import FakeTasks
 
 PRICES = {
-    "mj_imagine": "0.1", "mj_upscale": "0.05", "mj_variation": "0.1", "mj_reroll": "0.1", "mj_shorten": "0.01",
+    "mj_imagine": "0.1", "mj_upload": "0.02", "mj_upscale": "0.05", "mj_variation": "0.1", "mj_reroll": "0.1", "mj_shorten": "0.01",
     "swap_face": "0.02", "suno_music": "0.1", "suno_lyrics": "0.01",
     "kling-v1": "0.028", "jimeng-v1": "0.03", "sora-2": "0.1", "demo-video": "0.01", "demo-music": "0.02",
     "demo-audio": "0.001",
 }
 KEYS = {"midjourney": fakes.MJ_SECRET, "suno": fakes.SUNO_KEY, "kling": f"{fakes.KLING_AK}|{fakes.KLING_SK}",
         "jimeng": f"{fakes.VOLC_AK}|{fakes.VOLC_SK}", "openai": fakes.OPENAI_KEY}
-MODELS = {"midjourney": ["mj_imagine", "mj_upscale", "mj_variation", "mj_reroll", "mj_shorten", "swap_face"], "suno": ["suno_music", "suno_lyrics"],
+MODELS = {"midjourney": ["mj_imagine", "mj_upload", "mj_upscale", "mj_variation", "mj_reroll", "mj_shorten",
+                        "swap_face"], "suno": ["suno_music", "suno_lyrics"],
           "kling": ["kling-v1"], "jimeng": ["jimeng-v1"], "openai": ["sora-2"]}
 
 
