@@ -16,7 +16,8 @@ from tests.fakes import task_upstreams as fakes
 from tests.fakes.task_upstreams import FakeTasks
 
 PRICES = {
-    "mj_imagine": "0.1", "mj_upload": "0.02", "mj_upscale": "0.05", "mj_variation": "0.1", "mj_reroll": "0.1", "mj_shorten": "0.01",
+    "mj_imagine": "0.1", "mj_upload": "0.02", "mj_upscale": "0.05", "mj_variation": "0.1", "mj_reroll": "0.1",
+    "mj_shorten": "0.01",
     "swap_face": "0.02", "suno_music": "0.1", "suno_lyrics": "0.01",
     "kling-v1": "0.028", "jimeng-v1": "0.03", "sora-2": "0.1", "demo-video": "0.01", "demo-music": "0.02",
     "demo-audio": "0.001",
