@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db.backends.postgresql import operations as postgresql_operations
 from django.utils import translation
 from rest_framework.test import APIClient
 
@@ -17,6 +18,19 @@ from billing.charges import reservations_open
 from tests.live_server import LiveServer
 from tests.support import settled
 from tokens.services import token_create
+
+
+def _flush_by_delete(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """Empty PostgreSQL's tables after each transactional test with DELETE rather than Django's TRUNCATE: on the
+    few rows a test leaves it takes 2 ms, where TRUNCATE takes 90 (Django's foreign keys are deferred, so the
+    order does not matter inside flush's transaction). Asked to reset sequences or cascade, Django's own."""
+    if reset_sequences or allow_cascade:
+        return _django_flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    return [f"DELETE FROM {self.quote_name(table)};" for table in tables]
+
+
+_django_flush = postgresql_operations.DatabaseOperations.sql_flush
+postgresql_operations.DatabaseOperations.sql_flush = _flush_by_delete
 
 
 @pytest.fixture(autouse=True)
