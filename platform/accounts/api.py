@@ -1,10 +1,10 @@
-"""Management API for accounts: register, log in and out, self, access token, top-up, check-in."""
+"""Management API for accounts: verification codes, register, log in and out, self, access token, top-up, check-in."""
 
 from __future__ import annotations
 
 from django.contrib.auth import login, logout
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -13,7 +13,9 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from accounts.services import access_token_issue, checkin_claim, user_authenticate, user_register
+from accounts.turnstile import turnstile_check
 from accounts.two_factor import login_pending_start
+from accounts.verification import CODE_MINUTES, REGISTER, verification_send
 from billing.redemption import redemption_redeem
 from config.api import ok, validated
 from config.api_fields import unix
@@ -28,6 +30,7 @@ class RegisterIn(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     display_name = serializers.CharField(required=False, allow_blank=True, max_length=64)
     aff_code = serializers.CharField(required=False, allow_blank=True, max_length=16)
+    verification_code = serializers.CharField(required=False, allow_blank=True, max_length=16)
 
 
 class LoginIn(serializers.Serializer):
@@ -60,16 +63,39 @@ def user_render(user: User) -> dict:
     }
 
 
+def _turnstile_token(request: Request) -> str:
+    """The Turnstile widget's token: `?turnstile=` as new-api's front end sends it, or a body field."""
+    token = request.query_params.get("turnstile") or (request.data.get("turnstile") if hasattr(request.data, "get")
+                                                      else "")
+    return str(token or "")
+
+
+@extend_schema(parameters=[OpenApiParameter("email", str, required=True), OpenApiParameter("turnstile", str)],
+               responses=dict)
+@api_view(["GET", "POST"])
+@permission_classes([AllowAny])
+def verification(request: Request) -> Response:
+    """Mail a sign-up code to `email` (new-api's `GET /api/verification?email=`)."""
+    ip = client_ip(request._request) or ""
+    turnstile_check(_turnstile_token(request), ip)
+    email = request.query_params.get("email") or (request.data.get("email") if hasattr(request.data, "get") else "")
+    verification_send(email=str(email or ""), purpose=REGISTER, client_ip=ip)
+    return ok(None, _("A verification code has been sent; it works for %(minutes)d minutes.")
+              % {"minutes": CODE_MINUTES})
+
+
 @extend_schema(request=RegisterIn, responses=dict)
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def register(request: Request) -> Response:
     if not option("REGISTRATION_ENABLED"):
         raise ServiceError(_("Registration is closed."), status=403)
+    turnstile_check(_turnstile_token(request), client_ip(request._request) or "")
     data = validated(RegisterIn, request)
     user = user_register(
         username=data["username"], password=data["password"], email=data.get("email", ""),
         display_name=data.get("display_name", ""), invite_code=data.get("aff_code", ""),
+        verification_code=data.get("verification_code", ""),
     )
     return ok(user_render(user), _("Account created."), http_status=201)
 
@@ -78,6 +104,7 @@ def register(request: Request) -> Response:
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def login_view(request: Request) -> Response:
+    turnstile_check(_turnstile_token(request), client_ip(request._request) or "")
     data = validated(LoginIn, request)
     user = user_authenticate(
         request=request._request, username=data["username"], password=data["password"],

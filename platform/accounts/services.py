@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User, UserStatus
+from accounts.verification import REGISTER, email_problem, verification_check
 from billing.groups import group_default
 from billing.ledger import ledger_apply, ledger_credit
 from billing.models import LedgerReason, UserGroup
@@ -37,9 +38,11 @@ def _invite_code() -> str:
 
 @transaction.atomic
 def user_register(
-    *, username: str, password: str, email: str = "", display_name: str = "", invite_code: str = ""
+    *, username: str, password: str, email: str = "", display_name: str = "", invite_code: str = "",
+    verification_code: str = "",
 ) -> User:
-    """Create an account in the default group and credit the trial quota (NEW_USER_QUOTA)."""
+    """Create an account in the default group and credit the trial quota (NEW_USER_QUOTA). With EMAIL_VERIFICATION
+    on, the email address is required and `verification_code` must be the code mailed to it."""
     username = (username or "").strip()
     if not 3 <= len(username) <= 32:
         raise ServiceError(_("The username must be 3 to 32 characters long."))
@@ -49,14 +52,22 @@ def user_register(
         raise ServiceError(_("The username may contain only letters, digits and @/./+/-/_.")) from None
     if User.objects.filter(username__iexact=username).exists():
         raise ServiceError(_("This username is taken."))
-    candidate = User(username=username, email=email or "")
+    email = User.objects.normalize_email((email or "").strip())
+    candidate = User(username=username, email=email)
     try:
         validate_password(password, candidate)
     except ValidationError as exc:
         raise ServiceError(" ".join(exc.messages)) from None
+    if option("EMAIL_VERIFICATION") and not email:
+        raise ServiceError(_("An email address is required to sign up."))
+    problem = email_problem(email) if email else None
+    if problem:
+        raise ServiceError(problem)
+    if option("EMAIL_VERIFICATION"):
+        verification_check(email=email, code=verification_code, purpose=REGISTER)
     inviter = User.objects.filter(invite_code=invite_code).first() if invite_code else None
     user = User.objects.create_user(
-        username=username, password=password, email=email or "", display_name=display_name or username,
+        username=username, password=password, email=email, display_name=display_name or username,
         group=group_default(), invite_code=_invite_code(), invited_by=inviter,
     )
     trial = option("NEW_USER_QUOTA")

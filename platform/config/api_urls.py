@@ -17,6 +17,7 @@ urlpatterns = [
     path("notice", options_api.notice),
     path("option/", options_api.options),
     # accounts
+    path("verification", accounts_api.verification),
     path("user/register", accounts_api.register),
     path("user/login", accounts_api.login_view),
     path("user/login/2fa", two_factor_api.login_code),

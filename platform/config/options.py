@@ -38,6 +38,8 @@ OPTIONS: dict[str, Option] = {
     "SITE_NAME": Option("text", gettext_lazy("Site name")),
     "NOTICE": Option("text", gettext_lazy("Notice shown on the console's home page and dashboard")),
     "REGISTRATION_ENABLED": Option("bool", gettext_lazy("New accounts may register")),
+    "EMAIL_VERIFICATION": Option("bool", gettext_lazy("New accounts confirm their email address with a code")),
+    "EMAIL_DOMAIN_WHITELIST": Option("list", gettext_lazy("Email domains accepted for accounts (empty: any)")),
     "NEW_USER_QUOTA": Option("int", gettext_lazy("Trial credit for new accounts (quota)")),
     "CHECKIN_QUOTA_MIN": Option("int", gettext_lazy("Daily check-in reward, lowest (quota)")),
     "CHECKIN_QUOTA_MAX": Option("int", gettext_lazy("Daily check-in reward, highest (quota)")),

@@ -213,6 +213,13 @@ NEW_USER_QUOTA = env_int("NEW_USER_QUOTA", 500_000)
 CHECKIN_QUOTA_MIN = env_int("CHECKIN_QUOTA_MIN", 10_000)
 CHECKIN_QUOTA_MAX = env_int("CHECKIN_QUOTA_MAX", 50_000)
 REGISTRATION_ENABLED = env_bool("REGISTRATION_ENABLED", True)
+# Sign-up needs an email address confirmed with a code sent to it (one account, one trial credit, per address).
+EMAIL_VERIFICATION = env_bool("EMAIL_VERIFICATION", False)
+EMAIL_DOMAIN_WHITELIST = env_list("EMAIL_DOMAIN_WHITELIST", "")  # accounts' email domains (empty: any)
+# Cloudflare Turnstile on sign-up, log-in and verification mails, when both keys are set.
+TURNSTILE_SITE_KEY = env("TURNSTILE_SITE_KEY", "")
+TURNSTILE_SECRET_KEY = env("TURNSTILE_SECRET_KEY", "")
+TURNSTILE_VERIFY_URL = env("TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify")
 INVITER_QUOTA = env_int("INVITER_QUOTA", 0)  # credited to whoever invited a new account
 INVITEE_QUOTA = env_int("INVITEE_QUOTA", 0)  # credited to the new account, on top of NEW_USER_QUOTA
 SENSITIVE_WORDS = env_list("SENSITIVE_WORDS", "")  # prompts holding any of them are refused (empty: no filtering)

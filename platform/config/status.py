@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.turnstile import turnstile_enabled
 from billing.pricing import QUOTA_PER_USD
 from config.api import ok
 from config.options import option
@@ -25,6 +26,9 @@ def status_view(request: Request) -> Response:
         "version": VERSION,
         "system_name": option("SITE_NAME"),
         "registration_enabled": option("REGISTRATION_ENABLED"),
+        "email_verification": option("EMAIL_VERIFICATION"),
+        "turnstile_check": turnstile_enabled(),
+        "turnstile_site_key": settings.TURNSTILE_SITE_KEY if turnstile_enabled() else "",
         "quota_per_unit": QUOTA_PER_USD,
         "display_currency": settings.DISPLAY_CURRENCY,
         "usd_exchange_rate": str(settings.USD_EXCHANGE_RATE),

@@ -57,7 +57,18 @@ class RegisterForm(ConsoleForm):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     email = forms.EmailField(label=_("Email (optional)"), required=False,
                              widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    verification_code = forms.CharField(
+        label=_("Verification code"), max_length=16, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text=_('Press "Send code" and enter the code mailed to the address.'))
     invite_code = forms.CharField(label=_("Invite code (optional)"), max_length=16, required=False)
+
+    def __init__(self, *args: Any, verification: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if verification:  # the address is confirmed with a code: required, and the code too
+            self.fields["email"].label, self.fields["email"].required = _("Email"), True
+        else:
+            del self.fields["verification_code"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -271,9 +282,16 @@ class EmailChangeForm(ConsoleForm):
     password = forms.CharField(label=_("Current password"), max_length=128, strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    verification_code = forms.CharField(
+        label=_("Verification code"), max_length=16, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text=_('Press "Send code" and enter the code mailed to the new address.'))
+
+    def __init__(self, *args: Any, user: Any, verification: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        if not verification:
+            del self.fields["verification_code"]
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]

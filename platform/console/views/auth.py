@@ -16,7 +16,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.services import user_authenticate, user_register
+from accounts.turnstile import turnstile_check, turnstile_context
 from accounts.two_factor import login_pending_start
+from accounts.verification import CODE_MINUTES, REGISTER, verification_send
 from billing.reports import trial_credit
 from config.errors import ServiceError
 from config.options import option
@@ -45,24 +47,57 @@ def sign_in(request: HttpRequest, user: User) -> None:
             request.session[TRIAL_SESSION_KEY] = credit
 
 
+def human_check(request: HttpRequest) -> str | None:
+    """The Turnstile check of a posted form: None when it passed (or is off), else what to tell the user."""
+    try:
+        turnstile_check(request.POST.get("cf-turnstile-response", ""), client_ip(request) or "")
+    except ServiceError as exc:
+        return exc.message
+    return None
+
+
+def send_code(request: HttpRequest, purpose: str, user: User | None = None) -> tuple[bool, str]:
+    """Mail a verification code to the posted address: (sent, what to tell the user)."""
+    email = request.POST.get("email", "")
+    try:
+        verification_send(email=email, purpose=purpose, client_ip=client_ip(request) or "", user=user)
+    except ServiceError as exc:
+        return False, exc.message
+    return True, _("A code has been sent to %(email)s; it works for %(minutes)d minutes.") % {
+        "email": email, "minutes": CODE_MINUTES}
+
+
 def register(request: HttpRequest) -> HttpResponse:
-    """Sign up (the trial credit comes with the account), then land on the dashboard logged in."""
+    """Sign up (the trial credit comes with the account), then land on the dashboard logged in. With
+    EMAIL_VERIFICATION on, "Send code" mails a code to the address first."""
     if request.user.is_authenticated:
         return redirect("console:dashboard")
     if not option("REGISTRATION_ENABLED"):
         return render(request, "console/register.html", {"closed": True})
-    form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")})
+    verification = option("EMAIL_VERIFICATION")
+    form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")},
+                        verification=verification)
+    context = {"new_user_quota": option("NEW_USER_QUOTA"), "verification": verification, **turnstile_context()}
+    problem = human_check(request) if request.method == "POST" else None
+    if request.method == "POST" and verification and "send_code" in request.POST:
+        kept = {name: request.POST.get(name, "") for name in ("username", "email", "invite_code")}
+        sent, message = (False, problem) if problem else send_code(request, REGISTER)
+        form = RegisterForm(initial=kept, verification=True)
+        return render(request, "console/register.html", {**context, "form": form, "code_sent": sent,
+                                                         "code_message": message})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            if problem:
+                raise ServiceError(problem)
             user = user_register(username=data["username"], password=data["password"], email=data["email"],
-                                 invite_code=data["invite_code"])
+                                 invite_code=data["invite_code"], verification_code=data.get("verification_code", ""))
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
             sign_in(request, user)
             return redirect("console:dashboard")
-    return render(request, "console/register.html", {"form": form, "new_user_quota": option("NEW_USER_QUOTA")})
+    return render(request, "console/register.html", {**context, "form": form})
 
 
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -72,6 +107,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+            problem = human_check(request)
+            if problem:
+                raise ServiceError(problem)
             user = user_authenticate(request=request, username=form.cleaned_data["username"],
                                      password=form.cleaned_data["password"], client_ip=client_ip(request) or "")
         except ServiceError as exc:
@@ -84,7 +122,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
             sign_in(request, user)
             return redirect(next_url(request))
     return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
-                                                  "registration_enabled": option("REGISTRATION_ENABLED")})
+                                                  "registration_enabled": option("REGISTRATION_ENABLED"),
+                                                  **turnstile_context()})
 
 
 @require_POST

@@ -20,8 +20,11 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from accounts.verification import BIND, email_set
+from config.errors import ServiceError
 from config.options import option
 from console.forms import EmailChangeForm
+from console.views.auth import send_code
 from console.views.common import login_required
 
 logger = logging.getLogger("console")
@@ -84,12 +87,24 @@ class ResetConfirmView(auth_views.PasswordResetConfirmView):
 
 @login_required
 def email_change(request: HttpRequest) -> HttpResponse:
-    """Set, change or remove the account's email address (the current password confirms it)."""
-    form = EmailChangeForm(request.POST or None, user=request.user)
+    """Set, change or remove the account's email address (the current password confirms it; with
+    EMAIL_VERIFICATION on, a code mailed to the new address too)."""
+    verification = option("EMAIL_VERIFICATION")
+    form = EmailChangeForm(request.POST or None, user=request.user, verification=verification)
+    context = {"verification": verification}
+    if request.method == "POST" and verification and "send_code" in request.POST:
+        sent, message = send_code(request, BIND, user=request.user)
+        form = EmailChangeForm(initial={"email": request.POST.get("email", "")}, user=request.user, verification=True)
+        return render(request, "console/email_change.html", {**context, "form": form, "code_sent": sent,
+                                                             "code_message": message})
     if request.method == "POST" and form.is_valid():
         email = User.objects.normalize_email(form.cleaned_data["email"])
-        User.objects.filter(pk=request.user.pk).update(email=email)
-        messages.success(request, _("Your email address has been saved.") if email
-                         else _("Your email address has been removed."))
-        return redirect("console:settings")
-    return render(request, "console/email_change.html", {"form": form})
+        try:
+            email_set(user=request.user, email=email, code=form.cleaned_data.get("verification_code", ""))
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Your email address has been saved.") if email
+                             else _("Your email address has been removed."))
+            return redirect("console:settings")
+    return render(request, "console/email_change.html", {**context, "form": form})
