@@ -17,7 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User, UserStatus
+from accounts.models import OAuthIdentity, User, UserStatus
 from accounts.services import user_adjust_quota, user_set_status
 from accounts.two_factor import two_factor_reset
 from billing.groups import group_default
@@ -47,6 +47,22 @@ class QuotaAdjustForm(forms.Form):
 
 def quota_text(quota: int) -> str:
     return f"{quota:,} (${quota_to_usd(quota):.2f})"
+
+
+@admin.register(OAuthIdentity)
+class OAuthIdentityAdmin(admin.ModelAdmin):
+    """Sign-in accounts at outside providers; an operator may unlink one (delete), not make one up or change it."""
+
+    list_display = ("user", "provider", "login", "subject", "created_at")
+    list_filter = ("provider",)
+    search_fields = ("user__username", "login", "subject")
+    readonly_fields = ("user", "provider", "login", "subject", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(User)

@@ -72,3 +72,24 @@ class User(AbstractUser):
     @property
     def is_enabled(self) -> bool:
         return self.status == UserStatus.ENABLED and self.is_active
+
+
+class OAuthIdentity(models.Model):
+    """An account at an outside sign-in provider (GitHub, LINUX DO, an OpenID Connect server) linked to a user."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oauth_identities", verbose_name=_("user"))
+    provider = models.CharField(_("provider"), max_length=16)
+    subject = models.CharField(_("account id at the provider"), max_length=255)
+    login = models.CharField(_("name at the provider"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("linked"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sign-in identity")
+        verbose_name_plural = _("sign-in identities")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="oauth_identity_unique"),
+            models.UniqueConstraint(fields=["user", "provider"], name="oauth_identity_one_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.login or self.subject}"

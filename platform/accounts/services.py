@@ -65,6 +65,14 @@ def user_register(
         raise ServiceError(problem)
     if option("EMAIL_VERIFICATION"):
         verification_check(email=email, code=verification_code, purpose=REGISTER)
+    return account_open(username=username, password=password, email=email, display_name=display_name,
+                        invite_code=invite_code)
+
+
+def account_open(*, username: str, password: str | None, email: str = "", display_name: str = "",
+                 invite_code: str = "") -> User:
+    """The account itself, checked already: default group, trial credit, invitation rewards. A None password is
+    unusable (accounts opened through an outside sign-in provider)."""
     inviter = User.objects.filter(invite_code=invite_code).first() if invite_code else None
     user = User.objects.create_user(
         username=username, password=password, email=email, display_name=display_name or username,

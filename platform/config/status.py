@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.oauth import oauth_providers
 from accounts.turnstile import turnstile_enabled
 from billing.pricing import QUOTA_PER_USD
 from config.api import ok
@@ -22,6 +23,7 @@ VERSION = "0.1.0"
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def status_view(request: Request) -> Response:
+    providers = oauth_providers()
     return ok({
         "version": VERSION,
         "system_name": option("SITE_NAME"),
@@ -29,6 +31,8 @@ def status_view(request: Request) -> Response:
         "email_verification": option("EMAIL_VERIFICATION"),
         "turnstile_check": turnstile_enabled(),
         "turnstile_site_key": settings.TURNSTILE_SITE_KEY if turnstile_enabled() else "",
+        "github_oauth": "github" in providers, "github_client_id": settings.GITHUB_CLIENT_ID if "github" in providers
+        else "", "linuxdo_oauth": "linuxdo" in providers, "oidc_enabled": "oidc" in providers,
         "quota_per_unit": QUOTA_PER_USD,
         "display_currency": settings.DISPLAY_CURRENCY,
         "usd_exchange_rate": str(settings.USD_EXCHANGE_RATE),

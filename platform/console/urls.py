@@ -3,7 +3,7 @@
 from django.urls import path
 
 from console.views import (
-    account, auth, keys, logs, payments, playground, public, recovery, site, tasks, two_factor,
+    account, auth, keys, logs, oauth, payments, playground, public, recovery, site, tasks, two_factor,
 )
 
 app_name = "console"
@@ -15,6 +15,9 @@ urlpatterns = [
     path("register/", auth.register, name="register"),
     path("login/", auth.login_view, name="login"),
     path("login/code/", two_factor.login_code, name="login_code"),
+    path("oauth/<str:provider>/", oauth.oauth_start, name="oauth_start"),
+    path("oauth/<str:provider>/callback/", oauth.oauth_callback, name="oauth_callback"),
+    path("oauth/<str:provider>/unlink/", oauth.oauth_unlink_view, name="oauth_unlink"),
     path("logout/", auth.logout_view, name="logout"),
     path("account/password/", auth.password_change, name="password_change"),
     path("account/email/", recovery.email_change, name="email_change"),

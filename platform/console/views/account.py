@@ -10,6 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
+from accounts.models import OAuthIdentity
+from accounts.oauth import oauth_providers
 from accounts.services import CheckinError, access_token_issue, checkin_claim
 from billing.redemption import RedemptionError, redemption_redeem
 from billing.reports import credits_recent, invitations
@@ -97,8 +99,10 @@ def checkin(request: HttpRequest) -> HttpResponse:
 def _settings_context(request: HttpRequest) -> dict:
     code = request.user.invite_code or ""
     invite_url = f"{request.build_absolute_uri(reverse('console:register'))}?aff={code}" if code else ""
+    linked = {i.provider: i for i in OAuthIdentity.objects.filter(user=request.user)}
+    sign_ins = [{"provider": p, "identity": linked.get(p.key)} for p in oauth_providers().values()]
     return {"invite_url": invite_url, "invites": invitations(user_id=request.user.pk),
-            "inviter_quota": option("INVITER_QUOTA"), "invitee_quota": option("INVITEE_QUOTA")}
+            "inviter_quota": option("INVITER_QUOTA"), "invitee_quota": option("INVITEE_QUOTA"), "sign_ins": sign_ins}
 
 
 @login_required

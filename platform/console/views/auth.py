@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.services import user_authenticate, user_register
+from accounts.oauth import oauth_providers
 from accounts.turnstile import turnstile_check, turnstile_context
 from accounts.two_factor import login_pending_start
 from accounts.verification import CODE_MINUTES, REGISTER, verification_send
@@ -77,7 +78,8 @@ def register(request: HttpRequest) -> HttpResponse:
     verification = option("EMAIL_VERIFICATION")
     form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")},
                         verification=verification)
-    context = {"new_user_quota": option("NEW_USER_QUOTA"), "verification": verification, **turnstile_context()}
+    context = {"new_user_quota": option("NEW_USER_QUOTA"), "verification": verification, **turnstile_context(),
+               "oauth_providers": list(oauth_providers().values()), "aff": request.GET.get("aff", "")}
     problem = human_check(request) if request.method == "POST" else None
     if request.method == "POST" and verification and "send_code" in request.POST:
         kept = {name: request.POST.get(name, "") for name in ("username", "email", "invite_code")}
@@ -123,6 +125,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return redirect(next_url(request))
     return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
                                                   "registration_enabled": option("REGISTRATION_ENABLED"),
+                                                  "oauth_providers": list(oauth_providers().values()),
                                                   **turnstile_context()})
 
 
@@ -135,8 +138,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def password_change(request: HttpRequest) -> HttpResponse:
-    """Change the password with Django's form (old password, validators); other sessions are logged out."""
-    form = PasswordChangeForm(user=request.user, data=request.POST or None, label_suffix="")
+    """Change the password with Django's form (old password, validators); other sessions are logged out. An
+    account opened through a sign-in provider has none yet: it sets one without the old."""
+    form_class = PasswordChangeForm if request.user.has_usable_password() else SetPasswordForm
+    form = form_class(user=request.user, data=request.POST or None, label_suffix="")
     if request.method == "POST" and form.is_valid():
         form.save()
         update_session_auth_hash(request, form.user)  # stay logged in here, log out other sessions
