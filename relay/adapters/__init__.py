@@ -6,6 +6,7 @@ from relay.adapters.anthropic import AnthropicAdapter
 from relay.adapters.azure import AzureAdapter
 from relay.adapters.base import Adapter
 from relay.adapters.bedrock import BEDROCK
+from relay.adapters.bedrock_converse import BEDROCK_CONVERSE, converse_model
 from relay.adapters.demo import DemoAdapter
 from relay.adapters.gemini import GeminiAdapter
 from relay.adapters.openai import OpenAIAdapter
@@ -26,5 +27,5 @@ def adapter_for(upstream: UpstreamInfo, model: str = "") -> Adapter | None:
     if family == "vertex":
         return vertex_adapter_for(model)
     if family == "bedrock":
-        return BEDROCK
+        return BEDROCK_CONVERSE if converse_model(model) else BEDROCK
     return ADAPTERS.get(family)

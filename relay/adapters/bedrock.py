@@ -116,7 +116,13 @@ class BedrockAdapter(AnthropicAdapter):
 
     async def send(self, client: httpx.AsyncClient, call: Call, content: bytes | AsyncIterator[bytes],
                    length: int | None = None) -> UpstreamResponse:
-        url, body = self.url(call), json_bytes(self.body(call))
+        response = await self.signed_post(client, call, self.url(call), json_bytes(self.body(call)))
+        if call.stream and response.status_code == 200 and isinstance(response, httpx.Response):
+            return EventStreamAsSSE(response)
+        return response
+
+    async def signed_post(self, client: httpx.AsyncClient, call: Call, url: str, body: bytes) -> UpstreamResponse:
+        """POST `body` with SigV4 (an access-key pair) or as a Bearer (a Bedrock API key)."""
         headers = {"content-type": "application/json",
                    "accept": "application/vnd.amazon.eventstream" if call.stream else "application/json"}
         credentials = aws_credentials(call.key)
@@ -125,10 +131,7 @@ class BedrockAdapter(AnthropicAdapter):
         else:
             headers |= sigv4_headers(method="POST", url=url, headers=headers, body=body, credentials=credentials,
                                      region=bedrock_region(call), service=SIGNING_NAME, now=datetime.now(timezone.utc))
-        response = await self.post(client, call, url, headers, body)
-        if call.stream and response.status_code == 200 and isinstance(response, httpx.Response):
-            return EventStreamAsSSE(response)
-        return response
+        return await self.post(client, call, url, headers, body)
 
 
 BEDROCK = BedrockAdapter()

@@ -7,6 +7,7 @@
 - SigV4 is checked with botocore's own signer over the request as it arrived (the raw path, the signed headers,
   the body); Bedrock API keys as ``Authorization: Bearer``. Errors in Bedrock's shape (``{"message"}`` and
   ``x-amzn-ErrorType``).
+- ``POST /model/{modelId}/converse`` and ``/converse-stream`` for the other models (bedrock_converse.py).
 - Streams are AWS event streams built here frame by frame: each ``chunk`` carries one of FakeAnthropicApp's stream
   events base64-encoded, the last with Bedrock's invocation metrics; a stream error becomes an exception frame.
 """
@@ -29,9 +30,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.fakes.anthropic_upstream import Behaviour, FakeAnthropicApp, FakeUpstream
+from tests.fakes.bedrock_converse import converse_answer, converse_events, converse_problem
 from tests.fakes.openai_upstream import FakeOpenAIApp, RecordedRequest, Send, _header_list
 
-PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
+PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$")
 AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/"
                   r"aws4_request, SignedHeaders=(?P<names>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})$")
 BEDROCK_VERSION = "bedrock-2023-05-31"
@@ -117,6 +119,8 @@ class FakeBedrockApp(FakeOpenAIApp):
         if problem:
             return await _error(send, 403, *problem)
         body = request.body
+        if match["action"].startswith("converse"):
+            return await self._converse(send, unquote(match["model"]), body, match["action"] == "converse-stream")
         if not isinstance(body, dict) or "model" in body or "stream" in body:
             return await _error(send, 400, "ValidationException", "Malformed input request: extraneous key")
         if body.get("anthropic_version") != BEDROCK_VERSION:
@@ -125,6 +129,31 @@ class FakeBedrockApp(FakeOpenAIApp):
         inner = replace(request, path="/v1/messages", body={**body, "model": unquote(match["model"]), "stream": stream},
                         headers={"anthropic-version": "2023-06-01", "content-type": "application/json"})
         await self.claude._dispatch(inner, EventStreamSend(send) if stream else send, stop)
+
+    async def _converse(self, send: Send, model: str, body: Any, stream: bool) -> None:
+        problem = converse_problem(body)
+        if problem:
+            return await _error(send, 400, "ValidationException", problem)
+        b = self.claude.behaviour(model)
+        if b.status is not None:
+            return await _error(send, b.status, "ThrottlingException" if b.status == 429 else "InternalServerException",
+                                b.error_message or "fake failure")
+        if not stream:
+            raw = json.dumps(converse_answer(model, b)).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json")]})
+            return await send({"type": "http.response.body", "body": raw})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/vnd.amazon.eventstream")]})
+        for sent, (kind, payload) in enumerate(converse_events(model, b)):
+            if b.error_after_chunks is not None and sent >= b.error_after_chunks:
+                frame = exception_frame(EXCEPTIONS.get(b.stream_error_type, "internalServerException"),
+                                        b.error_message or "Overloaded")
+                return await send({"type": "http.response.body", "body": frame, "more_body": False})
+            frame = event_frame({":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+                                json.dumps(payload).encode())
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _auth_problem(self, request: RecordedRequest) -> tuple[str, str] | None:
         header = request.headers.get("authorization", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import anthropic
@@ -116,3 +117,79 @@ def test_a_wrong_secret_disables_the_upstream_and_is_never_shown(live, bedrock, 
 def test_the_upstream_test_invokes_the_model(bedrock, bedrock_upstream):
     assert upstream_test(upstream=bedrock_upstream).ok
     assert bedrock.requests[-1].path.endswith("/invoke") and bedrock.requests[-1].body["max_tokens"] == 1
+
+
+NOVA = "us.amazon.nova-pro-v1:0"
+
+
+@pytest.fixture
+def nova(bedrock, bedrock_upstream):
+    ModelPrice.objects.create(model="nova-pro", provider="bedrock", model_ratio=Decimal("0.4"),
+                              completion_ratio=Decimal(4))
+    bedrock_upstream.served_models = ["claude-sonnet-4-5", "nova-pro"]
+    bedrock_upstream.model_mapping = {"claude-sonnet-4-5": CLAUDE, "nova-pro": NOVA}
+    bedrock_upstream.save()
+    return bedrock_upstream
+
+
+def test_other_models_go_through_converse_for_every_client(live, bedrock, nova, funded_key):
+    bedrock.behave(NOVA, content="Bonjour", input_tokens=100, output_tokens=10, cache_read_input_tokens=50)
+    _user, key = funded_key()
+    oai = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    answer = oai.chat.completions.create(model="nova-pro", max_tokens=50, temperature=0.2, messages=[
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}])
+    assert answer.choices[0].message.content == "Bonjour" and answer.choices[0].finish_reason == "stop"
+    sent = bedrock.requests[-1]
+    assert sent.path == "/model/us.amazon.nova-pro-v1%3A0/converse"
+    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert sent.body["system"] == [{"text": "Be brief."}]
+    assert sent.body["messages"] == [{"role": "user", "content": [{"text": "Hello"}]}]
+    assert sent.body["inferenceConfig"] == {"maxTokens": 50, "temperature": 0.2}
+    assert settled(lambda: UsageLog.objects.exists())
+    log = UsageLog.objects.get()
+    assert (log.prompt_tokens, log.completion_tokens) == (150, 10)  # cache reads are input too
+    message = _anthropic(live, key).messages.create(model="nova-pro", max_tokens=20,
+                                                    messages=[{"role": "user", "content": "Hi"}])
+    assert message.content[0].text == "Bonjour" and message.usage.cache_read_input_tokens == 50
+
+
+def test_converse_streams_and_tool_calls_reach_an_openai_client(live, bedrock, nova, funded_key):
+    bedrock.behave(NOVA, tool_use=[{"name": "get_weather", "input": {"city": "Paris"}, "id": "tooluse_1"}],
+                   chunks=3, input_tokens=30, output_tokens=12)
+    _user, key = funded_key()
+    oai = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    chunks = list(oai.chat.completions.create(model="nova-pro", tools=tools, stream=True,
+                                              stream_options={"include_usage": True},
+                                              messages=[{"role": "user", "content": "Weather in Paris?"}]))
+    calls = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert calls[0].function.name == "get_weather" and calls[0].id == "tooluse_1"
+    assert json.loads("".join(c.function.arguments or "" for c in calls)) == {"city": "Paris"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage.prompt_tokens == 30 and chunks[-1].usage.completion_tokens == 12
+    sent = bedrock.requests[-1]
+    assert sent.path.endswith("/converse-stream")
+    assert sent.body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]["properties"]["city"]
+    follow_up = oai.chat.completions.create(model="nova-pro", tools=tools, messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "tooluse_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "tooluse_1", "content": "18C and sunny"}])
+    assert follow_up.choices[0].message.tool_calls  # the fake answers with the tool again; the turn was accepted
+    results = bedrock.requests[-1].body["messages"][2]["content"][0]["toolResult"]
+    assert results == {"toolUseId": "tooluse_1", "content": [{"text": "18C and sunny"}]}
+    assert settled(lambda: UsageLog.objects.count() == 2)
+
+
+def test_converse_stream_exceptions_and_image_urls(live, bedrock, nova, funded_key):
+    bedrock.behave(NOVA, content="a b c d", chunks=4, error_after_chunks=3, stream_error_type="rate_limit_error",
+                   error_message="Too many tokens")
+    _user, key = funded_key()
+    r = post(live, "/v1/messages", key, {"model": "nova-pro", "max_tokens": 16, "stream": True,
+                                         "messages": [{"role": "user", "content": "Hi"}]})
+    assert r.status_code == 200 and "event: error" in r.text and "Too many tokens" in r.text
+    r = post(live, "/v1/chat/completions", key, {"model": "nova-pro", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]})
+    assert r.status_code == 400 and "base64" in r.json()["error"]["message"]
+    assert settled(lambda: UsageLog.objects.count() == 2)
