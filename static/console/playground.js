@@ -1,4 +1,5 @@
-// The playground: a chat kept in the page, each turn streamed from the relay's session-authenticated route.
+// The playground: a chat kept in the page (images attached inline as data URLs), each turn streamed from the
+// relay's session-authenticated route.
 (function () {
   "use strict";
   var form = document.getElementById("playground");
@@ -11,12 +12,36 @@
     return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
   }
 
-  function bubble(role, text) {
+  function bubble(role, text, images) {
     var item = document.createElement("div");
     item.className = "turn turn-" + role;
     item.textContent = text;
+    (images || []).forEach(function (url) {
+      var img = document.createElement("img");
+      img.src = url;
+      img.alt = "";
+      img.className = "turn-image";
+      item.appendChild(img);
+    });
     transcript.appendChild(item);
     return item;
+  }
+
+  var MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+
+  function readImages() {
+    // The chosen files as data URLs (sent inline: the playground uploads nothing elsewhere).
+    var files = Array.prototype.slice.call(form.elements.images.files || []);
+    var tooBig = files.filter(function (file) { return file.size > MAX_IMAGE_BYTES; });
+    if (tooBig.length) { return Promise.reject(new Error(form.getAttribute("data-too-big"))); }
+    return Promise.all(files.map(function (file) {
+      return new Promise(function (resolve, reject) {
+        var reader = new FileReader();
+        reader.onload = function () { resolve(reader.result); };
+        reader.onerror = function () { reject(reader.error); };
+        reader.readAsDataURL(file);
+      });
+    }));
   }
 
   function request() {
@@ -33,9 +58,20 @@
   async function send() {
     var text = form.elements.message.value.trim();
     if (!text) { return; }
-    messages.push({role: "user", content: text});
-    bubble("user", text);
+    var images;
+    try {
+      images = await readImages();
+    } catch (error) {
+      bubble("assistant", form.getAttribute("data-error") + " " + error.message).classList.add("turn-error");
+      return;
+    }
+    var content = images.length ? [{type: "text", text: text}].concat(images.map(function (url) {
+      return {type: "image_url", image_url: {url: url}};
+    })) : text;
+    messages.push({role: "user", content: content});
+    bubble("user", text, images);
     form.elements.message.value = "";
+    form.elements.images.value = "";
     var answer = bubble("assistant", "");
     document.getElementById("pg-send").disabled = true;
     try {

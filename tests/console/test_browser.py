@@ -5,6 +5,8 @@ Screenshots of each page go to test-output/console/.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import timedelta
 
@@ -267,4 +269,16 @@ def test_the_playground_streams_an_answer_and_bills_it(page: Page, live, bootstr
     expect(page.locator(".turn-assistant").last).to_contain_text("You said: And now?")
     shot(page, "12-playground")
     assert settled(lambda: UsageLog.objects.filter(user__username="dana", token_name="Playground").count() == 2)
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    page.get_by_label("Images (optional)").set_input_files(
+        files=[{"name": "dot.png", "mimeType": "image/png", "buffer": png}])
+    page.get_by_label("Message").fill("What is this?")
+    with page.expect_request("**/pg/chat/completions") as sent:
+        page.get_by_role("button", name="Send").click()
+    parts = json.loads(sent.value.post_data)["messages"][-1]["content"]
+    assert parts[0] == {"type": "text", "text": "What is this?"}
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
+    expect(page.locator(".turn-user img.turn-image")).to_have_count(1)
+    expect(page.locator(".turn-assistant")).to_have_count(3)
+    expect(page.locator(".turn-assistant").last).to_contain_text("You said: What is this?")
     assert page.js_errors == []
