@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.oauth import oauth_providers
+from accounts.telegram import telegram_provider
 from accounts.turnstile import turnstile_enabled
 from billing.pricing import QUOTA_PER_USD
 from config.api import ok
@@ -33,6 +34,8 @@ def status_view(request: Request) -> Response:
         "turnstile_site_key": settings.TURNSTILE_SITE_KEY if turnstile_enabled() else "",
         "github_oauth": "github" in providers, "github_client_id": settings.GITHUB_CLIENT_ID if "github" in providers
         else "", "linuxdo_oauth": "linuxdo" in providers, "oidc_enabled": "oidc" in providers,
+        "telegram_oauth": telegram_provider() is not None,
+        "telegram_bot_name": settings.TELEGRAM_BOT_NAME if telegram_provider() else "",
         "quota_per_unit": QUOTA_PER_USD,
         "display_currency": settings.DISPLAY_CURRENCY,
         "usd_exchange_rate": str(settings.USD_EXCHANGE_RATE),

@@ -15,6 +15,7 @@ urlpatterns = [
     path("register/", auth.register, name="register"),
     path("login/", auth.login_view, name="login"),
     path("login/code/", two_factor.login_code, name="login_code"),
+    path("oauth/telegram/", oauth.telegram_auth, name="telegram_auth"),
     path("oauth/<str:provider>/", oauth.oauth_start, name="oauth_start"),
     path("oauth/<str:provider>/callback/", oauth.oauth_callback, name="oauth_callback"),
     path("oauth/<str:provider>/unlink/", oauth.oauth_unlink_view, name="oauth_unlink"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -161,3 +164,44 @@ def test_an_account_opened_by_a_provider_sets_a_password_without_an_old_one(prov
     assert r.status_code == 302 and User.objects.get(username="newpass").check_password(PASSWORD)
     assert client.post("/oauth/github/unlink/").status_code == 302  # now it may go
     assert not OAuthIdentity.objects.exists()
+
+
+BOT_TOKEN = "123456:ABC-bot-token"
+
+
+@pytest.fixture
+def telegram(settings, db):
+    settings.TELEGRAM_BOT_NAME, settings.TELEGRAM_BOT_TOKEN = "modelgate_bot", BOT_TOKEN
+
+
+def _widget_data(user_id: int, username: str, *, age: int = 10, token: str = BOT_TOKEN) -> dict[str, str]:
+    """What the Telegram Login Widget hands the page, signed as Telegram signs it (computed here from scratch)."""
+    data = {"id": str(user_id), "first_name": "Tg", "username": username, "auth_date": str(int(time.time()) - age)}
+    check = "\n".join(f"{k}={data[k]}" for k in sorted(data)).encode()
+    data["hash"] = hmac.new(hashlib.sha256(token.encode()).digest(), check, hashlib.sha256).hexdigest()
+    return data
+
+
+def test_telegram_widget_data_signs_in_once_verified(telegram):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    page = client.get("/login/").content.decode()
+    assert 'data-telegram-login="modelgate_bot"' in page and 'id="telegram-form"' in page
+    r = client.post("/oauth/telegram/", _widget_data(9001, "tguser"))
+    assert r.status_code == 302 and r["Location"] == "/dashboard/"
+    assert OAuthIdentity.objects.get(provider="telegram").user.username == "tguser"
+    for forged in (_widget_data(9002, "forger", token="wrong-token"), {**_widget_data(9003, "x"), "id": "9004"},
+                   _widget_data(9005, "stale", age=2 * 86_400)):
+        r = Client(HTTP_ACCEPT_LANGUAGE="en").post("/oauth/telegram/", forged)
+        assert r.status_code == 302 and r["Location"] == "/login/"
+    assert User.objects.count() == 1
+
+
+def test_telegram_needs_the_pages_csrf_token_and_links_in_settings(telegram, make_user):
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post("/oauth/telegram/", _widget_data(1, "csrf")).status_code == 403
+    user = make_user("tglinker")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    assert 'data-telegram-login="modelgate_bot"' in client.get("/settings/").content.decode()
+    r = client.post("/oauth/telegram/", _widget_data(77, "tglinker_tg"))
+    assert r["Location"] == "/settings/" and OAuthIdentity.objects.get(user=user).subject == "77"

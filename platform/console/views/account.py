@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +14,7 @@ from django_htmx.http import trigger_client_event
 from accounts.models import OAuthIdentity
 from accounts.oauth import oauth_providers
 from accounts.services import CheckinError, access_token_issue, checkin_claim
+from accounts.telegram import telegram_provider
 from billing.redemption import RedemptionError, redemption_redeem
 from billing.reports import credits_recent, invitations
 from billing.topups import payment_methods
@@ -100,9 +102,11 @@ def _settings_context(request: HttpRequest) -> dict:
     code = request.user.invite_code or ""
     invite_url = f"{request.build_absolute_uri(reverse('console:register'))}?aff={code}" if code else ""
     linked = {i.provider: i for i in OAuthIdentity.objects.filter(user=request.user)}
-    sign_ins = [{"provider": p, "identity": linked.get(p.key)} for p in oauth_providers().values()]
+    providers = [*oauth_providers().values(), *filter(None, [telegram_provider()])]
+    sign_ins = [{"provider": p, "identity": linked.get(p.key)} for p in providers]
     return {"invite_url": invite_url, "invites": invitations(user_id=request.user.pk),
-            "inviter_quota": option("INVITER_QUOTA"), "invitee_quota": option("INVITEE_QUOTA"), "sign_ins": sign_ins}
+            "inviter_quota": option("INVITER_QUOTA"), "invitee_quota": option("INVITEE_QUOTA"), "sign_ins": sign_ins,
+            "telegram_bot": settings.TELEGRAM_BOT_NAME if telegram_provider() else ""}
 
 
 @login_required

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
@@ -17,6 +19,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from accounts.services import user_authenticate, user_register
 from accounts.oauth import oauth_providers
+from accounts.telegram import telegram_provider
 from accounts.turnstile import turnstile_check, turnstile_context
 from accounts.two_factor import login_pending_start
 from accounts.verification import CODE_MINUTES, REGISTER, verification_send
@@ -46,6 +49,12 @@ def sign_in(request: HttpRequest, user: User) -> None:
         credit = trial_credit(user_id=user.pk)
         if credit > 0:
             request.session[TRIAL_SESSION_KEY] = credit
+
+
+def sign_in_choices() -> dict[str, Any]:
+    """The outside sign-in providers a page offers: OAuth buttons, and Telegram's widget (its bot's name)."""
+    return {"oauth_providers": list(oauth_providers().values()),
+            "telegram_bot": settings.TELEGRAM_BOT_NAME if telegram_provider() else ""}
 
 
 def human_check(request: HttpRequest) -> str | None:
@@ -79,7 +88,7 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None, initial={"invite_code": request.GET.get("aff", "")},
                         verification=verification)
     context = {"new_user_quota": option("NEW_USER_QUOTA"), "verification": verification, **turnstile_context(),
-               "oauth_providers": list(oauth_providers().values()), "aff": request.GET.get("aff", "")}
+               **sign_in_choices(), "aff": request.GET.get("aff", "")}
     problem = human_check(request) if request.method == "POST" else None
     if request.method == "POST" and verification and "send_code" in request.POST:
         kept = {name: request.POST.get(name, "") for name in ("username", "email", "invite_code")}
@@ -125,8 +134,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return redirect(next_url(request))
     return render(request, "console/login.html", {"form": form, "next": request.GET.get("next", ""),
                                                   "registration_enabled": option("REGISTRATION_ENABLED"),
-                                                  "oauth_providers": list(oauth_providers().values()),
-                                                  **turnstile_context()})
+                                                  **sign_in_choices(), **turnstile_context()})
 
 
 @require_POST

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.oauth import (
     OAuthError,
     OAuthProvider,
+    Profile,
     oauth_authorize_url,
     oauth_link,
     oauth_profile,
@@ -25,6 +26,7 @@ from accounts.oauth import (
     oauth_state,
     oauth_unlink,
 )
+from accounts.telegram import telegram_profile, telegram_provider
 from accounts.two_factor import login_pending_start
 from console.views.auth import next_url, sign_in
 from console.views.common import login_required
@@ -69,21 +71,48 @@ def oauth_callback(request: HttpRequest, provider: str) -> HttpResponse:
         return redirect(back)
     try:
         profile = oauth_profile(chosen, code=request.GET["code"], redirect_uri=_redirect_uri(request, chosen))
-        if linking:
-            oauth_link(user=request.user, provider=chosen, profile=profile)
-        else:
-            user = oauth_sign_in(provider=chosen, profile=profile, invite_code=pending.get("aff", ""))
     except OAuthError as exc:
         messages.error(request, exc.message)
         return redirect(back)
+    return _arrived(request, chosen, profile, linking=linking, next_page=pending.get("next", ""),
+                    invite_code=pending.get("aff", ""))
+
+
+def _arrived(request: HttpRequest, provider: OAuthProvider, profile: Profile, *, linking: bool, next_page: str,
+             invite_code: str) -> HttpResponse:
+    """The provider said who this is: link it to the signed-in user, or sign its user in (opening one if new)."""
+    try:
+        if linking:
+            oauth_link(user=request.user, provider=provider, profile=profile)
+        else:
+            user = oauth_sign_in(provider=provider, profile=profile, invite_code=invite_code)
+    except OAuthError as exc:
+        messages.error(request, exc.message)
+        return redirect("console:settings" if linking else "console:login")
     if linking:
-        messages.success(request, _("Your %(provider)s account is linked.") % {"provider": chosen.label})
+        messages.success(request, _("Your %(provider)s account is linked.") % {"provider": provider.label})
         return redirect("console:settings")
     if user.two_factor_enabled_at:  # the provider vouched for who it is; the second factor still applies
         login_pending_start(request.session, user)
-        return redirect(f"{reverse('console:login_code')}?{urlencode({'next': pending.get('next', '')})}")
+        return redirect(f"{reverse('console:login_code')}?{urlencode({'next': next_page})}")
     sign_in(request, user)
-    return redirect(pending.get("next") or "console:dashboard")
+    return redirect(next_page or "console:dashboard")
+
+
+@require_POST
+def telegram_auth(request: HttpRequest) -> HttpResponse:
+    """The Telegram Login Widget's data, posted by the console page with its CSRF token."""
+    provider = telegram_provider()
+    if provider is None:
+        raise Http404("Telegram sign-in is off")
+    linking = request.user.is_authenticated
+    try:
+        profile = telegram_profile(request.POST.dict())
+    except OAuthError as exc:
+        messages.error(request, exc.message)
+        return redirect("console:settings" if linking else "console:login")
+    return _arrived(request, provider, profile, linking=linking, next_page=next_url(request),
+                    invite_code=request.POST.get("aff", "")[:16])
 
 
 @login_required
