@@ -24,13 +24,25 @@ MEDIA_OPERATIONS = {"audio/speech", "audio/transcriptions", "audio/translations"
 MULTIPART_OPERATIONS = {"audio/transcriptions", "audio/translations", "images/edits"}
 
 
+VERTEX_OPERATIONS = {"chat/completions", "messages", "generateContent", "predict"}  # what Vertex AI is asked here
+
+
 def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
              default_max_tokens: int, input_estimate: int, upstream_type: str = "", request_id: str = "",
              upload: Upload | None = None, native_responses: bool = True) -> Any | None:
     """The wire carrying `client` over an upstream of `family`, or None if the relay cannot carry it there."""
+    wire = _wire(client, family, operation, body, model=model, stream=stream, default_max_tokens=default_max_tokens,
+                 input_estimate=input_estimate, upstream_type=upstream_type, request_id=request_id, upload=upload,
+                 native_responses=native_responses)
+    if wire is not None and upstream_type == "vertex" and wire.operation not in VERTEX_OPERATIONS:
+        return None  # embeddings, media and the Responses API are not offered through Vertex AI
+    return wire
+
+
+def _wire(client: str, family: str, operation: str, body: dict[str, Any], *, model: str, stream: bool,
+          default_max_tokens: int, input_estimate: int, upstream_type: str, request_id: str,
+          upload: Upload | None, native_responses: bool) -> Any | None:
     chat = operation == "chat/completions"
-    if upstream_type == "vertex" and (operation in EMBED_ACTIONS or operation == "embeddings"):
-        return None  # Vertex AI embeds through :predict in a format of its own, not spoken here
     if operation in MEDIA_OPERATIONS:  # OpenAI's own formats, to upstreams that speak them
         if family not in OPENAI_LIKE - {"demo"}:
             return None

@@ -1,7 +1,8 @@
 """Google Vertex AI: Gemini models (publisher `google`) and Claude models (publisher `anthropic`) in a Cloud project.
 
-Keys are service-account JSON key files, traded for OAuth access tokens (google_credentials.py), or, for Gemini
-models only, Vertex AI express-mode API keys. Upstream settings (`extras`): `region` (default "global"), `regions`
+Partner and open models named `publisher/model` go to its OpenAI-compatible endpoint. Keys are service-account
+JSON key files, traded for OAuth access tokens (google_credentials.py), or, for Gemini models only, Vertex AI
+express-mode API keys. Upstream settings (`extras`): `region` (default "global"), `regions`
 mapping model names to their own region, `project_id` (default: the service account's), `anthropic_version`.
 Gemini bodies are Gemini's own; Claude bodies are Anthropic's with the model in the path and `anthropic_version`
 in the body (Anthropic's Vertex client does the same).
@@ -17,6 +18,7 @@ import httpx
 from relay.adapters.anthropic import AnthropicAdapter
 from relay.adapters.base import Call, UpstreamResponse, refusal
 from relay.adapters.gemini import GeminiAdapter
+from relay.adapters.openai import OpenAIAdapter
 from relay.adapters.google_credentials import ACCESS_TOKENS, CredentialsRefused, service_account_parse
 from relay.http import json_bytes
 
@@ -102,10 +104,31 @@ class VertexAnthropicAdapter(AnthropicAdapter):
         return await self.post(client, call, url, headers, json_bytes(self.body(call)))
 
 
-def vertex_adapter_for(model: str) -> GeminiAdapter | AnthropicAdapter:
-    """Claude models are Anthropic's publisher; every other model is Google's."""
-    return VERTEX_ANTHROPIC if model.lower().startswith("claude") else VERTEX_GEMINI
+class VertexOpenAIAdapter(OpenAIAdapter):
+    """Partner and open models (`meta/llama-...-maas`, `deepseek-ai/...`) at Vertex AI's OpenAI-compatible
+    endpoint, named `publisher/model`."""
+
+    async def send(self, client: httpx.AsyncClient, call: Call, content: bytes | AsyncIterator[bytes],
+                   length: int | None = None) -> UpstreamResponse:
+        auth = await bearer(client, call)
+        if isinstance(auth, httpx.Response):
+            return auth
+        token, project = auth
+        region = vertex_region(call)
+        location = f"projects/{quote(project, safe='')}/locations/{region}"
+        url = f"{vertex_base(call, region)}/v1/{location}/endpoints/openapi/{call.operation}"
+        headers = {"content-type": call.content_type, "authorization": f"Bearer {token}"}
+        return await self.post(client, call, url, headers, content, length)
+
+
+def vertex_adapter_for(model: str) -> GeminiAdapter | AnthropicAdapter | OpenAIAdapter:
+    """Claude models are Anthropic's publisher; `publisher/model` names go to the OpenAI-compatible endpoint; every
+    other model is Google's."""
+    if model.lower().startswith("claude"):
+        return VERTEX_ANTHROPIC
+    return VERTEX_OPENAI if "/" in model else VERTEX_GEMINI
 
 
 VERTEX_GEMINI = VertexGeminiAdapter()
 VERTEX_ANTHROPIC = VertexAnthropicAdapter()
+VERTEX_OPENAI = VertexOpenAIAdapter()

@@ -9,6 +9,8 @@
   express-mode API key in ``x-goog-api-key``.
 - ``.../publishers/anthropic/models/{model}:rawPredict`` and ``:streamRawPredict``: Anthropic's Messages (answered
   by FakeAnthropicApp) with the model in the path and ``anthropic_version`` ``vertex-2023-10-16`` in the body.
+- ``/v1/projects/{project}/locations/{region}/endpoints/openapi/chat/completions``: OpenAI's chat (FakeOpenAIApp)
+  for partner models named ``publisher/model``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.fakes.openai_upstream import FakeOpenAIApp, RecordedRequest, Send, _s
 
 MODEL_PATH = re.compile(r"^/v1/(?:projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/)?"
                         r"publishers/(?P<publisher>google|anthropic)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
+OPENAPI_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/[^/]+/endpoints/openapi/(?P<operation>.+)$")
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
@@ -48,6 +51,7 @@ class FakeVertexApp(FakeOpenAIApp):
         self.project, self.express_key = project, express_key
         self.gemini = FakeGeminiApp(api_key=None, record=False)
         self.claude = FakeAnthropicApp(api_key=None, record=False)
+        self.openai = FakeOpenAIApp(api_key="openapi", record=False)  # the OpenAI-compatible endpoint
         self.public_keys: dict[str, rsa.RSAPublicKey] = {}  # client_email -> key
         self.tokens: dict[str, str] = {}  # access token -> client_email
         self.token_url = ""
@@ -55,6 +59,15 @@ class FakeVertexApp(FakeOpenAIApp):
     async def _dispatch(self, request: RecordedRequest, send: Send, stop: asyncio.Event) -> None:
         if request.path == "/token" and request.method == "POST":
             return await self._token(request, send)
+        openapi = OPENAPI_PATH.match(request.path)
+        if openapi:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if token not in self.tokens or openapi["project"] != self.project:
+                message = "Request had invalid authentication credentials."
+                return await _send_json(send, 401, [gemini_error(401, message)])
+            inner = replace(request, path=f"/v1/{openapi['operation']}", headers={**request.headers,
+                                                                              "authorization": "Bearer openapi"})
+            return await self.openai._dispatch(inner, send, stop)
         match = MODEL_PATH.match(request.path)
         if match is None or request.method != "POST":
             return await _send_json(send, 404, gemini_error(404, f"Invalid URL ({request.method} {request.path})"))
@@ -157,7 +170,7 @@ class FakeVertex(FakeUpstream):
         return len(self.app.tokens)
 
     def reset(self) -> None:
-        for app in (self.app.gemini, self.app.claude):
+        for app in (self.app.gemini, self.app.claude, self.app.openai):
             app.behaviours.clear()
         self.app.requests.clear()
         self.app.tokens.clear()

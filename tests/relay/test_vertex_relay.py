@@ -160,3 +160,24 @@ def test_embeddings_are_not_routed_to_vertex(live, vertex, vertex_upstream, fund
     r = post(live, "/v1/embeddings", key, {"model": "text-embedding-005", "input": "hello"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"
     assert not vertex.requests
+
+
+def test_partner_models_go_to_the_openai_compatible_endpoint(live, vertex, vertex_upstream, funded_key):
+    ModelPrice.objects.create(model="llama-3.3-70b", provider="vertex", model_ratio=Decimal("0.36"))
+    vertex_upstream.served_models = [*vertex_upstream.served_models, "llama-3.3-70b"]
+    vertex_upstream.model_mapping = {"llama-3.3-70b": "meta/llama-3.3-70b-instruct-maas"}
+    vertex_upstream.save()
+    _user, key = funded_key()
+    oai = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    answer = oai.chat.completions.create(model="llama-3.3-70b", messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content == "Hello from meta/llama-3.3-70b-instruct-maas!"
+    sent = vertex.requests[-1]
+    assert sent.path == "/v1/projects/acme-prod/locations/us-east5/endpoints/openapi/chat/completions"
+    assert sent.body["model"] == "meta/llama-3.3-70b-instruct-maas"
+    assert sent.headers["authorization"].startswith("Bearer ya29.")
+    claude = anthropic.Anthropic(api_key=key, base_url=live.url, max_retries=0)
+    message = claude.messages.create(model="llama-3.3-70b", max_tokens=20, messages=[{"role": "user", "content": "Hi"}])
+    assert message.content[0].text.startswith("Hello from meta/")
+    r = post(live, "/v1/images/generations", key, {"model": "llama-3.3-70b", "prompt": "a cat"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"  # media: not via Vertex AI
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
