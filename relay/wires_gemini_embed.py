@@ -159,3 +159,34 @@ class OpenAIEmbeddingsViaGemini:
 def _base64_floats(values: list[Any]) -> str:
     """A vector as OpenAI's `encoding_format: base64` carries it: little-endian float32s."""
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
+class OpenAIEmbeddingsViaVertex(OpenAIEmbeddingsViaGemini):
+    """An OpenAI `/v1/embeddings` client and Vertex AI's embedding models (`text-embedding-005`,
+    `gemini-embedding-001`): the inputs as `:predict` instances, each vector with its own token count."""
+
+    operation = "predict"
+
+    def request(self, model: str, stream_usage: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"instances": [{"content": text} for text in self.inputs]}
+        if isinstance(self.dimensions, int):
+            body["parameters"] = {"outputDimensionality": self.dimensions}
+        return body
+
+    def plain(self, raw: bytes) -> Plain | None:
+        data = _json(raw)
+        predictions = data.get("predictions") if data is not None else None
+        if not isinstance(predictions, list) or len(predictions) != len(self.inputs):
+            return None
+        vectors = [p.get("embeddings") if isinstance(p, dict) else None for p in predictions]
+        if not all(isinstance(v, dict) and isinstance(v.get("values"), list) for v in vectors):
+            return None
+        counted = [(v.get("statistics") or {}).get("token_count") for v in vectors]
+        tokens = sum(int(c) for c in counted if isinstance(c, (int, float)) and c > 0)
+        usage = Usage(tokens, 0) if tokens else Usage(self.estimate, 0, estimated=True)
+        rows = [{"object": "embedding", "index": i,
+                 "embedding": _base64_floats(v["values"]) if self.base64 else v["values"]}
+                for i, v in enumerate(vectors)]
+        answer = {"object": "list", "data": rows, "model": self.model,
+                  "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+        return Plain(json.dumps(answer).encode(), usage, "")

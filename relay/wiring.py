@@ -12,7 +12,9 @@ from relay.wires import (
 from relay.wires_chained import ViaChat
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
-from relay.wires_gemini_embed import GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini
+from relay.wires_gemini_embed import (
+    GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini, OpenAIEmbeddingsViaVertex,
+)
 from relay.wires_media import (
     ImageEditWire, ImageGenerationWire, ImagesViaGeminiImage, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
 )
@@ -35,7 +37,7 @@ def wire_for(client: str, family: str, operation: str, body: dict[str, Any], *, 
                  input_estimate=input_estimate, upstream_type=upstream_type, request_id=request_id, upload=upload,
                  native_responses=native_responses)
     if wire is not None and upstream_type == "vertex" and wire.operation not in VERTEX_OPERATIONS:
-        return None  # embeddings, media and the Responses API are not offered through Vertex AI
+        return None  # Gemini's embedding actions, media and the Responses API are not offered through Vertex AI
     return wire
 
 
@@ -85,7 +87,8 @@ def _wire(client: str, family: str, operation: str, body: dict[str, Any], *, mod
         if family == "gemini" and operation == "images/generations":
             return ImagesViaImagen(body) if model.startswith("imagen") else ImagesViaGeminiImage(body)
         if family == "gemini" and operation == "embeddings":
-            return OpenAIEmbeddingsViaGemini(body, input_estimate)
+            via = OpenAIEmbeddingsViaVertex if upstream_type == "vertex" else OpenAIEmbeddingsViaGemini
+            return via(body, input_estimate)
     elif client == ANTHROPIC:
         if family == "anthropic":
             return AnthropicPassThrough(body)

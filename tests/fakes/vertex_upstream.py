@@ -82,11 +82,22 @@ class FakeVertexApp(FakeOpenAIApp):
             if match["project"] != self.project:
                 message = f"Permission denied on project {match['project']}"
                 return await _send_json(send, 403, gemini_error(403, message))
+        instances = request.body.get("instances") if isinstance(request.body, dict) else None
+        if match["method"] == "predict" and instances and isinstance(instances[0], dict) and "content" in instances[0]:
+            return await self._embed(send, instances, (request.body.get("parameters") or {}))
         if match["publisher"] == "google":
             inner = replace(request, path=f"/v1beta/models/{match['model']}:{match['method']}",
                             headers={k: v for k, v in request.headers.items() if k != "authorization"})
             return await self.gemini._dispatch(inner, send, stop)
         return await self._claude(request, send, stop, match["model"], match["method"])
+
+    async def _embed(self, send: Send, instances: list[Any], parameters: dict[str, Any]) -> None:
+        """Vertex AI's text embeddings: one vector per instance (its first value the text's length) and its tokens."""
+        size = parameters.get("outputDimensionality") or 8
+        predictions = [{"embeddings": {"values": [float(len(i["content"]))] + [0.25] * (size - 1),
+                                       "statistics": {"truncated": False, "token_count": len(i["content"].split())}}}
+                       for i in instances]
+        await _send_json(send, 200, {"predictions": predictions, "metadata": {"billableCharacterCount": 1}})
 
     async def _claude(self, request: RecordedRequest, send: Send, stop: asyncio.Event, model: str,
                       method: str) -> None:

@@ -9,6 +9,7 @@ import anthropic
 import openai
 import pytest
 from google import genai
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from billing.groups import group_default
@@ -152,16 +153,6 @@ def test_service_account_files_are_accepted_through_the_api(admin, client_for, d
     assert r.status_code == 400 and r.json()["success"] is False and "JSON" in r.json()["message"]
 
 
-def test_embeddings_are_not_routed_to_vertex(live, vertex, vertex_upstream, funded_key):
-    ModelPrice.objects.create(model="text-embedding-005", provider="vertex", model_ratio=Decimal("0.01"))
-    vertex_upstream.served_models = [*vertex_upstream.served_models, "text-embedding-005"]
-    vertex_upstream.save()
-    _user, key = funded_key()
-    r = post(live, "/v1/embeddings", key, {"model": "text-embedding-005", "input": "hello"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"
-    assert not vertex.requests
-
-
 def test_partner_models_go_to_the_openai_compatible_endpoint(live, vertex, vertex_upstream, funded_key):
     ModelPrice.objects.create(model="llama-3.3-70b", provider="vertex", model_ratio=Decimal("0.36"))
     vertex_upstream.served_models = [*vertex_upstream.served_models, "llama-3.3-70b"]
@@ -181,3 +172,23 @@ def test_partner_models_go_to_the_openai_compatible_endpoint(live, vertex, verte
     r = post(live, "/v1/images/generations", key, {"model": "llama-3.3-70b", "prompt": "a cat"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"  # media: not via Vertex AI
     assert settled(lambda: UsageLog.objects.filter(status="success").count() == 2)
+
+
+def test_openai_embeddings_through_vertex_predict(live, vertex, vertex_upstream, funded_key):
+    ModelPrice.objects.create(model="text-embedding-005", provider="vertex", model_ratio=Decimal("0.01"))
+    vertex_upstream.served_models = [*vertex_upstream.served_models, "text-embedding-005"]
+    vertex_upstream.save()
+    _user, key = funded_key()
+    oai = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    result = oai.embeddings.create(model="text-embedding-005", input=["one two", "three"], dimensions=4)
+    assert [row.embedding for row in result.data] == [[7.0, 0.25, 0.25, 0.25], [5.0, 0.25, 0.25, 0.25]]
+    assert result.usage.prompt_tokens == 3
+    sent = vertex.requests[-1]
+    assert sent.path.endswith("/publishers/google/models/text-embedding-005:predict")
+    assert sent.body == {"instances": [{"content": "one two"}, {"content": "three"}],
+                         "parameters": {"outputDimensionality": 4}}
+    gem = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=live.url, api_version="v1beta"))
+    with pytest.raises(genai_errors.ClientError) as refused:  # Gemini's own embedding actions: not via Vertex AI
+        gem.models.embed_content(model="text-embedding-005", contents="hello")
+    assert refused.value.code == 400
+    assert settled(lambda: UsageLog.objects.filter(status="success").count() == 1)
