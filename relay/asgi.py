@@ -58,7 +58,8 @@ OPERATIONS = {
     "/v2/rerank": "rerank",
     "/v1/v2/rerank": "rerank",
 }
-PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/", "/pg/")
+PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/", "/jimeng/",
+            "/pg/")
 GEMINI_OPENAI_BASE = "/v1beta/openai/"  # .../v1beta/openai/chat/completions is /v1/chat/completions here
 AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503

@@ -24,7 +24,7 @@ def error_body(path: str, status: int, message: str) -> dict:
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/v1", "/mj/", "/suno/", "/kling/"))
+    return path.startswith(("/api/", "/v1", "/mj/", "/suno/", "/kling/", "/jimeng/"))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

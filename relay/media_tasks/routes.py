@@ -1,5 +1,5 @@
 """The task routes, delegated to by the relay: Midjourney (`/mj/...`), Suno (`/suno/...`), Kling's own video API
-(`/kling/v1/...`), and OpenAI-style music, audio and video generations. Every route authenticates like the relay
+(`/kling/v1/...`), Jimeng's (`/jimeng/`), and OpenAI-style music, audio and video generations. Every route authenticates like the relay
 core, answers errors in its own protocol's shape, and shows a user only their own tasks."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from relay.media_tasks import intake, render
 from relay.media_tasks.adapters import adapter_for
 from relay.media_tasks.adapters.base import Upload
 from relay.media_tasks.content import video_content
+from relay.media_tasks.jimeng_native import envelope, jimeng_error, jimeng_native
 from relay.media_tasks.mj_image import image_base, image_signed, mj_image
 from relay.media_tasks.models import MediaTask, TaskKind
 from relay.media_tasks.selectors import (
@@ -35,7 +36,7 @@ from relay.wires import OPENAI, error_body
 if TYPE_CHECKING:
     from relay.asgi import RelayApp
 
-MJ, SUNO, KLING = "midjourney", "suno", "kling"
+MJ, SUNO, KLING, JIMENG = "midjourney", "suno", "kling", "jimeng"
 MJ_MODE = re.compile(r"^/mj-(?:fast|relax|turbo)(?=/mj/)")
 Reply = tuple[int, Any] | None
 Handler = Callable[["RelayApp", RelayRequest, TokenContext, dict[str, str], Send], Awaitable[Reply]]
@@ -263,12 +264,15 @@ ROUTES = [
     _route("GET", r"/v1/videos", videos_list),
     _route("GET", r"/v1/videos/(?P<id>[^/]+)", videos_retrieve),
     _route("GET", r"/v1/videos/(?P<id>[^/]+)/content", videos_content),
+    _route("POST", r"/jimeng/?", jimeng_native),
 ]
 
 
 def _protocol(path: str) -> str:
     if path.startswith("/mj/"):
         return MJ
+    if path.startswith("/jimeng"):
+        return JIMENG
     return SUNO if path.startswith("/suno/") else KLING if path.startswith("/kling/") else OPENAI
 
 
@@ -288,6 +292,8 @@ def error_shape(protocol: str, status: int, message: str, *, type: str = "", cod
                 param: str | None = None, request_id: str = "") -> dict[str, Any]:
     if protocol == KLING:
         return render.kling_error(status, message, code, request_id)
+    if protocol == JIMENG:
+        return jimeng_error(status, message, request_id)
     if protocol == MJ:  # midjourney-proxy's codes: 3 not found, 4 validation, 9 system failure
         mj_code = code if isinstance(code, int) else 3 if status == 404 else 9 if status >= 500 else 4
         return {"code": mj_code, "description": message, "type": type or "invalid_request_error", "result": None}
@@ -304,6 +310,8 @@ def _refusal_reply(protocol: str, refused: TaskRefused, request_id: str) -> tupl
             return refusal.status, render.kling_refusal(refusal.code, refusal.message, request_id)
         status = 502  # the operator's account or Kling itself: not the caller's doing
         return status, render.kling_refusal(5000, f"The upstream refused the task: {refusal.message}", request_id)
+    if protocol == JIMENG and isinstance(refusal.code, int) and refusal.code >= 50000:  # Volcengine's own code
+        return refusal.status, envelope(request_id, None, code=refusal.code, message=refusal.message)
     if protocol == MJ and isinstance(refusal.code, int):  # the proxy answered: pass its code on, as it does
         body = refusal.body or {}
         return 200, {"code": refusal.code, "description": refusal.message, "result": None,
