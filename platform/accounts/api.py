@@ -71,7 +71,7 @@ def _turnstile_token(request: Request) -> str:
 
 
 @extend_schema(parameters=[OpenApiParameter("email", str, required=True), OpenApiParameter("turnstile", str)],
-               responses=dict)
+               request=None, responses=dict)
 @api_view(["GET", "POST"])
 @permission_classes([AllowAny])
 def verification(request: Request) -> Response:
