@@ -17,7 +17,7 @@ from billing.groups import group_default
 from relay.key_vault import keys_parse
 from relay.probe import upstream_test
 from relay.models import MediaTask, Upstream, UpstreamStatus
-from relay.overrides import header_override_problem, param_override_problem
+from relay.overrides import header_override_problem, param_override_problem, status_code_mapping_problem
 from relay.providers import PROVIDERS
 from relay.upstream_balance import BalanceUnavailable, upstream_balance_refresh
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
@@ -84,6 +84,13 @@ class UpstreamAdminForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return value
 
+    def clean_status_code_mapping(self) -> dict[str, int]:
+        value = self.cleaned_data["status_code_mapping"] or {}
+        problem = status_code_mapping_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
     def clean_header_override(self) -> dict[str, str]:
         value = self.cleaned_data["header_override"] or {}
         problem = header_override_problem(value)
@@ -119,7 +126,8 @@ class UpstreamAdmin(admin.ModelAdmin):
         (_("Status"), {"fields": ("status", "status_reason", "test_model", "last_test_latency_ms", "last_tested_at")}),
         (_("Overrides"), {
             "classes": ("collapse",),
-            "fields": ("param_override", "header_override", "system_prompt", "system_prompt_prepend"),
+            "fields": ("param_override", "header_override", "system_prompt", "system_prompt_prepend",
+                       "status_code_mapping"),
         }),
         (_("Timeouts and provider settings"), {
             "classes": ("collapse",),

@@ -67,6 +67,7 @@ class UpstreamIn(serializers.Serializer):
     system_prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000,
                                           validators=[reject_nul])
     system_prompt_prepend = serializers.BooleanField(required=False)
+    status_code_mapping = serializers.DictField(child=serializers.IntegerField(), required=False)
 
 
 class UpstreamUpdateIn(UpstreamIn):
@@ -85,7 +86,8 @@ def upstream_render(upstream: Upstream) -> dict[str, Any]:
         "connect_timeout": upstream.connect_timeout, "first_byte_timeout": upstream.first_byte_timeout,
         "total_timeout": upstream.total_timeout, "extras": upstream.extras, "param_override": upstream.param_override,
         "header_override": upstream.header_override, "system_prompt": upstream.system_prompt,
-        "system_prompt_prepend": upstream.system_prompt_prepend, "created_time": unix(upstream.created_at),
+        "system_prompt_prepend": upstream.system_prompt_prepend, "status_code_mapping": upstream.status_code_mapping,
+        "created_time": unix(upstream.created_at),
         "balance": str(upstream.balance) if upstream.balance is not None else None,
         "balance_currency": upstream.balance_currency, "balance_updated_time": unix(upstream.balance_updated_at),
     }

@@ -169,7 +169,7 @@ class Forwarder:
                 last = errors.upstream_failed("The upstream could not be reached.")
                 await self._failed(outcome, upstream, "connection error")
                 continue
-            status = response.status_code
+            status = upstream.status_map.get(response.status_code, response.status_code)
             if status >= 400:
                 raw = await self._read_quietly(response)
                 message = redact(error_message(raw), upstream.keys)

@@ -52,6 +52,11 @@ class Upstream(models.Model):
         help_text=_('Headers sent with every request to this upstream; {api_key} stands for the key in use, '
                     'for example {"X-Api-Token": "{api_key}"}.'),
     )
+    status_code_mapping = models.JSONField(
+        _("status code mapping"), default=dict, blank=True,
+        help_text=_('An error status of this upstream read as another, for example {"400": 503}: an upstream that '
+                    'answers 400 for a passing fault is then retried on the next one.'),
+    )
     system_prompt = models.TextField(
         _("system prompt"), blank=True, help_text=_("Given to the model when the caller sends no system prompt."),
     )

@@ -44,6 +44,17 @@ def header_override_problem(value: Any) -> str:
     return ""
 
 
+def status_code_mapping_problem(value: Any) -> str:
+    """What is wrong with an upstream's status code mapping, for the operator; "" when nothing is."""
+    if not isinstance(value, dict):
+        return _('The status code mapping must be a JSON object, for example {"400": 503}.')
+    for status, read_as in value.items():
+        if not str(status).isdigit() or not 400 <= int(status) <= 599 or isinstance(read_as, bool) or not (
+                isinstance(read_as, int) and 400 <= read_as <= 599):
+            return _("Only error statuses (400 to 599) map, each to another: %(status)s.") % {"status": status}
+    return ""
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396: `patch` applied to `target` without changing either (nested objects are copied where written)."""
     if not isinstance(patch, dict):

@@ -134,6 +134,7 @@ class UpstreamInfo:
     extras: dict[str, Any]
     param_override: dict[str, Any] = field(default_factory=dict)
     header_override: dict[str, str] = field(default_factory=dict)
+    status_map: dict[int, int] = field(default_factory=dict)  # an upstream error status read as another
     system_prompt: str = ""
     system_prompt_prepend: bool = False
 
@@ -204,6 +205,7 @@ def upstream_info(u: Upstream, groups: frozenset[str] = frozenset()) -> Upstream
         priority=u.priority, weight=u.weight, connect_timeout=u.connect_timeout,
         first_byte_timeout=u.first_byte_timeout, total_timeout=u.total_timeout, extras=dict(u.extras or {}),
         param_override=dict(u.param_override or {}), header_override=dict(u.header_override or {}),
+        status_map={int(k): int(v) for k, v in (u.status_code_mapping or {}).items()},
         system_prompt=u.system_prompt, system_prompt_prepend=u.system_prompt_prepend,
     )
 

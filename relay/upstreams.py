@@ -12,13 +12,13 @@ from billing.models import UserGroup
 from config.errors import ServiceError
 from relay.key_vault import keys_parse
 from relay.models import Upstream, UpstreamStatus
-from relay.overrides import header_override_problem, param_override_problem
+from relay.overrides import header_override_problem, param_override_problem, status_code_mapping_problem
 from relay.providers import PROVIDERS
 
 FIELDS = {
     "name", "type", "base_url", "served_models", "model_mapping", "priority", "weight", "status", "test_model",
     "connect_timeout", "first_byte_timeout", "total_timeout", "extras", "param_override", "header_override",
-    "system_prompt", "system_prompt_prepend",
+    "system_prompt", "system_prompt_prepend", "status_code_mapping",
 }
 
 
@@ -43,7 +43,8 @@ def upstream_save(
         raise ServiceError(_("Unknown fields: %(names)s") % {"names": ", ".join(sorted(unknown))})
     for name, value in fields.items():
         setattr(upstream, name, value)
-    problem = param_override_problem(upstream.param_override) or header_override_problem(upstream.header_override)
+    problem = (param_override_problem(upstream.param_override) or header_override_problem(upstream.header_override)
+               or status_code_mapping_problem(upstream.status_code_mapping))
     if problem:
         raise ServiceError(problem)
     if upstream.type not in PROVIDERS:

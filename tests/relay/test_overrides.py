@@ -189,3 +189,30 @@ def test_the_admin_form_names_bad_overrides(default_group):
     assert not form.is_valid()
     assert form.errors["param_override"] == ["Parameter overrides cannot set stream: the relay decides it."]
     assert form.errors["header_override"] == ["The Host header is set by the relay."]
+
+
+def test_a_mapped_status_fails_over_where_the_upstreams_own_would_not(live, fresh, funded_key):
+    oai = fresh[0]
+    flaky = _upstream(oai, "openai", "gpt-4o", status_code_mapping={"400": 503}, priority=10)
+    good = FakeOpenAI(api_key="sk-other")
+    with good:
+        upstream_save(name="good", type="openai", base_url=good.url, keys="sk-other", served_models=["gpt-4o"],
+                      groups=[group_default().name], priority=1)
+        oai.behave("gpt-4o", status=400, error_message="model is warming up")
+        _user, key = funded_key()
+        client = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+        answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        assert answer.choices[0].message.content and good.requests  # the 400, read as 503, went on to the next
+        flaky.status_code_mapping = {}
+        flaky.save()
+        with pytest.raises(openai.BadRequestError):  # unmapped, a 400 is the caller's and goes back to them
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        assert len(good.requests) == 1
+    assert settled(lambda: UsageLog.objects.count() == 2)
+
+
+@pytest.mark.parametrize("mapping", [{"200": 500}, {"400": 200}, {"abc": 500}, {"429": True}, ["400"]])
+def test_only_error_statuses_map(admin, client_for, default_group, mapping):
+    r = client_for(admin).post("/api/channel/", {"name": "oa", "type": "openai", "key": "sk-x", "models": "gpt-4o",
+                                                 "status_code_mapping": mapping}, format="json")
+    assert r.status_code == 400 and r.json()["success"] is False
