@@ -21,7 +21,7 @@ from relay.overrides import header_override_problem, param_override_problem, sta
 from relay.providers import PROVIDERS
 from relay.upstream_balance import BalanceUnavailable, upstream_balance_refresh
 from relay.upstreams import FIELDS as UPSTREAM_FIELDS
-from relay.upstreams import upstream_save, upstream_set_status
+from relay.upstreams import upstream_keys_enable, upstream_save, upstream_set_status
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -114,7 +114,7 @@ class UpstreamAdminForm(forms.ModelForm):
 class UpstreamAdmin(admin.ModelAdmin):
     form = UpstreamAdminForm
     list_display = (
-        "name", "type", "status", "priority", "weight", "key_count", "models_count", "last_test_latency_ms",
+        "name", "type", "status", "priority", "weight", "keys_in_use", "models_count", "last_test_latency_ms",
         "balance_shown",
     )
     list_filter = ("type", "status", "groups")
@@ -136,7 +136,7 @@ class UpstreamAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("key_count", "last_test_latency_ms", "last_tested_at", "created_at", "updated_at")
-    actions = ("enable_upstreams", "disable_upstreams", "test_upstreams", "update_balances")
+    actions = ("enable_upstreams", "disable_upstreams", "test_upstreams", "update_balances", "enable_keys")
 
     @method_decorator(sensitive_post_parameters("keys"))  # keep keys out of error reports
     def changeform_view(
@@ -148,6 +148,18 @@ class UpstreamAdmin(admin.ModelAdmin):
     @admin.display(description=_("models"))
     def models_count(self, obj: Upstream) -> int:
         return len(obj.served_models or [])
+
+    @admin.display(description=_("keys"))
+    def keys_in_use(self, obj: Upstream) -> str:
+        """All keys, or "in use / all" when some were disabled after the upstream refused them."""
+        off = len(obj.disabled_keys or {})
+        return f"{obj.key_count - off} / {obj.key_count}" if off else str(obj.key_count)
+
+    @admin.action(description=_("Put disabled keys back in use"), permissions=["change"])
+    def enable_keys(self, request: HttpRequest, queryset: QuerySet[Upstream]) -> None:
+        back = sum(upstream_keys_enable(upstream=upstream) for upstream in queryset)
+        self.message_user(request, ngettext("%(count)d key is back in use.", "%(count)d keys are back in use.",
+                                            back) % {"count": back}, messages.SUCCESS)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"groups": [group_default().pk], **super().get_changeform_initial_data(request)}

@@ -79,7 +79,8 @@ class UpstreamUpdateIn(UpstreamIn):
 def upstream_render(upstream: Upstream) -> dict[str, Any]:
     return {
         "id": upstream.pk, "name": upstream.name, "type": upstream.type, "base_url": upstream.base_url,
-        "key_count": upstream.key_count, "models": upstream.served_models, "model_mapping": upstream.model_mapping,
+        "key_count": upstream.key_count, "disabled_key_count": len(upstream.disabled_keys or {}),
+        "models": upstream.served_models, "model_mapping": upstream.model_mapping,
         "groups": [g.name for g in upstream.groups.all()], "priority": upstream.priority, "weight": upstream.weight,
         "status": upstream.status, "status_reason": upstream.status_reason, "test_model": upstream.test_model,
         "response_time": upstream.last_test_latency_ms, "test_time": unix(upstream.last_tested_at),

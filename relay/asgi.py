@@ -28,7 +28,8 @@ from relay.transport import UpstreamTransport
 from relay.upstream_client import upstream_client
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
-from relay.upstreams import upstream_auto_disable
+from relay.key_vault import key_fingerprint
+from relay.upstreams import upstream_auto_disable, upstream_key_disable
 from relay.tokenizer import estimate_prompt
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_gemini import GEMINI
@@ -151,6 +152,7 @@ class RelayApp:
         self.books = Books()
         self._stops: set[asyncio.Event] = set()  # each call in flight's stop (wind_down ends their streams)
         self._disable = in_thread(upstream_auto_disable)
+        self._disable_key = in_thread(upstream_key_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.listen_for_changes()
@@ -379,9 +381,16 @@ class RelayApp:
             metrics.upstream_errors.labels(failed.name, reason).inc()
         return written
 
-    async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool) -> None:
+    async def upstream_failed(self, upstream: UpstreamInfo, reason: str, disable: bool, key: str = "") -> None:
         """Count a failure (across processes, in fixed windows); disable the upstream on bad credentials or when the
-        failures in the window reach UPSTREAM_FAILURES_TO_DISABLE."""
+        failures in the window reach UPSTREAM_FAILURES_TO_DISABLE. Refused credentials of an upstream with other
+        keys in use disable only that key."""
+        if disable and key and len(upstream.keys) > 1 and await self._disable_key(
+                upstream_id=upstream.id, key=key, reason=reason):
+            logger.warning("upstream %s (%s): key %s disabled automatically: %s", upstream.id, upstream.name,
+                           key_fingerprint(key), reason)
+            self.snapshots.clear()
+            return
         window = settings.UPSTREAM_FAILURE_WINDOW_SECONDS
         count = await self.limits.failure_hit(upstream.id, window)
         if disable or count >= settings.UPSTREAM_FAILURES_TO_DISABLE:

@@ -183,7 +183,7 @@ class Forwarder:
                     continue
                 if status in (401, 403):
                     last = errors.upstream_failed("The upstream refused its credentials.")
-                    await self._failed(outcome, upstream, f"HTTP {status} (credentials)", disable=True)
+                    await self._failed(outcome, upstream, f"HTTP {status} (credentials)", disable=True, key=key)
                     continue
                 passthrough = wire.client == OPENAI and adapter.family in OPENAI_LIKE
                 return await self._client_error(job, send, outcome, status, raw, message, passthrough)
@@ -205,9 +205,10 @@ class Forwarder:
         await send_json(send, error.status, job.error(error), headers=headers)
         return outcome
 
-    async def _failed(self, outcome: Outcome, upstream: UpstreamInfo, reason: str, *, disable: bool = False) -> None:
+    async def _failed(self, outcome: Outcome, upstream: UpstreamInfo, reason: str, *, disable: bool = False,
+                      key: str = "") -> None:
         outcome.failures.append((upstream, reason))
-        await self.on_failure(upstream, reason, disable)
+        await self.on_failure(upstream, reason, disable, key)
 
     @staticmethod
     async def _read_quietly(response: UpstreamResponse) -> bytes:

@@ -43,6 +43,11 @@ def _key_text(item: Any) -> str:
     return item.strip() if isinstance(item, str) else ""
 
 
+def key_fingerprint(key: str) -> str:
+    """A key's short, one-way name, to say which key without keeping it (which key made a task, which is off)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
+
+
 def keys_encrypt(keys: list[str]) -> str:
     if not keys:
         return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from relay.key_vault import keys_decrypt, keys_encrypt
+from relay.key_vault import key_fingerprint, keys_decrypt, keys_encrypt
 from relay.providers import PROVIDER_CHOICES
 
 
@@ -64,6 +64,8 @@ class Upstream(models.Model):
         _("also before the caller's system prompt"), default=False,
         help_text=_("Put the system prompt before the caller's own instead of only filling in when there is none."),
     )
+    # Keys refused by the upstream (401/403), by fingerprint -> reason: left out until they answer again.
+    disabled_keys = models.JSONField(_("disabled keys"), default=dict, blank=True, editable=False)
     balance = models.DecimalField(_("balance"), max_digits=18, decimal_places=4, null=True, blank=True,
                                   editable=False)
     balance_currency = models.CharField(_("balance currency"), max_length=8, blank=True, editable=False)
@@ -82,9 +84,15 @@ class Upstream(models.Model):
     def set_keys(self, keys: list[str]) -> None:
         self.keys_encrypted = keys_encrypt(keys)
         self.key_count = len(keys)
+        self.disabled_keys = {}
 
     def get_keys(self) -> list[str]:
         return keys_decrypt(self.keys_encrypted)
+
+    def active_keys(self) -> list[str]:
+        """The keys the relay uses: all but those disabled after the upstream refused them."""
+        disabled = self.disabled_keys or {}
+        return [k for k in self.get_keys() if key_fingerprint(k) not in disabled]
 
 
 from relay.media_tasks.models import MediaTask, TaskKind, TaskStatus  # noqa: E402,F401  (registered with this app)

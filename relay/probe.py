@@ -15,9 +15,11 @@ from django.utils import timezone
 from relay.adapters import adapter_for
 from relay.adapters.base import Call
 from relay.forward import error_message, redact
+from relay.key_vault import key_fingerprint
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import headers_with_overrides, upstream_body
 from relay.snapshots import upstream_info
+from relay.upstreams import upstream_keys_enable
 from relay.wires import OPENAI
 from relay.wiring import wire_for
 
@@ -29,7 +31,8 @@ class ProbeResult:
     message: str
 
 
-async def upstream_probe(upstream: Upstream, model: str = "") -> ProbeResult:
+async def upstream_probe(upstream: Upstream, model: str = "", key: str = "") -> ProbeResult:
+    """One test request with `key` (by default the first key in use)."""
     info = upstream_info(upstream)
     model = model or upstream.test_model or next(iter(upstream.served_models), "")
     upstream_model = info.upstream_model(model) if info is not None else model
@@ -45,7 +48,7 @@ async def upstream_probe(upstream: Upstream, model: str = "") -> ProbeResult:
     else:
         body = dict(body, model=upstream_model)
     body = upstream_body(body, info, adapter.family, operation)
-    call = Call(upstream=info, key=info.keys[0] if info.keys else "", operation=operation, body=body,
+    call = Call(upstream=info, key=key or (info.keys[0] if info.keys else ""), operation=operation, body=body,
                 stream=False, model=upstream_model)
     started = time.monotonic()
     try:
@@ -73,10 +76,15 @@ def upstream_test(*, upstream: Upstream, model: str = "", reenable: bool = False
 
 
 def upstreams_retest() -> int:
-    """Probe every auto-disabled upstream; returns how many came back."""
+    """Probe every auto-disabled upstream, and every disabled key of the enabled ones; returns how many came back."""
     back = 0
     for upstream in Upstream.objects.filter(status=UpstreamStatus.AUTO_DISABLED):
         back += upstream_test(upstream=upstream, reenable=True).ok
+    for upstream in Upstream.objects.filter(status=UpstreamStatus.ENABLED):
+        for key in upstream.get_keys() if upstream.disabled_keys else []:
+            fingerprint = key_fingerprint(key)
+            if fingerprint in upstream.disabled_keys and asyncio.run(upstream_probe(upstream, key=key)).ok:
+                back += upstream_keys_enable(upstream=upstream, fingerprints=[fingerprint])
     return back
 
 

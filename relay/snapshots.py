@@ -200,7 +200,7 @@ def upstream_info(u: Upstream, groups: frozenset[str] = frozenset()) -> Upstream
         return None
     return UpstreamInfo(
         id=u.pk, name=u.name, type=u.type, provider=provider,
-        base_url=(u.base_url or provider.default_base_url).rstrip("/"), keys=tuple(u.get_keys()),
+        base_url=(u.base_url or provider.default_base_url).rstrip("/"), keys=tuple(u.active_keys()),
         models=frozenset(u.served_models), model_mapping=dict(u.model_mapping or {}), groups=groups,
         priority=u.priority, weight=u.weight, connect_timeout=u.connect_timeout,
         first_byte_timeout=u.first_byte_timeout, total_timeout=u.total_timeout, extras=dict(u.extras or {}),

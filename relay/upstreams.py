@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from billing.groups import group_default
 from billing.models import UserGroup
 from config.errors import ServiceError
-from relay.key_vault import keys_parse
+from relay.key_vault import key_fingerprint, keys_parse
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import header_override_problem, param_override_problem, status_code_mapping_problem
 from relay.providers import PROVIDERS
@@ -73,6 +73,35 @@ def upstream_set_status(*, upstream: Upstream, status: UpstreamStatus, reason: s
     upstream.status_reason = reason[:255]
     upstream.save(update_fields=["status", "status_reason", "updated_at"])
     return upstream
+
+
+@transaction.atomic
+def upstream_key_disable(*, upstream_id: int, key: str, reason: str) -> bool:
+    """Leave out one key the upstream refused; False (nothing changed) when it is the last key still in use, for
+    the caller to disable the whole upstream instead."""
+    upstream = Upstream.objects.select_for_update().filter(pk=upstream_id).first()
+    if upstream is None:
+        return True
+    fingerprint = key_fingerprint(key)
+    disabled = dict(upstream.disabled_keys or {})
+    if fingerprint in disabled:
+        return True
+    if not [k for k in upstream.active_keys() if key_fingerprint(k) != fingerprint]:
+        return False
+    disabled[fingerprint] = reason[:255]
+    Upstream.objects.filter(pk=upstream_id).update(disabled_keys=disabled)
+    return True
+
+
+def upstream_keys_enable(*, upstream: Upstream, fingerprints: list[str] | None = None) -> int:
+    """Put disabled keys back in use (all, or those named); returns how many."""
+    disabled = dict(upstream.disabled_keys or {})
+    back = [f for f in disabled if fingerprints is None or f in fingerprints]
+    for fingerprint in back:
+        del disabled[fingerprint]
+    upstream.disabled_keys = disabled
+    Upstream.objects.filter(pk=upstream.pk).update(disabled_keys=disabled)
+    return len(back)
 
 
 def upstream_auto_disable(*, upstream_id: int, reason: str) -> None:

@@ -1,6 +1,7 @@
 """The task routes, delegated to by the relay: Midjourney (`/mj/...`), Suno (`/suno/...`), Kling's own video API
-(`/kling/v1/...`), Jimeng's (`/jimeng/`), and OpenAI-style music, audio and video generations. Every route authenticates like the relay
-core, answers errors in its own protocol's shape, and shows a user only their own tasks."""
+(`/kling/v1/...`), Jimeng's (`/jimeng/`), and OpenAI-style music, audio and video generations. Every route
+authenticates like the relay core, answers errors in its own protocol's shape, and shows a user only their own
+tasks."""
 
 from __future__ import annotations
 

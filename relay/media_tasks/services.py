@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.charges import charge_reserve
-from relay.media_tasks.adapters.base import Snapshot, Submitted, key_fingerprint
+from relay.key_vault import key_fingerprint
+from relay.media_tasks.adapters.base import Snapshot, Submitted
 from relay.media_tasks.intake import Submission
 from relay.media_tasks.models import TERMINAL, MediaTask, TaskKind, TaskStatus
 from relay.media_tasks.settlement import media_task_settle, task_hold

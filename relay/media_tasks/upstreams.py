@@ -3,7 +3,7 @@ upstream are polled to the end even after it is disabled."""
 
 from __future__ import annotations
 
-from relay.media_tasks.adapters.base import key_fingerprint
+from relay.key_vault import key_fingerprint
 from relay.models import Upstream
 from relay.snapshots import UpstreamInfo, upstream_info
 

@@ -15,7 +15,8 @@ from billing.charges import Hold, charge_reserve, reservations_sweep
 from billing.groups import group_default, group_save, price_save
 from billing.ledger import ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
-from relay.models import UpstreamStatus
+from relay.key_vault import key_fingerprint
+from relay.models import Upstream, UpstreamStatus
 from relay.probe import upstreams_retest
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -363,3 +364,44 @@ def test_image_generation_is_priced_per_image(live, up, priced, funded_key):
     assert UsageLog.objects.get().quota == 40_000 == before - user.quota  # 2 x $0.04 x 500,000
     with pytest.raises(openai.BadRequestError):
         client.images.generate(model="dall-e-3", prompt="")
+
+
+def test_a_refused_key_is_left_out_while_the_upstreams_other_keys_carry_on(live, up, priced, funded_key):
+    a, b = up
+    mixed = upstream_save(name="mixed", type="openai", base_url=a.url, keys=f"sk-revoked\n{UPSTREAM_KEY}",
+                          served_models=["gpt-4o"], test_model="gpt-4o", priority=10)
+    _upstream(b, "fallback")  # takes the one request the revoked key fails
+    _user, key = funded_key()
+    client = _client(live, key)
+    for _ in range(12):  # the revoked key comes up at random; once refused it is never picked again
+        assert client.chat.completions.create(**_chat()).choices
+    mixed.refresh_from_db()
+    assert mixed.status == UpstreamStatus.ENABLED and len(mixed.disabled_keys) == 1
+    assert "401" in next(iter(mixed.disabled_keys.values()))
+    used = [r.headers["authorization"] for r in a.requests]
+    assert used.count("Bearer sk-revoked") == 1
+    assert upstreams_retest() == 0  # still refused
+    mixed.set_keys([UPSTREAM_KEY, UPSTREAM_KEY + "-second"])  # new keys: none disabled
+    mixed.save()
+    assert mixed.disabled_keys == {}
+
+
+def test_the_last_key_refused_disables_the_upstream_and_a_retest_restores_a_key(live, up, priced, funded_key):
+    a, b = up
+    single = upstream_save(name="one key", type="openai", base_url=a.url, keys="sk-gone", served_models=["gpt-4o"],
+                           priority=10, test_model="gpt-4o")
+    _upstream(b, "good")
+    _user, key = funded_key()
+    assert _client(live, key).chat.completions.create(**_chat()).choices
+    single.refresh_from_db()
+    assert single.status == UpstreamStatus.AUTO_DISABLED and single.disabled_keys == {}
+    two = upstream_save(name="two keys", type="openai", base_url=a.url, keys=f"sk-later\n{UPSTREAM_KEY}",
+                        served_models=["gpt-4o"])
+    Upstream.objects.filter(pk=two.pk).update(disabled_keys={key_fingerprint("sk-later"): "HTTP 401"})
+    a.app.api_key = "sk-later"  # the key works again (the upstream now takes it)
+    try:
+        assert upstreams_retest() == 1
+    finally:
+        a.app.api_key = UPSTREAM_KEY
+    two.refresh_from_db()
+    assert two.disabled_keys == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,10 +99,6 @@ class TaskAdapter:
 def timeout_of(upstream: UpstreamInfo) -> httpx.Timeout:
     return httpx.Timeout(connect=upstream.connect_timeout, read=upstream.first_byte_timeout,
                          write=upstream.first_byte_timeout, pool=upstream.connect_timeout)
-
-
-def key_fingerprint(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
 
 
 def progress_of(value: Any, status: str) -> int:
