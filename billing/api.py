@@ -141,6 +141,10 @@ class PriceIn(serializers.Serializer):
     cache_write_ratio = serializers.DecimalField(required=False, **RATIO)
     audio_ratio = serializers.DecimalField(required=False, **RATIO)
     audio_completion_ratio = serializers.DecimalField(required=False, **RATIO)
+    long_context_threshold = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                      max_value=MAX_POSITIVE_INT)
+    long_context_prompt_multiplier = serializers.DecimalField(required=False, **RATIO)
+    long_context_completion_multiplier = serializers.DecimalField(required=False, **RATIO)
     price_per_call = serializers.DecimalField(required=False, allow_null=True, **RATIO)
     price_per_minute = serializers.DecimalField(required=False, allow_null=True, **RATIO)
     price_variants = serializers.DictField(child=serializers.DecimalField(**RATIO), required=False,
@@ -148,7 +152,8 @@ class PriceIn(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         for name in ("model_ratio", "completion_ratio", "cache_ratio", "cache_write_ratio", "audio_ratio",
-                     "audio_completion_ratio", "price_per_call", "price_per_minute"):
+                     "audio_completion_ratio", "price_per_call", "price_per_minute", "long_context_prompt_multiplier",
+                     "long_context_completion_multiplier"):
             if attrs.get(name) is not None and attrs[name] < 0:
                 raise serializers.ValidationError({name: _("Must not be negative.")})
         if any(value < 0 for value in attrs.get("price_variants", {}).values()):

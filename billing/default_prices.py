@@ -41,7 +41,12 @@ DEFAULT_PRICES: list[tuple[str, str, str, int | None, D, D, D]] = [
 # Speech models bill input characters as prompt tokens (tts-1: $15 per million characters = ratio 7.5).
 PRICE_EXTRAS: dict[str, dict] = {
     "demo-realtime": {"audio_ratio": D("4"), "audio_completion_ratio": D("8")},
-    "claude-sonnet-4-20250514": {"cache_write_ratio": D("1.25")},
+    # Past 200,000 prompt tokens the whole request costs more (Claude Sonnet 4's 1M context, Gemini 2.5 Pro).
+    "claude-sonnet-4-20250514": {"cache_write_ratio": D("1.25"), "long_context_threshold": 200_000,
+                                 "long_context_prompt_multiplier": D("2"),
+                                 "long_context_completion_multiplier": D("1.5")},
+    "gemini-2.5-pro": {"long_context_threshold": 200_000, "long_context_prompt_multiplier": D("2"),
+                       "long_context_completion_multiplier": D("1.5")},
     "claude-3-5-haiku-20241022": {"cache_write_ratio": D("1.25")},
     "gpt-4o-realtime-preview": {
         "provider": "openai", "category": "realtime", "context_window": 128_000, "model_ratio": D("2.5"),
@@ -73,7 +78,8 @@ PRICE_EXTRAS: dict[str, dict] = {
     # by Kling's mode).
     **{f"mj_{action}": {"provider": "midjourney", "category": "image", "price_per_call": D(price)} for action, price in [
         ("imagine", "0.1"), ("upscale", "0.05"), ("variation", "0.1"), ("reroll", "0.1"), ("blend", "0.1"),
-        ("describe", "0.05"), ("modal", "0.1"), ("zoom", "0.1"), ("pan", "0.1"), ("low_variation", "0.1"),
+        ("describe", "0.05"), ("upload", "0.05"), ("modal", "0.1"), ("zoom", "0.1"), ("pan", "0.1"),
+        ("low_variation", "0.1"),
         ("high_variation", "0.1"), ("inpaint", "0.1"), ("custom_zoom", "0.1"), ("action", "0.1"), ("shorten", "0.1")]},
     "swap_face": {"provider": "midjourney", "category": "image", "price_per_call": D("0.05")},
     "suno_music": {"provider": "suno", "category": "audio", "price_per_call": D("0.1")},

@@ -57,6 +57,14 @@ class ModelPrice(models.Model):
     audio_completion_ratio = models.DecimalField(
         _("audio output ratio"), default=Decimal(1), help_text=_("Relative to the input price, like the model ratio."),
         **RATIO)
+    long_context_threshold = models.PositiveIntegerField(
+        _("long-context threshold (prompt tokens)"), null=True, blank=True,
+        help_text=_("A request whose prompt is longer is billed at the long-context multipliers, as a whole (Gemini "
+                    "2.5 Pro and Claude's 1M context: 200,000)."))
+    long_context_prompt_multiplier = models.DecimalField(
+        _("long-context prompt multiplier"), default=Decimal(1), help_text=_("For example 2."), **RATIO)
+    long_context_completion_multiplier = models.DecimalField(
+        _("long-context completion multiplier"), default=Decimal(1), help_text=_("For example 1.5."), **RATIO)
     price_per_call = models.DecimalField(_("price per call (USD)"), null=True, blank=True, **RATIO)
     price_variants = models.JSONField(
         _("prices by size and quality (USD)"), default=dict, blank=True,

@@ -32,17 +32,20 @@ def quota_for_tokens(
     audio_ratio: Decimal = Decimal(1),
     audio_completion_tokens: int = 0,
     audio_completion_ratio: Decimal = Decimal(1),
+    prompt_multiplier: Decimal = Decimal(1),
+    completion_multiplier: Decimal = Decimal(1),
 ) -> int:
     """Quota for a per-token request; at least 1 when any tokens were used. Cache reads, cache writes and audio
     input are parts of the prompt; audio output is part of the completion (the audio output ratio is relative to
-    the input price, as the completion ratio is)."""
+    the input price, as the completion ratio is). The multipliers are a long-context tier's."""
     cached = min(max(cached_tokens, 0), prompt_tokens)
     writes = min(max(cache_write_tokens, 0), prompt_tokens - cached)
     audio_in = min(max(audio_prompt_tokens, 0), prompt_tokens - cached - writes)
     audio_out = min(max(audio_completion_tokens, 0), completion_tokens)
-    weighted = ((prompt_tokens - cached - writes - audio_in) + cached * cache_ratio + writes * cache_write_ratio
-                + audio_in * audio_ratio + (completion_tokens - audio_out) * completion_ratio
-                + audio_out * audio_completion_ratio)
+    weighted = (((prompt_tokens - cached - writes - audio_in) + cached * cache_ratio + writes * cache_write_ratio
+                 + audio_in * audio_ratio) * prompt_multiplier
+                + ((completion_tokens - audio_out) * completion_ratio + audio_out * audio_completion_ratio)
+                * completion_multiplier)
     quota = round_half_up(group_ratio * model_ratio * weighted)
     if quota == 0 and (prompt_tokens or completion_tokens) and group_ratio > 0 and model_ratio > 0:
         return 1

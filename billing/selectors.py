@@ -93,6 +93,10 @@ def price_render(price: ModelPrice) -> dict:
         "price_per_call": None if price.price_per_call is None else str(price.price_per_call.normalize()),
         "price_per_minute": None if price.price_per_minute is None else str(price.price_per_minute.normalize()),
         "price_variants": dict(price.price_variants or {}),
+        "long_context": None if not price.long_context_threshold else {
+            "threshold": price.long_context_threshold,
+            "prompt_multiplier": str(price.long_context_prompt_multiplier.normalize()),
+            "completion_multiplier": str(price.long_context_completion_multiplier.normalize())},
         "quota_type": "per_call" if price.is_per_call else "per_token",
     }
 

@@ -190,14 +190,18 @@ def price_for(prices: dict[str, PriceInfo], model: str) -> PriceInfo:
 def cost_of(price: PriceInfo, group_ratio: Decimal, usage: Usage, calls: int = 1, *, size: str = "",
             quality: str = "") -> int:
     """The quota for `usage`: by audio minutes when the model has a price per minute, else `calls` calls (images:
-    one per image, priced by size and quality) of a per-call price, else by tokens."""
+    one per image, priced by size and quality) of a per-call price, else by tokens (all at the long-context tier's
+    multipliers when the prompt is past its threshold)."""
     if price.price_per_minute is not None and usage.audio_seconds > 0:
         return quota_for_minutes(seconds=usage.audio_seconds, price_usd_per_minute=price.price_per_minute,
                                  group_ratio=group_ratio)
     per_call = price.call_usd(size, quality)
     if per_call is not None:
         return quota_for_call(price_usd=per_call, group_ratio=group_ratio) * calls
+    long = price.long_context
+    prompt_x, completion_x = (long[1], long[2]) if long and usage.prompt_tokens > long[0] else (Decimal(1), Decimal(1))
     return quota_for_tokens(
+        prompt_multiplier=prompt_x, completion_multiplier=completion_x,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, group_ratio=group_ratio, model_ratio=price.model_ratio,
         completion_ratio=price.completion_ratio, cache_ratio=price.cache_ratio,

@@ -103,6 +103,7 @@ class PriceInfo:
     audio_completion_ratio: Decimal = Decimal(1)
     price_per_minute: Decimal | None = None
     price_variants: tuple[tuple[str, Decimal], ...] = ()  # per-image prices by "quality size", "size" or "quality"
+    long_context: tuple[int, Decimal, Decimal] | None = None  # (prompt tokens above which, prompt x, completion x)
 
     def call_usd(self, size: str = "", quality: str = "") -> Decimal | None:
         """The price of one call (one image): the most specific variant for size and quality, else the base price."""
@@ -184,11 +185,18 @@ def _variants(raw: Any) -> tuple[tuple[str, Decimal], ...]:
     return tuple(out)
 
 
+def _long_context(p: ModelPrice) -> tuple[int, Decimal, Decimal] | None:
+    if not p.long_context_threshold:
+        return None
+    return p.long_context_threshold, p.long_context_prompt_multiplier, p.long_context_completion_multiplier
+
+
 def _prices_load() -> dict[str, PriceInfo]:
     return {
         p.model: PriceInfo(p.model, p.provider, p.category, p.context_window, p.model_ratio, p.completion_ratio,
                            p.cache_ratio, p.price_per_call, p.cache_write_ratio, p.audio_ratio,
-                           p.audio_completion_ratio, p.price_per_minute, _variants(p.price_variants))
+                           p.audio_completion_ratio, p.price_per_minute, _variants(p.price_variants),
+                           _long_context(p))
         for p in ModelPrice.objects.all()
     }
 

@@ -82,6 +82,7 @@ class ModelRow:
     context_window: int | None
     kind: str  # per_token, per_call or per_minute
     prices: list[GroupPrice] = field(default_factory=list)
+    long_context: dict[str, Any] | None = None  # past `threshold` prompt tokens, prices times the multipliers
 
 
 def model_catalog(*, groups: list[UserGroup], query: str = "", category: str = "") -> list[ModelRow]:
@@ -120,7 +121,8 @@ def model_catalog(*, groups: list[UserGroup], query: str = "", category: str = "
                     cached=usd_text(Decimal(cell["cached_input_per_million"]))))
         rows.append(ModelRow(model=row["model"], provider=row["provider"],
                              category=str(categories.get(row["category"], row["category"])),
-                             context_window=row["context_window"], kind=kind, prices=prices))
+                             context_window=row["context_window"], kind=kind, prices=prices,
+                             long_context=row["long_context"] if kind == "per_token" else None))
     return rows
 
 

@@ -86,3 +86,20 @@ def test_image_price_variants_pick_the_most_specific_key():
     assert price.call_usd("1024x1024", "hd") == Decimal("0.09")
     assert price.call_usd("1024x1024", "") == Decimal("0.04")
     assert dict(price.price_variants).keys() == {"1024x1792", "hd 1024x1792", "hd"}
+
+
+def test_a_long_prompt_bills_the_whole_request_at_the_long_context_multipliers():
+    from relay.gate import cost_of
+    from relay.snapshots import PriceInfo
+    from relay.usage import Usage
+
+    # Gemini 2.5 Pro: $1.25/M in, $10/M out (ratio 0.625, completion x8); past 200k: $2.50 in, $15 out.
+    price = PriceInfo("gemini-2.5-pro", "gemini", "general", None, D("0.625"), D(8), D("0.25"), None,
+                      long_context=(200_000, D(2), D("1.5")))
+    short = cost_of(price, D(1), Usage(200_000, 1_000, cached_tokens=100_000))
+    long = cost_of(price, D(1), Usage(200_001, 1_000, cached_tokens=100_000))
+    assert short == round(D("0.625") * (100_000 + 100_000 * D("0.25") + 1_000 * 8))  # 83,125 = $0.16625
+    assert long == round(D("0.625") * ((100_001 + 100_000 * D("0.25")) * 2 + 1_000 * 8 * D("1.5")))  # 163,751
+    assert long / 500_000 == pytest.approx(2 * 100_001 * 1.25e-6 + 2 * 100_000 * 0.3125e-6 + 1_000 * 15e-6, rel=1e-5)
+    untiered = PriceInfo("m", "", "general", None, D("0.625"), D(8), D("0.25"), None)
+    assert cost_of(untiered, D(1), Usage(300_000, 0)) == round(D("0.625") * 300_000)

@@ -118,3 +118,18 @@ def test_the_upstream_test_asks_in_geminis_own_format(fakes, flash):
     assert upstream_test(upstream=flash, model=FLASH).ok
     sent = gem.requests[-1]
     assert sent.path == f"/v1beta/models/{FLASH}:generateContent" and sent.body["contents"][0]["parts"][0]["text"]
+
+
+def test_a_prompt_past_the_long_context_threshold_is_billed_at_its_tier(live, fakes, flash, funded_key, client_for,
+                                                                        admin):
+    gem, _oai = fakes
+    ModelPrice.objects.filter(model=FLASH).update(long_context_threshold=200_000,
+                                                  long_context_prompt_multiplier=Decimal(2),
+                                                  long_context_completion_multiplier=Decimal("1.5"))
+    gem.behave(FLASH, prompt_tokens=250_000, candidates_tokens=100)
+    _user, key = funded_key()
+    assert _genai(live, key).models.generate_content(model=FLASH, contents="A very long document").text
+    assert settled(lambda: UsageLog.objects.exists())
+    assert UsageLog.objects.get().quota == 75_180  # 0.15 x (250,000 x 2 + 100 x 8 x 1.5)
+    priced = client_for(admin).get("/api/pricing/", {"model": FLASH}).json()["data"]["items"][0]
+    assert priced["long_context"] == {"threshold": 200_000, "prompt_multiplier": "2", "completion_multiplier": "1.5"}
