@@ -14,6 +14,7 @@ from relay.key_vault import key_fingerprint, keys_parse
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import header_override_problem, param_override_problem, status_code_mapping_problem
 from relay.providers import PROVIDERS
+from relay.upstream_alerts import upstream_alert
 
 FIELDS = {
     "name", "type", "base_url", "served_models", "model_mapping", "priority", "weight", "status", "test_model",
@@ -90,6 +91,8 @@ def upstream_key_disable(*, upstream_id: int, key: str, reason: str) -> bool:
         return False
     disabled[fingerprint] = reason[:255]
     Upstream.objects.filter(pk=upstream_id).update(disabled_keys=disabled)
+    transaction.on_commit(lambda: upstream_alert(upstream_id=upstream_id, upstream_name=upstream.name, reason=reason,
+                                                 key=fingerprint))
     return True
 
 
@@ -106,6 +109,9 @@ def upstream_keys_enable(*, upstream: Upstream, fingerprints: list[str] | None =
 
 def upstream_auto_disable(*, upstream_id: int, reason: str) -> None:
     """Taken out of rotation by the relay; the periodic test puts it back when it answers again."""
-    Upstream.objects.filter(pk=upstream_id, status=UpstreamStatus.ENABLED).update(
+    changed = Upstream.objects.filter(pk=upstream_id, status=UpstreamStatus.ENABLED).update(
         status=UpstreamStatus.AUTO_DISABLED, status_reason=reason[:255]
     )
+    if changed:
+        name = Upstream.objects.filter(pk=upstream_id).values_list("name", flat=True).first() or str(upstream_id)
+        upstream_alert(upstream_id=upstream_id, upstream_name=name, reason=reason)

@@ -290,6 +290,7 @@ RELAY_UNPRICED_MODEL_RATIO = env("RELAY_UNPRICED_MODEL_RATIO")
 RELAY_RESERVATION_TIMEOUT_MINUTES = env_int("RELAY_RESERVATION_TIMEOUT_MINUTES", 30)
 UPSTREAM_FAILURES_TO_DISABLE = env_int("UPSTREAM_FAILURES_TO_DISABLE", 5)
 UPSTREAM_FAILURE_WINDOW_SECONDS = env_int("UPSTREAM_FAILURE_WINDOW_SECONDS", 60)
+UPSTREAM_ALERTS = env_bool("UPSTREAM_ALERTS", True)  # mail the operators when an upstream or a key is disabled
 DEMO_CHUNK_DELAY_MS = env_int("DEMO_CHUNK_DELAY_MS", 20)
 
 # --- Generation tasks (Midjourney, music, video, audio), polled and settled by the worker ---

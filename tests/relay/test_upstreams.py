@@ -9,8 +9,10 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
+from django.core import mail
 from django.utils import timezone
 
+from accounts.models import User, UserRole
 from billing.charges import Hold, charge_reserve, reservations_sweep
 from billing.groups import group_default, group_save, price_save
 from billing.ledger import ledger_sum
@@ -405,3 +407,26 @@ def test_the_last_key_refused_disables_the_upstream_and_a_retest_restores_a_key(
         a.app.api_key = UPSTREAM_KEY
     two.refresh_from_db()
     assert two.disabled_keys == {}
+
+
+def test_operators_are_mailed_when_an_upstream_or_a_key_is_disabled(live, up, priced, funded_key, make_user,
+                                                                    settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    operator = make_user("ops")
+    User.objects.filter(pk=operator.pk).update(role=UserRole.ADMIN, email="ops@example.com")
+    a, b = up
+    upstream_save(name="stale key", type="openai", base_url=a.url, keys="sk-stale", served_models=["gpt-4o"],
+                  priority=10)
+    upstream_save(name="two keys", type="openai", base_url=a.url, keys=f"sk-bad\n{UPSTREAM_KEY}",
+                  served_models=["gpt-4o"], priority=5)
+    _upstream(b, "good")
+    _user, key = funded_key()
+    for _ in range(20):  # the bad key comes up at random (never, in 20 draws: one chance in a million)
+        assert _client(live, key).chat.completions.create(**_chat()).choices
+    assert settled(lambda: len(mail.outbox) == 2)
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert subjects[0].endswith("A key of upstream two keys was disabled")
+    assert subjects[1].endswith("Upstream stale key was disabled")
+    assert all(m.to == ["ops@example.com"] for m in mail.outbox)
+    body = next(m.body for m in mail.outbox if "A key" in m.subject)
+    assert key_fingerprint("sk-bad") in body and "sk-bad" not in body and "HTTP 401" in body
