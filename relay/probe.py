@@ -19,7 +19,7 @@ from relay.key_vault import key_fingerprint
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import headers_with_overrides, upstream_body
 from relay.snapshots import upstream_info
-from relay.upstreams import upstream_keys_enable
+from relay.upstreams import upstream_auto_disable, upstream_keys_enable
 from relay.wires import OPENAI
 from relay.wiring import wire_for
 
@@ -75,6 +75,23 @@ def upstream_test(*, upstream: Upstream, model: str = "", reenable: bool = False
     return result
 
 
+def upstreams_test_all() -> tuple[int, int]:
+    """Test every enabled upstream (its latency recorded); one that fails is disabled automatically, and put back by
+    the retest when it answers. Returns (tested, disabled)."""
+    tested = disabled = 0
+    for upstream in Upstream.objects.filter(status=UpstreamStatus.ENABLED).exclude(type="demo"):
+        info = upstream_info(upstream)
+        if info is None or info.provider.family in UNTESTED_FAMILIES or not (upstream.test_model or
+                                                                            upstream.served_models):
+            continue  # no chat model to ask: rerank and generation-task upstreams
+        result = upstream_test(upstream=upstream)
+        tested += 1
+        if not result.ok:
+            upstream_auto_disable(upstream_id=upstream.pk, reason=f"Scheduled test failed: {result.message}")
+            disabled += 1
+    return tested, disabled
+
+
 def upstreams_retest() -> int:
     """Probe every auto-disabled upstream, and every disabled key of the enabled ones; returns how many came back."""
     back = 0
@@ -95,6 +112,7 @@ class ModelList:
     message: str = ""
 
 
+UNTESTED_FAMILIES = frozenset({"rerank", "task"})  # no one-token chat request to make of them
 MODEL_PAGES = 20  # Gemini lists in pages; enough for every model it has
 
 

@@ -10,12 +10,17 @@ from django.conf import settings
 from billing.charges import reservations_sweep
 from billing.retention import usage_logs_prune
 from relay.media_tasks.poller import media_tasks_tick
-from relay.probe import upstreams_retest
+from relay.probe import upstreams_retest, upstreams_test_all
 
 
 @shared_task
 def upstreams_retest_task() -> int:
     return upstreams_retest()
+
+
+@shared_task
+def upstreams_test_task() -> tuple[int, int]:
+    return upstreams_test_all()
 
 
 @shared_task

@@ -131,6 +131,12 @@ CELERY_BEAT_SCHEDULE = {
     "usage-logs-prune": {"task": "relay.tasks.usage_logs_prune_task", "schedule": 3600},
     "quota-reminders": {"task": "accounts.tasks.quota_reminders_task", "schedule": 600},
 }
+# Every enabled upstream tested on a schedule (a one-token request; one that fails is taken out until the retest
+# finds it answering), when UPSTREAM_TEST_MINUTES is set.
+UPSTREAM_TEST_MINUTES = env_int("UPSTREAM_TEST_MINUTES", 0)
+if UPSTREAM_TEST_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["upstreams-test"] = {"task": "relay.tasks.upstreams_test_task",
+                                              "schedule": UPSTREAM_TEST_MINUTES * 60}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_TIMEZONE = env("TIME_ZONE", "Asia/Shanghai")
 

@@ -19,7 +19,7 @@ from billing.ledger import ledger_sum
 from billing.models import LedgerEntry, LedgerReason, UsageLog
 from relay.key_vault import key_fingerprint
 from relay.models import Upstream, UpstreamStatus
-from relay.probe import upstreams_retest
+from relay.probe import upstreams_retest, upstreams_test_all
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support import post, settled
@@ -430,3 +430,15 @@ def test_operators_are_mailed_when_an_upstream_or_a_key_is_disabled(live, up, pr
     assert all(m.to == ["ops@example.com"] for m in mail.outbox)
     body = next(m.body for m in mail.outbox if "A key" in m.subject)
     assert key_fingerprint("sk-bad") in body and "sk-bad" not in body and "HTTP 401" in body
+
+
+def test_the_scheduled_test_records_latency_and_takes_out_what_fails(live, up, priced):
+    a, b = up
+    fine = _upstream(a, "fine", test_model="gpt-4o")
+    broken = upstream_save(name="broken", type="openai", base_url=b.url, keys="sk-wrong", served_models=["gpt-4o"])
+    reranker = upstream_save(name="rerank", type="jina", base_url=b.url, keys="jina-key", served_models=["rr"])
+    assert upstreams_test_all() == (2, 1)  # the rerank upstream has no chat to test
+    fine.refresh_from_db(), broken.refresh_from_db(), reranker.refresh_from_db()
+    assert fine.status == UpstreamStatus.ENABLED and fine.last_test_latency_ms is not None
+    assert broken.status == UpstreamStatus.AUTO_DISABLED and broken.status_reason.startswith("Scheduled test failed")
+    assert reranker.status == UpstreamStatus.ENABLED
