@@ -25,6 +25,12 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
     return RelayError(400, message, param=param, code=code)
 
 
+def content_refused(message: str) -> RelayError:
+    """The upstream answered, refusing to make what was asked (safety filters): the caller's to change, not an
+    upstream fault to fail over on."""
+    return RelayError(400, message, code="content_policy_violation")
+
+
 def unauthorized(message: str) -> RelayError:
     return RelayError(401, message, code="invalid_api_key")
 

@@ -245,7 +245,13 @@ class Forwarder:
             return _undelivered(exc)
         finally:
             await response.aclose()
-        answer = wire.plain(raw)
+        try:
+            answer = wire.plain(raw)
+        except errors.RelayError as refused:  # an answer refusing what was asked: the caller's, not an upstream fault
+            outcome.charge, outcome.status, outcome.status_code = False, UsageStatus.ERROR, refused.status
+            outcome.error = refused.message
+            await send_json(send, refused.status, job.error(refused), headers=job.headers)
+            return None
         if answer is None:
             return "unreadable answer"
         outcome.first_byte_ms = int((time.monotonic() - job.started) * 1000)

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 
 from relay import errors
 from relay.multipart import Form
-from relay.protocols.gemini_images import answer_images
+from relay.protocols.gemini_images import answer_images, answer_words
 from relay.protocols.gemini_response import usage_from_gemini
 from relay.tokenizer import count_text
 from relay.usage import Usage, usage_from_responses
@@ -104,7 +104,9 @@ class ImagesViaImagen:
         predictions = data.get("predictions") if data is not None else None
         images = [{"b64_json": p["bytesBase64Encoded"]} for p in predictions or []
                   if isinstance(p, dict) and isinstance(p.get("bytesBase64Encoded"), str)]
-        if not images:  # every image filtered (Imagen leaves them out), or not an Imagen answer
+        if not images:
+            if isinstance(predictions, list) or data == {}:  # Imagen leaves filtered images out, all of them here
+                raise errors.content_refused("The upstream's safety filters kept every image back.")
             return None
         body = {"created": int(time.time()), "data": images}
         return Plain(json.dumps(body).encode(), None, "")
@@ -136,12 +138,17 @@ class ImagesViaGeminiImage:
 
     def plain(self, raw: bytes) -> Plain | None:
         data = _json(raw)
+        feedback = data.get("promptFeedback") if data is not None else None
+        if isinstance(feedback, dict) and feedback.get("blockReason") and not data.get("candidates"):
+            raise errors.content_refused(f"The upstream blocked the prompt ({feedback['blockReason']}).")
         if data is None or not isinstance(data.get("candidates"), list):
             return None
         images = [{"b64_json": image} for image in answer_images(data)]
         usage = usage_from_gemini(data.get("usageMetadata"))
         if not images:  # refused or filtered: the model answered in words, or not at all
-            return None
+            words = " ".join(answer_words(data).split())[:300]
+            raise errors.content_refused(f"The model made no image: {words}" if words else
+                                         "The model made no image (filtered by the upstream).")
         body = {"created": int(time.time()), "data": images}
         if usage is not None:
             body["usage"] = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,

@@ -46,6 +46,18 @@ def answer_images(response: dict[str, Any]) -> list[str]:
     return images
 
 
+def answer_words(response: dict[str, Any]) -> str:
+    """The text a GenerateContentResponse answered with (thoughts left out): why an image model made none."""
+    words = []
+    for candidate in response.get("candidates") if isinstance(response.get("candidates"), list) else []:
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"):
+                words.append(part["text"])
+    return " ".join(words)
+
+
 def text_parts(text: str) -> list[dict[str, Any]]:
     """Text as Gemini parts, its Markdown data-URL images as `inlineData` parts."""
     if "](data:image/" not in text:

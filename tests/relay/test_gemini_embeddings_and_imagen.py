@@ -152,8 +152,10 @@ def test_openai_image_generation_served_by_imagen_is_priced_per_image(live, upst
     assert sent.body == {"instances": [{"prompt": "a fox"}], "parameters": {"sampleCount": 2, "aspectRatio": "16:9"}}
     assert _log().quota == 40_000  # 2 images x $0.04 x 500,000
     before = User.objects.get(pk=user.pk).quota
-    with pytest.raises(openai.APIStatusError):  # every image filtered: an upstream error, refunded
+    calls = len(gem.requests)
+    with pytest.raises(openai.BadRequestError) as refused:  # every image filtered: the caller's, refunded, no retry
         client.images.generate(model="imagen-4.0-generate-001", prompt="blocked things")
+    assert refused.value.code == "content_policy_violation" and len(gem.requests) == calls + 1
     assert settled(lambda: UsageLog.objects.count() == 2)
     assert UsageLog.objects.latest("pk").quota == 0 and User.objects.get(pk=user.pk).quota == before
 

@@ -10,6 +10,7 @@ import pytest
 
 from billing.groups import group_default
 from billing.models import ModelPrice, UsageLog
+from relay.models import Upstream, UpstreamStatus
 from relay.protocols.gemini_images import response_modalities, text_parts
 from relay.protocols.gemini_request import openai_chat_to_gemini
 from relay.protocols.gemini_response import gemini_to_openai_chat_response
@@ -107,3 +108,17 @@ def test_the_images_api_is_served_by_a_gemini_image_model(live, image_model, fun
     with pytest.raises(openai.BadRequestError, match="one image a request"):
         client.images.generate(model=IMAGE_MODEL, prompt="Cats", n=2)
     assert len(image_model.requests) == requests and UsageLog.objects.count() == 1
+
+
+def test_an_image_model_answering_in_words_is_a_refusal_not_an_upstream_fault(live, image_model, funded_key):
+    image_model.behave(IMAGE_MODEL, content="I can't make images of real people.", image=None)
+    _user, key = funded_key()
+    client = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    with pytest.raises(openai.BadRequestError, match="real people") as refused:
+        client.images.generate(model=IMAGE_MODEL, prompt="A photo of a celebrity")
+    assert refused.value.code == "content_policy_violation"
+    image_model.behave(IMAGE_MODEL, block_reason="SAFETY")
+    with pytest.raises(openai.BadRequestError, match="blocked the prompt"):
+        client.images.generate(model=IMAGE_MODEL, prompt="Something blocked")
+    assert settled(lambda: UsageLog.objects.filter(status="error", quota=0).count() == 2)
+    assert Upstream.objects.get().status == UpstreamStatus.ENABLED  # no failure counted against it
