@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import logging
 import os
 import time
@@ -31,65 +30,18 @@ from relay.snapshots import Snapshots, UpstreamInfo, in_thread
 from relay.key_vault import key_fingerprint
 from relay.upstreams import upstream_auto_disable, upstream_key_disable
 from relay.tokenizer import estimate_prompt
-from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_gemini import GEMINI
 from relay.adapters.gemini import EMBED_ACTIONS
 from relay.wires_media import Upload
+from relay.protocols.cohere_chat import cohere_request_to_openai
 from relay.wires_rerank import COHERE
+from relay.paths import GEMINI_ACTION, GEMINI_OPENAI_BASE, OPERATIONS, PREFIXES, client_protocol, error_for
 from relay.wiring import MULTIPART_OPERATIONS, carries, wire_check
 
 logger = logging.getLogger("relay")
 
-OPERATIONS = {
-    "/v1/messages": "messages",
-    "/v1/chat/completions": "chat/completions",
-    "/v1/completions": "completions",
-    "/v1/code/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/moderations": "moderations",
-    "/v1/responses": "responses",
-    "/v1/responses/compact": "responses/compact",
-    "/v1/images/generations": "images/generations",
-    "/v1/images/edits": "images/edits",
-    "/v1/audio/speech": "audio/speech",
-    "/v1/audio/transcriptions": "audio/transcriptions",
-    "/v1/audio/translations": "audio/translations",
-    "/v1/rerank": "rerank",
-    "/v1/v1/rerank": "rerank",  # the cohere SDK joins its own path to a base URL that already ends in /v1
-    "/v2/rerank": "rerank",
-    "/v1/v2/rerank": "rerank",
-}
-PREFIXES = ("/v1/", "/v1beta/", "/v2/", "/mj/", "/mj-fast/", "/mj-relax/", "/mj-turbo/", "/suno/", "/kling/", "/jimeng/",
-            "/pg/")
-GEMINI_OPENAI_BASE = "/v1beta/openai/"  # .../v1beta/openai/chat/completions is /v1/chat/completions here
 AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 SHUTDOWN = asyncio.Event()  # set once the server has begun to stop (config.asgi); /readyz then answers 503
-
-
-GEMINI_ACTION = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):"
-                           r"(?P<action>generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)$")
-
-
-def client_protocol(path: str) -> str:
-    """The wire format the caller speaks, by path: Anthropic's under /v1/messages, Google's under /v1beta and on
-    `models/{model}:generateContent`, OpenAI's elsewhere."""
-    if path.startswith("/v1/messages"):
-        return ANTHROPIC
-    if path.startswith(GEMINI_OPENAI_BASE):
-        return OPENAI
-    if path in {"/v2/rerank", "/v1/v2/rerank"}:
-        return COHERE
-    if path.startswith("/v1beta/") or GEMINI_ACTION.match(path):
-        return GEMINI
-    return OPENAI
-
-
-def error_for(path: str, status: int, message: str, *, request_id: str = "", **fields: Any) -> dict[str, Any]:
-    """A relay error in the shape of the route's protocol: the task routes' own (Midjourney, Suno, Kling) included."""
-    if media_routes.owns(path):
-        return media_routes.error_shape(media_routes.protocol_of(path), status, message, request_id=request_id,
-                                        **fields)
-    return error_body(client_protocol(path), status, message, **fields)
 
 
 def read_upload(req: RelayRequest, operation: str) -> Upload:
@@ -251,6 +203,8 @@ class RelayApp:
         body = upload_fields(upload) if upload is not None else req.json()
         client = client_protocol(req.path)
         ctx = await gate.authenticate(self.snapshots, req, query_key=client == GEMINI)
+        if client == COHERE and operation != "rerank":  # Cohere v2 chat and embed: checked as the OpenAI they become
+            body = cohere_request_to_openai(body, operation)
         model = model or gate.validate(body, operation)
         if client == GEMINI:
             gate.validate(body, operation)

@@ -12,13 +12,14 @@ from relay.wires import (
 from relay.wires_chained import ViaChat
 from relay.wires_gemini import GEMINI, GeminiPassThrough, GeminiViaOpenAI, OpenAIChatViaGemini
 from relay.adapters.gemini import EMBED_ACTIONS
+from relay.wires_cohere import CohereChatViaOpenAI, CohereEmbedViaOpenAI
 from relay.wires_gemini_embed import (
     GeminiEmbedPassThrough, GeminiEmbedViaOpenAI, OpenAIEmbeddingsViaGemini, OpenAIEmbeddingsViaVertex,
 )
 from relay.wires_media import (
     ImageEditWire, ImageGenerationWire, ImagesViaGeminiImage, ImagesViaImagen, SpeechWire, TranscriptionWire, Upload,
 )
-from relay.wires_rerank import RerankWire
+from relay.wires_rerank import COHERE, RerankWire
 from relay.wires_responses import ResponsesCompactPassThrough, ResponsesPassThrough, ResponsesViaChat
 
 OPENAI_LIKE = {"openai", "demo", "azure"}
@@ -71,6 +72,12 @@ def _wire(client: str, family: str, operation: str, body: dict[str, Any], *, mod
         if family == "gemini":
             return GeminiEmbedPassThrough(operation, body)
         return GeminiEmbedViaOpenAI(operation, body) if family in OPENAI_LIKE else None
+    if client == COHERE and operation in ("chat/completions", "embeddings"):  # Cohere v2 chat and embed
+        if operation == "embeddings":
+            return CohereEmbedViaOpenAI(body) if family in OPENAI_LIKE else None
+        if family in ("anthropic", "gemini"):
+            return _chat_to(family, CohereChatViaOpenAI(body), default_max_tokens)
+        return CohereChatViaOpenAI(body) if family in OPENAI_LIKE else None
     if operation == "rerank":
         if family == "rerank" or family in OPENAI_LIKE - {"demo"}:
             return RerankWire(client, body, cohere_upstream=upstream_type == "cohere", request_id=request_id)

@@ -26,11 +26,12 @@ ROUTES = [  # (path, protocol, a valid body that the fuzzer mutates one field at
      {"requests": [{"model": "models/demo-embedding", "content": {"parts": [{"text": "hi"}]}}]}),
     ("/v1beta/models/demo-chat:countTokens", "gemini", {"contents": [{"parts": [{"text": "hi"}]}]}),
     ("/v2/rerank", "cohere", {"model": "demo-chat", "query": "q", "documents": ["a", "b"]}),
+    ("/v2/chat", "cohere", CHAT), ("/v2/embed", "cohere", {"model": "demo-embedding", "texts": ["hi"]}),
 ]
 FIELDS = ["model", "messages", "max_tokens", "stream", "n", "input", "prompt", "contents", "documents", "query",
           "top_n", "temperature", "tools", "stream_options", "system", "voice", "size", "generationConfig",
           "max_output_tokens", "instructions", "provider", "requests", "content", "outputDimensionality",
-          "generateContentRequest"]
+          "generateContentRequest", "texts", "embedding_types", "tool_choice", "p", "stop_sequences"]
 SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
            | st.sampled_from(["demo-chat", "demo-embedding", "gpt-9", "", "\x00", "😀" * 20, "user", "assistant"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.asgi import OPERATIONS
+from relay.paths import OPERATIONS
 from relay.media_tasks import routes
 
 
