@@ -56,7 +56,8 @@ async def bearer(client: httpx.AsyncClient, call: Call) -> tuple[str, str] | htt
     """(access token, project) for a service-account key, or the refusal to answer with."""
     account = service_account_parse(call.key)
     if account is None:
-        return refusal(401, "Claude on Vertex AI needs a service-account key (JSON), not an API key.")
+        return refusal(401, "This Vertex AI model needs a service-account key (JSON); express-mode API keys reach "
+                            "Gemini models only.")
     project = str(call.upstream.extras.get("project_id") or account.project_id)
     if not project:
         return refusal(401, "No Google Cloud project: set project_id in the upstream's settings.")
