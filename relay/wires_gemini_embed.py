@@ -144,7 +144,10 @@ class OpenAIEmbeddingsViaGemini:
         if not isinstance(vectors, list) or len(vectors) != len(self.inputs) or not all(
                 isinstance(v, dict) and isinstance(v.get("values"), list) for v in vectors):
             return None
-        usage = _gemini_usage(data) or Usage(self.estimate, 0)
+        return self.answer(vectors, _gemini_usage(data) or Usage(self.estimate, 0))
+
+    def answer(self, vectors: list[dict[str, Any]], usage: Usage) -> Plain:
+        """The vectors as OpenAI's embedding list (base64 when asked), with their usage."""
         rows = [{"object": "embedding", "index": i,
                  "embedding": _base64_floats(v["values"]) if self.base64 else v["values"]}
                 for i, v in enumerate(vectors)]
@@ -183,10 +186,4 @@ class OpenAIEmbeddingsViaVertex(OpenAIEmbeddingsViaGemini):
             return None
         counted = [(v.get("statistics") or {}).get("token_count") for v in vectors]
         tokens = sum(int(c) for c in counted if isinstance(c, (int, float)) and c > 0)
-        usage = Usage(tokens, 0) if tokens else Usage(self.estimate, 0, estimated=True)
-        rows = [{"object": "embedding", "index": i,
-                 "embedding": _base64_floats(v["values"]) if self.base64 else v["values"]}
-                for i, v in enumerate(vectors)]
-        answer = {"object": "list", "data": rows, "model": self.model,
-                  "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
-        return Plain(json.dumps(answer).encode(), usage, "")
+        return self.answer(vectors, Usage(tokens, 0) if tokens else Usage(self.estimate, 0, estimated=True))

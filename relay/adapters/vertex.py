@@ -41,15 +41,18 @@ def vertex_base(call: Call, region: str) -> str:
     return base.removesuffix("/v1")
 
 
+def location_url(call: Call, project: str) -> str:
+    """The project's address in the model's region: `{host}/v1/projects/{project}/locations/{region}`."""
+    region = vertex_region(call)
+    return f"{vertex_base(call, region)}/v1/projects/{quote(project, safe='')}/locations/{region}"
+
+
 def publisher_url(call: Call, publisher: str, action: str, project: str | None) -> str:
     """A model's address: in the project and region, or (express mode, project None) at the global publisher."""
-    region = vertex_region(call)
     model = quote(call.model, safe="@")
-    base = vertex_base(call, region)
     if project is None:
-        return f"{base}/v1/publishers/{publisher}/models/{model}:{action}"
-    location = f"projects/{quote(project, safe='')}/locations/{region}"
-    return f"{base}/v1/{location}/publishers/{publisher}/models/{model}:{action}"
+        return f"{vertex_base(call, vertex_region(call))}/v1/publishers/{publisher}/models/{model}:{action}"
+    return f"{location_url(call, project)}/publishers/{publisher}/models/{model}:{action}"
 
 
 async def bearer(client: httpx.AsyncClient, call: Call) -> tuple[str, str] | httpx.Response:
@@ -115,9 +118,7 @@ class VertexOpenAIAdapter(OpenAIAdapter):
         if isinstance(auth, httpx.Response):
             return auth
         token, project = auth
-        region = vertex_region(call)
-        location = f"projects/{quote(project, safe='')}/locations/{region}"
-        url = f"{vertex_base(call, region)}/v1/{location}/endpoints/openapi/{call.operation}"
+        url = f"{location_url(call, project)}/endpoints/openapi/{call.operation}"
         headers = {"content-type": call.content_type, "authorization": f"Bearer {token}"}
         return await self.post(client, call, url, headers, content, length)
 
