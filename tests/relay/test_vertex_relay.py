@@ -192,3 +192,17 @@ def test_openai_embeddings_through_vertex_predict(live, vertex, vertex_upstream,
         gem.models.embed_content(model="text-embedding-005", contents="hello")
     assert refused.value.code == 400
     assert settled(lambda: UsageLog.objects.filter(status="success").count() == 1)
+
+
+def test_imagen_on_vertex_through_predict(live, vertex, vertex_upstream, funded_key):
+    ModelPrice.objects.create(model="imagen-4.0-generate-001", provider="vertex", price_per_call=Decimal("0.04"))
+    vertex_upstream.served_models = [*vertex_upstream.served_models, "imagen-4.0-generate-001"]
+    vertex_upstream.save()
+    _user, key = funded_key()
+    oai = openai.OpenAI(api_key=key, base_url=f"{live.url}/v1", max_retries=0)
+    result = oai.images.generate(model="imagen-4.0-generate-001", prompt="a fox", n=2)
+    assert len(result.data) == 2 and result.data[0].b64_json
+    sent = vertex.requests[-1]
+    assert sent.path.endswith("/publishers/google/models/imagen-4.0-generate-001:predict")
+    assert sent.body["instances"] == [{"prompt": "a fox"}] and sent.body["parameters"]["sampleCount"] == 2
+    assert settled(lambda: UsageLog.objects.filter(quota=40_000).exists())  # 2 x $0.04
