@@ -97,7 +97,7 @@ class AccessTokens:
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[int, str, str], asyncio.Lock] = {}
 
     async def token(self, client: httpx.AsyncClient, account: ServiceAccount, timeout: float) -> str:
         """A valid access token for `account`; raises CredentialsRefused or httpx.HTTPError."""
@@ -105,7 +105,8 @@ class AccessTokens:
         cached = self._tokens.get(slot)
         if cached and cached[1] - REFRESH_MARGIN > time.time():
             return cached[0]
-        lock = self._locks.setdefault(slot, asyncio.Lock())
+        # one lock per event loop: the relay's, and the loops upstream tests run in (asyncio.run in another thread)
+        lock = self._locks.setdefault((id(asyncio.get_running_loop()), *slot), asyncio.Lock())
         async with lock:
             cached = self._tokens.get(slot)
             if cached and cached[1] - REFRESH_MARGIN > time.time():
