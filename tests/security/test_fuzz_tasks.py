@@ -21,7 +21,7 @@ from relay.upstreams import upstream_save
 from tests.security.checks import Books, accepted, error_shaped, protocol_of
 
 MJ_MODELS = ["mj_imagine", "mj_upscale", "mj_variation", "mj_reroll", "mj_blend", "mj_describe", "mj_modal",
-             "mj_action", "mj_zoom", "mj_pan", "mj_shorten", "swap_face"]
+             "mj_action", "mj_zoom", "mj_pan", "mj_shorten", "swap_face", "mj_upload"]
 IMAGE = "data:image/png;base64,iVBORw0KGgo="
 MINE = "<the caller's Midjourney task>"  # replaced by its id, so a change can be taken as well as refused
 SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
@@ -34,7 +34,7 @@ SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
     ("/mj/submit/simple-change", {"content": MINE + " U2", "state": "s"}),
     ("/mj/submit/shorten", {"prompt": "a fox"}),
     ("/mj/insight-face/swap", {"sourceBase64": IMAGE, "targetBase64": IMAGE}),
-    ("/mj/submit/upload-discord-images", {"base64Array": [IMAGE]}),  # not relayed: a clean not-found
+    ("/mj/submit/upload-discord-images", {"base64Array": [IMAGE]}),
     ("/mj-fast/mj/submit/imagine", {"prompt": "a fox"}),
     ("/mj/task/list-by-condition", {"ids": [MINE, "1730621826053455"]}),
     ("/suno/submit/music", {"gpt_description_prompt": "a song", "make_instrumental": False, "mv": "chirp-v3-5"}),
@@ -51,7 +51,7 @@ SUBMITS = [  # (path, a valid body that the fuzzer mutates one field at a time)
     ("/kling/v1/videos/image2video", {"model_name": "demo-video", "image": "https://example.com/a.png",
                                       "image_tail": "https://example.com/b.png", "duration": "10"}),
 ]
-NOT_OFFERED = {"/mj/submit/upload-discord-images", "/suno/submit/video"}
+NOT_OFFERED = {"/suno/submit/video"}
 FETCHES = ["/mj/task/{id}/fetch", "/mj/task/{id}/image-seed", "/mj-relax/mj/task/{id}/fetch", "/suno/fetch/{id}",
            "/v1/music/generations/{id}", "/v1/audio/generations/{id}", "/v1/video/generations/{id}",
            "/v1/videos/{id}", "/v1/videos/{id}/content", "/kling/v1/videos/text2video/{id}"]

@@ -50,6 +50,11 @@ class DemoTaskAdapter(TaskAdapter):
         prompt = str(call.body.get("prompt") or call.body.get("gpt_description_prompt") or "")
         if "[refuse]" in prompt or call.upstream.extras.get("task_failure") == "submit":
             raise SubmitRefused("The demo upstream refused this task.", status=400, code=4)
+        if call.action == "UPLOAD":  # Midjourney uploads are answered at once, with where the images went
+            images = call.body.get("base64Array") or []
+            urls = [f"{RESULT_HOST}/upload/{uuid.uuid4().hex}.png" for _ in images]
+            return Submitted("", done=Snapshot(TaskStatus.SUCCESS, 100, result_url=urls[0] if urls else "",
+                                               result={"urls": urls}))
         return Submitted(f"demo-{uuid.uuid4().hex}")
 
     async def fetch(self, client: httpx.AsyncClient, upstream: UpstreamInfo, key: str,

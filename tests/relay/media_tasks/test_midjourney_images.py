@@ -3,9 +3,12 @@ this site (`/mj/image/{id}`) for clients that cannot reach the upstream's CDN.""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 
-from billing.models import UsageLog
+from billing.models import ModelPrice, UsageLog
+from relay.models import Upstream
 from relay.media_tasks.models import MediaTask, TaskStatus
 from tests.fakes.task_upstreams import PNG_BYTES
 from tests.relay.media_tasks.conftest import assert_settled_once, poll
@@ -72,3 +75,16 @@ def test_unfinished_tasks_have_no_image(live, upstream, funded_key, tasks_env):
     r = httpx.get(f"{live.url}/mj/image/{public_id}", headers={"authorization": f"Bearer {key}"})
     assert r.status_code == 404 and r.json()["code"] == 3
     poll(2)
+
+
+def test_the_demo_upstream_answers_uploads(live, upstream, funded_key, tasks_env):
+    upstream("demo", task_seconds=0)
+    ModelPrice.objects.filter(model="mj_upload").delete()
+    ModelPrice.objects.create(model="mj_upload", price_per_call=Decimal("0.02"))
+    demo = Upstream.objects.get(type="demo")
+    demo.served_models = [*demo.served_models, "mj_upload"]
+    demo.save()
+    _user, key = funded_key()
+    r = post(live, "/mj/submit/upload-discord-images", key, {"base64Array": [IMAGE]})
+    assert r.status_code == 200 and r.json()["code"] == 1 and r.json()["result"][0].endswith(".png")
+    assert_settled_once(MediaTask.objects.get(action="UPLOAD"), charged=UPLOAD_PRICE)
