@@ -63,8 +63,9 @@ def cohere_chat_to_openai(body: dict[str, Any]) -> dict[str, Any]:
                            ("stream", "stream")):
         if body.get(source) is not None:
             out[target] = body[source]
-    if body.get("tool_choice") in TOOL_CHOICE:
-        out["tool_choice"] = TOOL_CHOICE[body["tool_choice"]]
+    choice = body.get("tool_choice")
+    if isinstance(choice, str) and choice in TOOL_CHOICE:
+        out["tool_choice"] = TOOL_CHOICE[choice]
     format_ = body.get("response_format")
     if isinstance(format_, dict) and format_.get("type") == "json_object":
         schema = format_.get("json_schema") or format_.get("schema")
@@ -104,16 +105,17 @@ def openai_chat_response_to_cohere(data: dict[str, Any]) -> dict[str, Any]:
     out_message: dict[str, Any] = {"role": "assistant", "content": []}
     if message.get("content"):
         out_message["content"] = [{"type": "text", "text": str(message["content"])}]
-    if message.get("tool_calls"):
+    if isinstance(message.get("tool_calls"), list) and message["tool_calls"]:
         out_message["tool_calls"] = [{"id": c.get("id"), "type": "function", "function": c.get("function")}
                                      for c in message["tool_calls"] if isinstance(c, dict)]
-    return {"id": str(data.get("id") or uuid.uuid4()), "finish_reason": FINISH.get(choice.get("finish_reason"),
+    return {"id": str(data.get("id") or uuid.uuid4()), "finish_reason": FINISH.get(str(choice.get("finish_reason")),
                                                                                     "COMPLETE"),
             "message": out_message, "usage": usage_to_cohere(usage_from_openai(data.get("usage")))}
 
 
 def openai_embeddings_to_cohere(data: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    rows = sorted((r for r in data.get("data") or [] if isinstance(r, dict)), key=lambda r: r.get("index", 0))
+    rows = [r for r in data.get("data") if isinstance(r, dict)] if isinstance(data.get("data"), list) else []
+    rows.sort(key=lambda r: r.get("index") if isinstance(r.get("index"), int) else 0)
     usage = usage_from_openai(data.get("usage"))
     return {"id": str(uuid.uuid4()), "response_type": "embeddings_by_type",
             "embeddings": {"float": [r.get("embedding") for r in rows]}, "texts": texts,
@@ -152,9 +154,10 @@ class OpenAIToCohereStream:
             return frames + [_event({"type": "message-end", "delta": {"finish_reason": "ERROR",
                                                                       "error": self.error}})]
         self.usage = usage_from_openai(chunk.get("usage")) or self.usage
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
+        choices = chunk.get("choices") if isinstance(chunk.get("choices"), list) else []
+        for choice in (c for c in choices if isinstance(c, dict)):
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
                 if not self._text_open:
                     self._text_open = True
                     frames.append(_event({"type": "content-start", "index": 0, "delta": {
@@ -162,15 +165,16 @@ class OpenAIToCohereStream:
                 self._text.append(delta["content"])
                 frames.append(_event({"type": "content-delta", "index": 0, "delta": {
                     "message": {"content": {"text": delta["content"]}}}}))
-            for call in delta.get("tool_calls") or []:
+            calls = delta.get("tool_calls") if isinstance(delta.get("tool_calls"), list) else []
+            for call in (c for c in calls if isinstance(c, dict)):
                 frames += self._tool_call(call)
             if choice.get("finish_reason"):
-                self._finish = FINISH.get(choice["finish_reason"], "COMPLETE")
+                self._finish = FINISH.get(str(choice["finish_reason"]), "COMPLETE")
         return frames
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
+        index = call.get("index") if isinstance(call.get("index"), int) else 0
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
         arguments = str(function.get("arguments") or "")
         self._text.append(arguments)
         if index not in self._calls:

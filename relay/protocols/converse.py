@@ -126,9 +126,10 @@ def _message_id() -> str:
 
 def converse_to_anthropic(data: dict[str, Any], model: str) -> dict[str, Any]:
     """A Converse answer as an Anthropic message."""
-    message = (data.get("output") or {}).get("message") if isinstance(data.get("output"), dict) else None
+    output = data.get("output") if isinstance(data.get("output"), dict) else {}
+    message = output.get("message") if isinstance(output.get("message"), dict) else {}
     content = []
-    for block in _list((message or {}).get("content")):
+    for block in _list(message.get("content")):
         if not isinstance(block, dict):
             continue
         if isinstance(block.get("text"), str):
@@ -138,7 +139,8 @@ def converse_to_anthropic(data: dict[str, Any], model: str) -> dict[str, Any]:
             content.append({"type": "tool_use", "id": str(use.get("toolUseId") or ""), "name": str(use.get("name")),
                             "input": use.get("input") if isinstance(use.get("input"), dict) else {}})
         elif isinstance(block.get("reasoningContent"), dict):
-            reasoning = block["reasoningContent"].get("reasoningText") or {}
+            reasoning = block["reasoningContent"].get("reasoningText")
+            reasoning = reasoning if isinstance(reasoning, dict) else {}
             content.append({"type": "thinking", "thinking": str(reasoning.get("text") or ""),
                             "signature": str(reasoning.get("signature") or "")})
     return {"id": _message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
