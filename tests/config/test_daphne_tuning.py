@@ -259,6 +259,54 @@ def test_what_one_asgi_message_writes_leaves_with_it(tuned):
         assert sock.sent == b"" and sock.reactor.writers == {sock}
 
 
+def _streaming_request(sock: TCPSocket):
+    import daphne.http_protocol as http_protocol
+
+    tune_daphne()
+    channel = _channel(sock)
+    request = http_protocol.WebRequest(channel)
+    channel.requests.append(request)
+    request.method, request.uri, request.clientproto = b"POST", b"/v1/chat/completions", b"HTTP/1.1"
+    request.handle_reply({"type": "http.response.start", "status": 200, "headers": []})
+    request.handle_reply({"type": "http.response.body", "body": b"first", "more_body": True})
+    return request
+
+
+def test_stream_chunks_are_framed_and_sent_as_they_come_the_rest_in_order_after_what_waits():
+    sock = TCPSocket()
+    sock.release()
+    request = _streaming_request(sock)
+    request.handle_reply({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    request.handle_reply({"type": "http.response.body", "body": b"", "more_body": True})
+    assert sock.sent.endswith(b"\r\n5\r\nfirst\r\n9\r\ndata: 1\n\n\r\n") and sock.reactor.writers == set()
+    sock.room = 4  # a slow reader: the socket takes part of the next chunk
+    request.handle_reply({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
+    assert sock.sent.endswith(b"9\r\nd") and sock.reactor.writers == {sock}
+    request.handle_reply({"type": "http.response.body", "body": b"data: 3\n\n", "more_body": True})  # waits behind
+    sock.room = 1 << 20
+    sock.doWrite()  # the reactor, once the socket is writable
+    request.handle_reply({"type": "http.response.body", "body": b"", "more_body": False})
+    sock.doWrite()
+    assert sock.sent.endswith(b"9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n0\r\n\r\n")
+    assert request.sentLength == len(b"first") + 2 * 9 + 9 and sock.reactor.writers == set()
+
+
+def test_a_stream_chunk_the_socket_refuses_is_left_to_the_reactor_and_none_follow_a_gone_client():
+    sock = TCPSocket()
+    sock.release()
+    request = _streaming_request(sock)
+    sock.fails = True
+    request.handle_reply({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    assert sock.reactor.writers == {sock} and isinstance(sock.doWrite(), ConnectionResetError)
+    sock = TCPSocket()
+    sock.release()
+    request = _streaming_request(sock)
+    sent = sock.sent
+    request.connectionLost(ConnectionResetError())
+    request.handle_reply({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    assert sock.sent == sent and sock.reactor.writers == set()
+
+
 def test_a_reply_made_while_another_is_held_goes_out_with_it():
     """Finishing an answer can parse the next pipelined request at once; Daphne answers a malformed one from inside
     the first reply."""

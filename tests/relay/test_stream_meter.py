@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from relay.protocols.openai_stream import StreamMeter
+from relay.protocols.openai_stream import StreamMeter, _is_plain_delta
 
 
 def _frame(data) -> bytes:
@@ -43,3 +46,53 @@ def test_meter_keeps_usage_text_errors_and_the_end():
     assert (meter.usage.prompt_tokens, meter.usage.completion_tokens, meter.usage.cached_tokens) == (9, 3, 4)
     meter.frame(_frame({"error": {"message": "boom"}}))
     assert meter.error == "boom"
+
+
+def _compact(data) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def test_plain_content_frames_are_read_only_when_usage_never_comes():
+    openai_chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None}],
+                    "usage": None}
+    assert _is_plain_delta(_compact(openai_chunk))
+    meter = StreamMeter(client_wants_usage=False)
+    assert meter.frame(_compact(openai_chunk)) == _compact(openai_chunk)
+    assert meter.text == "Hi" and not meter.finished
+
+
+WORDS = st.sampled_from(["usage", "error", "finish_reason", "delta", "delta:", "null", "", "Hi", '"usage":1', "\\"])
+TEXT = st.one_of(WORDS, st.text(max_size=8))
+DELTA = st.fixed_dictionaries({}, optional={"content": st.one_of(TEXT, st.none()), "reasoning_content": TEXT,
+                                            "tool_calls": st.lists(st.fixed_dictionaries(
+                                                {"index": st.integers(0, 2),
+                                                 "function": st.fixed_dictionaries({"arguments": TEXT})}),
+                                                max_size=2)})
+CHOICE = st.fixed_dictionaries({"index": st.integers(0, 2)}, optional={
+    "delta": DELTA, "text": TEXT, "finish_reason": st.one_of(st.none(), st.sampled_from(["stop", "length"]), TEXT)})
+USAGE = st.one_of(st.none(), st.fixed_dictionaries({"prompt_tokens": st.integers(0, 99),
+                                                    "completion_tokens": st.integers(0, 99)}))
+CHUNK = st.one_of(
+    st.fixed_dictionaries({"choices": st.lists(CHOICE, max_size=2)},
+                          optional={"usage": USAGE, "model": TEXT, "error": st.one_of(TEXT, st.none()),
+                                    "filter": st.fixed_dictionaries({"delta": TEXT})}),
+    st.just("[DONE]"), st.just(": keep-alive"), st.just("{not json"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks=st.lists(st.tuples(CHUNK, st.booleans()), max_size=6), wants_usage=st.booleans())
+def test_reading_content_frames_late_changes_nothing(chunks, wants_usage):
+    frames = []
+    for chunk, compact in chunks:
+        if not isinstance(chunk, dict):
+            frames.append(chunk.encode() + b"\n\n" if chunk.startswith(":") else _frame(chunk))
+        else:
+            frames.append(_compact(chunk) if compact else _frame(chunk))
+    late, eager = StreamMeter(client_wants_usage=wants_usage), StreamMeter(client_wants_usage=wants_usage)
+    with patch("relay.protocols.openai_stream._is_plain_delta", lambda raw: False):
+        eager_out = [eager.frame(raw) for raw in frames]
+    assert [late.frame(raw) for raw in frames] == eager_out
+    assert (late.text, late.usage, late.error, late.done, late.finished) == \
+        (eager.text, eager.usage, eager.error, eager.done, eager.finished)
