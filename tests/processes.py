@@ -68,12 +68,13 @@ class ServerProcesses:
         log.seek(0)
         raise AssertionError(f"{server} did not start: " + log.read().decode(errors="replace")[-2000:])
 
-    def output(self) -> str:
-        """What the processes logged so far (to explain a failure)."""
+    def output(self, proc: subprocess.Popen | None = None) -> str:
+        """What the processes (or one of them) logged so far."""
         text = []
-        for log in self.logs:
-            log.seek(0)
-            text.append(log.read().decode(errors="replace"))
+        for started, log in zip(self.procs, self.logs):
+            if proc is None or started is proc:
+                log.seek(0)
+                text.append(log.read().decode(errors="replace"))
         return "\n".join(text)
 
     def __exit__(self, *exc: object) -> None:

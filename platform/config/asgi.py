@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
+from django.conf import settings  # noqa: E402
 
 from config.daphne_tuning import tune_daphne  # noqa: E402
 from config.ops import PATHS as OPS_PATHS, ops_app  # noqa: E402
@@ -52,7 +53,7 @@ def _on_server_stop() -> None:
 
 
 _on_server_stop()
-tune_daphne()
+tune_daphne(access_log=settings.ACCESS_LOG)
 
 # What starting made (Django, the apps, their modules and caches) lives as long as the process. Frozen, it is left out
 # of the cycle collector's full passes, which otherwise held the event loop for 80-130 ms every few seconds under load

@@ -103,6 +103,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Daphne processes `manage.py serve` runs on one port; 0: one per core on PostgreSQL, one on SQLite.
 WEB_PROCESSES = web_processes_count(env_int("WEB_PROCESSES", 0), database_engine=DATABASES["default"]["ENGINE"])
 WEB_SERVER = web_server(env("WEB_SERVER", "daphne"))  # what `manage.py serve` runs: daphne, or uvicorn
+ACCESS_LOG = env_bool("ACCESS_LOG", False)  # a line per HTTP request on the web server's output (either server)
 
 # --- Cache, channel layer and Celery broker: Redis with REDIS_URL, in-process / filesystem without. ---
 REDIS_URL = env("REDIS_URL")

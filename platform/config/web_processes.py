@@ -31,8 +31,8 @@ def web_processes_count(configured: int, *, database_engine: str, cpus: int | No
 
 SERVERS = ("daphne", "uvicorn")
 # uvicorn as Daphne runs here: the peer's own address in the scope (the relay reads X-Forwarded-For itself, from
-# TRUSTED_PROXIES only), no lifespan events (the application has none), no access log line per request (the usage
-# log records relayed requests; Daphne prints one to its output), uvloop and httptools.
+# TRUSTED_PROXIES only), no lifespan events (the application has none), an access line per request only with
+# ACCESS_LOG (as under Daphne; the usage log records relayed requests), uvloop and httptools.
 UVICORN_SETTINGS = {"proxy_headers": False, "lifespan": "off", "access_log": False, "loop": "uvloop",
                     "http": "httptools"}
 
