@@ -20,6 +20,7 @@ from relay.protocols.anthropic_stream import AnthropicToOpenAIStream, OpenAIToAn
 from relay.protocols.gemini_response import gemini_error_body
 from relay.protocols.openai_stream import StreamMeter
 from relay.protocols.sse import frame_parse
+from relay.protocols.untrusted import as_dict, as_list
 from relay.usage import Usage, usage_from_openai, usage_from_responses
 
 OPENAI, ANTHROPIC = "openai", "anthropic"
@@ -66,9 +67,9 @@ def _json(raw: bytes) -> dict[str, Any] | None:
 
 def _openai_text(data: dict[str, Any]) -> str:
     produced = ""
-    for choice in data.get("choices") or []:
+    for choice in as_list(data.get("choices")):
         if isinstance(choice, dict):
-            message = choice.get("message") or {}
+            message = as_dict(choice.get("message"))
             produced += str(message.get("content") or "") + str(message.get("reasoning_content") or "")
             produced += str(choice.get("text") or "")
     return produced
@@ -85,7 +86,7 @@ def plain_from_openai_chat(raw: bytes, convert: Any) -> Plain | None:
 
 def _anthropic_text(data: dict[str, Any]) -> str:
     parts = []
-    for block in data.get("content") or []:
+    for block in as_list(data.get("content")):
         if isinstance(block, dict):
             parts.append(str(block.get("text") or block.get("thinking") or ""))
             if block.get("type") == "tool_use":
@@ -285,7 +286,7 @@ class OpenAIChunkStream:
         data = _json(parsed.data.encode())
         if data is None:
             return []
-        if any(isinstance(c, dict) and c.get("finish_reason") for c in data.get("choices") or []):
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in as_list(data.get("choices"))):
             self.complete = True
         return self.converter.feed(data)
 

@@ -11,6 +11,7 @@ from relay.protocols.gemini import (
     openai_chat_response_to_gemini, openai_chat_to_gemini, usage_from_gemini,
 )
 from relay.protocols.sse import frame_parse
+from relay.protocols.untrusted import as_dict, as_list
 from relay.wires import (
     OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, plain_from_openai_chat,
 )
@@ -20,8 +21,8 @@ GEMINI = "gemini"
 
 def _gemini_text(data: dict[str, Any]) -> str:
     parts = []
-    for candidate in data.get("candidates") or []:
-        for part in ((candidate or {}).get("content") or {}).get("parts") or []:
+    for candidate in as_list(data.get("candidates")):
+        for part in as_list(as_dict(as_dict(candidate).get("content")).get("parts")):
             if isinstance(part, dict):
                 parts.append(str(part.get("text") or ""))
                 if isinstance(part.get("functionCall"), dict):
@@ -47,7 +48,7 @@ class _GeminiMeter(PassThroughMeter):
             self.error = str(data["error"].get("message") or "upstream error")
         self.usage = usage_from_gemini(data.get("usageMetadata")) or self.usage
         self.parts.append(_gemini_text(data))
-        if any((c or {}).get("finishReason") for c in data.get("candidates") or []):
+        if any(as_dict(c).get("finishReason") for c in as_list(data.get("candidates"))):
             self.complete = True
 
 

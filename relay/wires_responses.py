@@ -8,6 +8,7 @@ from relay.errors import RelayError
 from relay.protocols.responses_chat import (
     OpenAIToResponsesStream, ProtocolError, openai_chat_response_to_responses, responses_request_to_openai_chat,
 )
+from relay.protocols.untrusted import as_dict, as_list
 from relay.usage import usage_from_responses
 from relay.wires import (
     OPENAI, OpenAIChunkStream, PassThroughMeter, Plain, StreamConverter, _json, plain_from_openai_chat,
@@ -18,10 +19,10 @@ TERMINAL_RESPONSE_EVENTS = {"response.completed", "response.incomplete", "respon
 
 def _responses_text(response: dict[str, Any]) -> str:
     parts = []
-    for item in response.get("output") or []:
+    for item in as_list(response.get("output")):
         if isinstance(item, dict):
             parts.append(str(item.get("arguments") or ""))
-            for content in item.get("content") or []:
+            for content in as_list(item.get("content")):
                 if isinstance(content, dict):
                     parts.append(str(content.get("text") or ""))
     return "".join(parts)
@@ -35,7 +36,7 @@ class _ResponsesMeter(PassThroughMeter):
         kind = str(data.get("type") or event)
         if kind in TERMINAL_RESPONSE_EVENTS:
             self.complete = True
-            self.usage = usage_from_responses((data.get("response") or {}).get("usage"))
+            self.usage = usage_from_responses(as_dict(data.get("response")).get("usage"))
         elif kind.endswith(".delta") and isinstance(data.get("delta"), str):
             self.parts.append(data["delta"])
         elif kind == "error":

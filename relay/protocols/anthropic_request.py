@@ -296,7 +296,7 @@ def _openai_tool_choice(choice: dict[str, Any]) -> Any:
     kind = choice.get("type")
     if kind == "tool" and choice.get("name"):
         return {"type": "function", "function": {"name": choice["name"]}}
-    return {"auto": "auto", "any": "required", "none": "none"}.get(kind)
+    return {"auto": "auto", "any": "required", "none": "none"}.get(kind) if isinstance(kind, str) else None
 
 
 def _openai_tools(body: dict[str, Any]) -> list[dict[str, Any]]:

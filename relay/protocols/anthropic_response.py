@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from relay.protocols.untrusted import as_list
 from relay.usage import Usage
 
 # protocols.md §4.1. Unknown values fall back to the most neutral valid one on each side.
@@ -170,7 +171,7 @@ def anthropic_to_openai_chat_response(msg: dict[str, Any], *, model: str, create
     """An Anthropic `message` → an OpenAI `chat.completion` (text joined, tool_use → tool_calls, thinking →
     reasoning_content)."""
     texts, thoughts, calls = [], [], []
-    for block in msg.get("content") or []:
+    for block in as_list(msg.get("content")):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
@@ -209,7 +210,7 @@ def openai_message_text(content: Any) -> str:
 
 def openai_chat_response_to_anthropic(resp: dict[str, Any], *, model: str) -> dict[str, Any]:
     """An OpenAI `chat.completion` (its first choice) → an Anthropic `message`."""
-    choices = [c for c in resp.get("choices") or [] if isinstance(c, dict)]
+    choices = [c for c in as_list(resp.get("choices")) if isinstance(c, dict)]
     choice = next((c for c in choices if c.get("index", 0) == 0), choices[0] if choices else {})
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict[str, Any]] = []

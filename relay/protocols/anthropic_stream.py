@@ -18,6 +18,7 @@ from relay.protocols.anthropic_response import (
     token_usage_from_openai,
 )
 from relay.protocols.sse import frame_build
+from relay.protocols.untrusted import as_list
 
 DONE_FRAME = b"data: [DONE]\n\n"
 ANTHROPIC_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
@@ -57,6 +58,7 @@ class AnthropicToOpenAIStream:
     def feed(self, event: str, data: dict[str, Any]) -> list[bytes]:
         if self._closed or not isinstance(data, dict):
             return []
+        kind = event or data.get("type")
         handler = {
             "message_start": self._message_start,
             "content_block_start": self._block_start,
@@ -64,7 +66,7 @@ class AnthropicToOpenAIStream:
             "message_delta": self._message_delta,
             "message_stop": self._message_stop,
             "error": self._error,
-        }.get(event or data.get("type") or "")
+        }.get(kind) if isinstance(kind, str) else None
         return handler(data) if handler else []  # ping, content_block_stop and unknown events carry nothing
 
     def finish(self) -> list[bytes]:
@@ -103,7 +105,7 @@ class AnthropicToOpenAIStream:
         block = data.get("content_block") if isinstance(data.get("content_block"), dict) else {}
         kind = block.get("type")
         if kind == "tool_use":
-            ordinal = self._tool_ordinals[data.get("index")] = len(self._tool_ordinals)
+            ordinal = self._tool_ordinals[_hashable(data.get("index"))] = len(self._tool_ordinals)
             call = {"index": ordinal, "id": str(block.get("id") or ""), "type": "function",
                     "function": {"name": str(block.get("name") or ""), "arguments": ""}}
             return self._delta({"tool_calls": [call]}, "")
@@ -121,7 +123,7 @@ class AnthropicToOpenAIStream:
         if kind == "thinking_delta" and isinstance(delta.get("thinking"), str) and delta["thinking"]:
             return self._delta({"reasoning_content": delta["thinking"]}, delta["thinking"])
         fragment = delta.get("partial_json")
-        ordinal = self._tool_ordinals.get(data.get("index"))
+        ordinal = self._tool_ordinals.get(_hashable(data.get("index")))
         if kind == "input_json_delta" and isinstance(fragment, str) and fragment and ordinal is not None:
             return self._delta({"tool_calls": [{"index": ordinal, "function": {"arguments": fragment}}]}, fragment)
         return []  # signature_delta, citations_delta, empty fragments
@@ -189,7 +191,7 @@ class OpenAIToAnthropicStream:
             return [frame_build(_dumps(body), "error")]
         usage = token_usage_from_openai(chunk.get("usage"))
         self._usage = usage or self._usage
-        choices = [c for c in chunk.get("choices") or [] if isinstance(c, dict)]
+        choices = [c for c in as_list(chunk.get("choices")) if isinstance(c, dict)]
         # Azure opens with a chunk of only prompt_filter_results (empty id): start on a chunk with substance.
         frames = self._start(chunk) if choices or usage else []
         # Anthropic has one message per stream: other choices (n > 1) are dropped.
@@ -285,3 +287,8 @@ class OpenAIToAnthropicStream:
         frames.append(self._event("message_delta", {"delta": {"stop_reason": stop_reason, "stop_sequence": None},
                                                     "usage": usage}))
         return frames + [self._event("message_stop", {})]
+
+
+def _hashable(index: Any) -> Any:
+    """A block index as a key: a list or object sent as one is read as no index."""
+    return index if isinstance(index, (int, str, float, bool)) or index is None else None

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from relay.protocols.sse import frame_build
+from relay.protocols.untrusted import as_list
 
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                  "image/webp": "webp"}
@@ -25,10 +26,6 @@ STOP_REASONS = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "m
 
 class ConverseUnsupported(ValueError):
     """A request Converse cannot take as sent (an image by URL); the message says what to send instead."""
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _block(block: Any) -> dict[str, Any] | None:
@@ -53,7 +50,7 @@ def _block(block: Any) -> dict[str, Any] | None:
                             "input": block.get("input") if isinstance(block.get("input"), dict) else {}}}
     if kind == "tool_result":
         content = block.get("content")
-        parts = [{"text": content}] if isinstance(content, str) else [b for b in map(_block, _list(content)) if b]
+        parts = [{"text": content}] if isinstance(content, str) else [b for b in map(_block, as_list(content)) if b]
         result: dict[str, Any] = {"toolUseId": str(block.get("tool_use_id") or ""),
                                   "content": parts or [{"text": ""}]}
         if block.get("is_error"):
@@ -65,12 +62,12 @@ def _block(block: Any) -> dict[str, Any] | None:
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content.strip() else []
-    return [b for b in map(_block, _list(content)) if b]
+    return [b for b in map(_block, as_list(content)) if b]
 
 
 def _tool_config(body: dict[str, Any]) -> dict[str, Any] | None:
     choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
-    tools = [t for t in _list(body.get("tools")) if isinstance(t, dict) and t.get("name")]
+    tools = [t for t in as_list(body.get("tools")) if isinstance(t, dict) and t.get("name")]
     if not tools or choice.get("type") == "none":
         return None
     specs = [{"toolSpec": {"name": t["name"], "description": str(t.get("description") or t["name"]),
@@ -88,13 +85,13 @@ def _tool_config(body: dict[str, Any]) -> dict[str, Any] | None:
 def anthropic_to_converse(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic Messages request as a Converse request (the model goes in the path)."""
     out: dict[str, Any] = {"messages": []}
-    for message in _list(body.get("messages")):
+    for message in as_list(body.get("messages")):
         if isinstance(message, dict) and message.get("role") in ("user", "assistant"):
             blocks = _blocks(message.get("content"))
             if blocks:
                 out["messages"].append({"role": message["role"], "content": blocks})
     system = body.get("system")
-    texts = [system] if isinstance(system, str) else [b.get("text") for b in _list(system) if isinstance(b, dict)]
+    texts = [system] if isinstance(system, str) else [b.get("text") for b in as_list(system) if isinstance(b, dict)]
     if any(isinstance(t, str) and t.strip() for t in texts):
         out["system"] = [{"text": t} for t in texts if isinstance(t, str) and t.strip()]
     inference = {name: body[key] for key, name in (("max_tokens", "maxTokens"), ("temperature", "temperature"),
@@ -129,7 +126,7 @@ def converse_to_anthropic(data: dict[str, Any], model: str) -> dict[str, Any]:
     output = data.get("output") if isinstance(data.get("output"), dict) else {}
     message = output.get("message") if isinstance(output.get("message"), dict) else {}
     content = []
-    for block in _list(message.get("content")):
+    for block in as_list(message.get("content")):
         if not isinstance(block, dict):
             continue
         if isinstance(block.get("text"), str):

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from relay.protocols.gemini_images import image_markdown
+from relay.protocols.untrusted import as_list
 from relay.usage import Usage, usage_from_openai
 
 # Every finishReason that means "a filter withheld the output" (python-genai FinishReason; the IMAGE_* and
@@ -37,11 +38,6 @@ def finish_reason_to_openai(reason: Any, *, has_tool_calls: bool = False) -> str
 
 def finish_reason_to_gemini(reason: Any) -> str:
     return OPENAI_TO_GEMINI_FINISH.get(reason, "STOP") if isinstance(reason, str) else "STOP"
-
-
-def as_list(value: Any) -> list:
-    """Untrusted JSON: a list, or nothing."""
-    return value if isinstance(value, list) else []
 
 
 def _count(value: Any) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.protocols.untrusted import as_list
+
 
 def document_text(document: Any) -> str:
     """A document given as a string or as `{"text": ...}` (Jina, Cohere v1, Xinference)."""
@@ -37,7 +39,7 @@ def rerank_results(data: dict[str, Any], documents: list[Any], *, top_n: int | N
                    return_documents: bool) -> list[dict[str, Any]]:
     """Results from a Jina, Cohere or Xinference answer, best first; documents filled from the request."""
     results = []
-    for item in data.get("results") or data.get("data") or []:
+    for item in as_list(data.get("results")) or as_list(data.get("data")):
         if not isinstance(item, dict) or not isinstance(item.get("index"), int):
             continue
         score = item.get("relevance_score", item.get("score"))
