@@ -25,9 +25,9 @@ that errs, such as on a client's reset, without telling Twisted, so the connecti
   UTF-8 on a character boundary; a code no frame may carry (1005, 1006, 1015, out of range) closes with none.
 - **No second access line.** Twisted's HTTP factory formats a combined-log line per request for Twisted's own log,
   which Daphne discards unless run at verbosity 2 or more; Daphne prints its own access line regardless.
-- **Daphne's access line only with ACCESS_LOG** (as under uvicorn): Daphne formats and prints one per request and
+- **Daphne's access line only with ACCESS_LOG** (as uvicorn's): Daphne's command line prints one per request and
   WebSocket at its default verbosity, about 2.5% of a process's time under load; the usage log records relayed
-  requests. An `--access-log` given to Daphne still writes.
+  requests. An `--access-log` given to Daphne still writes, and so does `runserver`'s own logger.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def tune_daphne(*, access_log: bool = True) -> None:
     """Apply the changes above if Daphne is the server of this process (it imported its protocols)."""
     server = sys.modules.get("daphne.server")
     if server is not None:
-        _access_lines(server.Server, access_log or any(arg.startswith("--access-log") for arg in sys.argv))
+        _access_lines(server.Server, access_log or any(_names_access_log(arg) for arg in sys.argv))
     http_protocol = sys.modules.get("daphne.http_protocol")
     if http_protocol is not None and not getattr(http_protocol.WebRequest, "tuned", False):
         _tune_http(http_protocol)
@@ -89,15 +89,24 @@ def _tune_http(http_protocol: Any) -> None:
 
 
 def _access_lines(server_class: Any, wanted: bool) -> None:
-    """Daphne's access lines on, as Daphne set them up, or off."""
+    """Daphne's access lines as Daphne set them up, or without the ones its command line prints to its output
+    unasked (a logger given otherwise, such as `runserver`'s, still logs)."""
     logging = vars(server_class).get("daphne_log_action")
     if logging is None:
         logging = server_class.daphne_log_action = server_class.log_action
-    server_class.log_action = logging if wanted else _no_access_line
+
+    def log_action(self: Any, protocol: Any, action: Any, details: Any) -> None:
+        logger = self.action_logger
+        if type(logger).__name__ != "AccessLogGenerator" or getattr(logger, "stream", None) is not sys.stdout:
+            logging(self, protocol, action, details)
+
+    server_class.log_action = logging if wanted else log_action
 
 
-def _no_access_line(self: Any, protocol: Any, action: Any, details: Any) -> None:
-    return None
+def _names_access_log(arg: str) -> bool:
+    """Whether a command-line argument is Daphne's `--access-log` option (argparse takes `--ac` and longer)."""
+    name = arg.split("=", 1)[0]
+    return len(name) >= 4 and "--access-log".startswith(name)
 
 
 def _tune_websocket(ws_protocol: Any) -> None:

@@ -61,8 +61,8 @@ def serve(argv: list[str]) -> None:
 
     import config.asgi  # noqa: F401  (Django's set-up, before its settings are read)
 
-    options = dict(UVICORN_SETTINGS, access_log=settings.ACCESS_LOG, timeout_graceful_shutdown=settings.RELAY_SHUTDOWN_GRACE_SECONDS
-                   + STREAMS_END_SECONDS)
+    options = dict(UVICORN_SETTINGS, access_log=settings.ACCESS_LOG,
+                   timeout_graceful_shutdown=settings.RELAY_SHUTDOWN_GRACE_SECONDS + STREAMS_END_SECONDS)
     if len(argv) == 1 and argv[0].isdigit():
         listener = socket.socket(fileno=int(argv[0]))  # family and type read from the descriptor
         Server(uvicorn.Config(APPLICATION, **options)).run(sockets=[listener])

@@ -9,21 +9,29 @@ from relay.protocols.sse import frame_parse
 from relay.usage import Usage, usage_from_openai
 
 
+UNREAD_LIMIT = 512  # content frames kept unread per stream before they are read after all (memory stays bounded)
+
+
 @dataclass
 class StreamMeter:
     """Watches frames; decides which to forward; keeps what billing needs if usage never arrives."""
 
     client_wants_usage: bool
     usage: Usage | None = None
-    text_parts: list[str | bytes] = field(default_factory=list)  # bytes: a content frame not read yet
+    text_parts: list[str | bytes] = field(default_factory=list)  # bytes: a content frame's choices, not read yet
     error: str = ""
     done: bool = False
     finished: bool = False  # a choice reached finish_reason
+    unread: int = 0
 
     def frame(self, raw: bytes) -> bytes | None:
         """The bytes to send the client for this frame (None to drop it)."""
-        if _is_plain_delta(raw):
-            self.text_parts.append(raw)  # its text matters only if usage never comes: read then
+        choices = _plain_delta_choices(raw)
+        if choices is not None:  # its text matters only if usage never comes: read then
+            self.text_parts.append(choices)
+            self.unread += 1
+            if self.unread >= UNREAD_LIMIT:
+                self.text_parts, self.unread = [self.text], 0
             return raw
         parsed = frame_parse(raw)
         if parsed.is_comment_only:
@@ -58,20 +66,28 @@ class StreamMeter:
         return "".join(part if isinstance(part, str) else _delta_text(part) for part in self.text_parts)
 
 
-def _is_plain_delta(raw: bytes) -> bool:
-    """A one-line frame that, read, could only add text: it has choices and a delta, no error, and usage and finish
-    reason null if present. Read as bytes: a JSON string cannot hold an unescaped quote, so `"usage"` there is a key
-    or a value equal to the name, which only sends the frame the long way."""
-    return (raw.startswith(b"data: {") and raw.endswith(b"}\n\n") and raw.find(b"\n") == len(raw) - 2
-            and b'"delta":' in raw and b'"choices":[{' in raw and b'"error"' not in raw
-            and raw.count(b'"usage"') == raw.count(b'"usage":null')
-            and raw.count(b'"finish_reason"') == raw.count(b'"finish_reason":null'))
+def _plain_delta_choices(raw: bytes) -> bytes | None:
+    """For a one-line frame that, read, could only add text, the bytes from its `"choices":` on; else None.
+
+    Such a frame has one `"choices":` key, a list of objects, and a delta; no error; usage and finish reasons null if
+    present; no `\\u00` escape (ASCII spelled escaped could hide a key). Read as bytes: a JSON string holds no
+    unescaped quote, so `"usage"` there is a key, or a value equal to the name, which only sends the frame the long
+    way. A `"choices":` nested in another object leaves its bytes unparseable alone: no text, as when read whole."""
+    if not (raw.startswith(b"data: {") and raw.endswith(b"}\n\n") and raw.find(b"\n") == len(raw) - 2):
+        return None
+    start = raw.find(b'"choices":[{')
+    if (start < 0 or b'"delta":' not in raw or b'"error"' in raw or b"\\u00" in raw
+            or raw.count(b'"choices":') != 1
+            or raw.count(b'"usage"') != raw.count(b'"usage":null')
+            or raw.count(b'"finish_reason"') != raw.count(b'"finish_reason":null')):
+        return None
+    return raw[start:-2]
 
 
-def _delta_text(raw: bytes) -> str:
-    try:
-        chunk = json.loads(raw[6:])
-    except ValueError:
+def _delta_text(choices: bytes) -> str:
+    try:  # decoded as the frame itself would be
+        chunk = json.loads("{" + choices.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
         return ""
     parts: list[str | bytes] = []
     if isinstance(chunk, dict):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.protocols.openai_stream import StreamMeter, _is_plain_delta
+from relay.protocols.openai_stream import UNREAD_LIMIT, StreamMeter, _plain_delta_choices
 
 
 def _frame(data) -> bytes:
@@ -56,7 +56,7 @@ def test_plain_content_frames_are_read_only_when_usage_never_comes():
     openai_chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
                     "choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None}],
                     "usage": None}
-    assert _is_plain_delta(_compact(openai_chunk))
+    assert _plain_delta_choices(_compact(openai_chunk)) is not None
     meter = StreamMeter(client_wants_usage=False)
     assert meter.frame(_compact(openai_chunk)) == _compact(openai_chunk)
     assert meter.text == "Hi" and not meter.finished
@@ -90,9 +90,41 @@ def test_reading_content_frames_late_changes_nothing(chunks, wants_usage):
             frames.append(chunk.encode() + b"\n\n" if chunk.startswith(":") else _frame(chunk))
         else:
             frames.append(_compact(chunk) if compact else _frame(chunk))
+    _assert_read_alike(frames, wants_usage)
+
+
+def _assert_read_alike(frames: list[bytes], wants_usage: bool) -> None:
     late, eager = StreamMeter(client_wants_usage=wants_usage), StreamMeter(client_wants_usage=wants_usage)
-    with patch("relay.protocols.openai_stream._is_plain_delta", lambda raw: False):
+    with patch("relay.protocols.openai_stream._plain_delta_choices", lambda raw: None):
         eager_out = [eager.frame(raw) for raw in frames]
     assert [late.frame(raw) for raw in frames] == eager_out
     assert (late.text, late.usage, late.error, late.done, late.finished) == \
         (eager.text, eager.usage, eager.error, eager.done, eager.finished)
+
+
+@pytest.mark.parametrize("raw", [
+    b'data: {"choices":[{"delta":{"content":"x"},"fin\\u0069sh_reason":"stop"}]}\n\n',  # a key spelled escaped
+    b'data: {"choices":[{"delta":{"content":"x"}}],"\\u0075sage":{"prompt_tokens":5,"completion_tokens":3}}\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}],"\\u0065rror":"boom"}\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}],"choices":[]}\n\n',  # the same key twice: the last counts
+    b'data: {"choices":[],"x":{"choices":[{"delta":{}}]}}\n\n',  # choices nested elsewhere
+    b'data: {"x":{"choices":[{"delta":{"content":"a"}}]}}\n\n',
+    b'data: {"x":[{"choices":[{"delta":{"content":"a"}}]}],"y":1}\n\n',
+    b'data: {"choices":[{"delta":{"content":"a\xffb"}}]}\n\n',  # not UTF-8: read with replacement characters
+    b'data: {"choices":[{"delta":{"content":"a\xed\xa0\x80b"}}]}\n\n',
+    b'data: {"choices":[{"delta":{},"finish_reason":null,"finish\\u005freason":"stop"}]}\n\n',
+    b'data: {"choices":[{"delta":{"content":"\\u4f60\\u597d"}}]}\n\n',  # escaped Chinese: still the short way
+])
+def test_odd_frames_are_read_alike_either_way(raw):
+    _assert_read_alike([raw], wants_usage=False)
+
+
+def test_a_long_stream_keeps_a_bounded_number_of_frames_unread():
+    frames = [_compact({"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]})
+              for i in range(UNREAD_LIMIT * 2 + 5)]
+    meter = StreamMeter(client_wants_usage=False)
+    for raw in frames:
+        meter.frame(raw)
+        assert meter.unread < UNREAD_LIMIT and len(meter.text_parts) <= UNREAD_LIMIT
+    assert meter.text == "".join(f"w{i} " for i in range(len(frames)))
+    _assert_read_alike(frames, wants_usage=False)
