@@ -109,11 +109,20 @@ def progress_of(value: Any, status: str) -> int:
         value = value.strip().rstrip("%") or "0"
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    if number != number:  # NaN
         return 0
     if 0 < number < 1 and not isinstance(value, str):
         number *= 100
-    return max(0, min(100, int(number)))
+    return max(0, min(100, int(number))) if abs(number) != float("inf") else (100 if number > 0 else 0)
+
+
+def task_id_of(value: Any, upstream: str) -> str:
+    """The task id an accepting answer names; an answer naming none (or an object) did not accept the task."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise SubmitRefused(f"{upstream} answered without a task id.", retry=True)
+    return str(value)
 
 
 def seconds_of(value: Any) -> Decimal | None:
@@ -138,7 +147,7 @@ async def call_json(client: httpx.AsyncClient, upstream: UpstreamInfo, method: s
     response = await client.request(method, url, **kwargs)
     try:
         parsed = json.loads(response.content) if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes
         parsed = None
     return response.status_code, parsed
 

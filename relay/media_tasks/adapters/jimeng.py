@@ -23,10 +23,12 @@ from relay.media_tasks.adapters.base import (
     fetch_each,
     message_of,
     submit_json,
+    task_id_of,
     timeout_of,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.media_tasks.signing import key_pair, volc_sign
+from relay.protocols.untrusted import as_dict
 from relay.snapshots import UpstreamInfo
 
 SUBMIT = "/?Action=CVSync2AsyncSubmitTask&Version=2022-08-31"
@@ -87,7 +89,7 @@ class JimengAdapter(TaskAdapter):
         status, data = await submit_json(client, call.upstream, "POST", url, content=raw,
                                          headers=volc_sign("POST", url, raw, access, secret), key=call.key)
         if isinstance(data, dict) and data.get("code") == OK and isinstance(data.get("data"), dict):
-            return Submitted(str(data["data"]["task_id"]), properties={"req_key": body["req_key"]})
+            return Submitted(task_id_of(data["data"].get("task_id"), "Jimeng"), properties={"req_key": body["req_key"]})
         raise SubmitRefused(message_of(data), status=400 if status < 500 else 502,
                             code=data.get("code") if isinstance(data, dict) else None)
 
@@ -100,6 +102,10 @@ class JimengAdapter(TaskAdapter):
                                                                      "task_id": ref.upstream_task_id})
             if response.status_code >= 500 or response.status_code == 429:
                 return None
-            return snapshot_of(response.json())
+            try:
+                answer = json.loads(response.content)
+            except (ValueError, RecursionError):
+                answer = None
+            return snapshot_of(as_dict(answer))
 
         return await fetch_each(refs, one)

@@ -20,9 +20,11 @@ from relay.media_tasks.adapters.base import (
     message_of,
     seconds_of,
     submit_json,
+    task_id_of,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.media_tasks.signing import key_pair, kling_token
+from relay.protocols.untrusted import as_dict, as_list
 from relay.snapshots import UpstreamInfo
 
 STATUS = {"submitted": (TaskStatus.SUBMITTED, 10), "processing": (TaskStatus.IN_PROGRESS, 50),
@@ -53,7 +55,7 @@ def kling_body(call: TaskCall) -> dict[str, Any]:
 
 def snapshot_of(data: dict[str, Any]) -> Snapshot:
     status, progress = STATUS.get(str(data.get("task_status") or ""), (TaskStatus.IN_PROGRESS, 50))
-    videos = ((data.get("task_result") or {}).get("videos") or []) if isinstance(data.get("task_result"), dict) else []
+    videos = as_list(as_dict(data.get("task_result")).get("videos"))
     first = videos[0] if videos and isinstance(videos[0], dict) else {}
     return Snapshot(status=status, progress=progress, result_url=str(first.get("url") or ""),
                     result={"videos": videos}, seconds=seconds_of(first.get("duration")),
@@ -68,7 +70,7 @@ class KlingAdapter(TaskAdapter):
         status, data = await submit_json(client, call.upstream, "POST", url, headers=_headers(call.key),
                                          key=call.key, body=kling_body(call))
         if isinstance(data, dict) and data.get("code") == 0 and isinstance(data.get("data"), dict):
-            return Submitted(str(data["data"]["task_id"]))
+            return Submitted(task_id_of(data["data"].get("task_id"), "Kling"))
         code = data.get("code") if isinstance(data, dict) else None
         # 1100-1103: this account is out of balance or resources; 5000+: Kling's own failures
         retry = isinstance(code, int) and (1100 <= code < 1200 or code >= 5000)
@@ -80,7 +82,7 @@ class KlingAdapter(TaskAdapter):
             url = f"{upstream.base_url}/v1/videos/{ref.operation}/{ref.upstream_task_id}"
             status, data = await call_json(client, upstream, "GET", url, headers=_headers(key), key=key)
             if status == 200 and isinstance(data, dict) and data.get("code") == 0:
-                return snapshot_of(data.get("data") or {})
+                return snapshot_of(as_dict(data.get("data")))
             if status == 404 or (isinstance(data, dict) and data.get("code") not in (None, 0) and status < 500):
                 return Snapshot(TaskStatus.FAILURE, 100, fail_reason=message_of(data))
             return None

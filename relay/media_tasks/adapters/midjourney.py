@@ -63,12 +63,12 @@ class MidjourneyAdapter(TaskAdapter):
                                          body=call.body)
         if not isinstance(data, dict):
             raise SubmitRefused(f"The Midjourney proxy answered HTTP {status} without JSON.", code=9, retry=True)
-        code = data.get("code")
+        code = data.get("code") if isinstance(data.get("code"), (int, str)) else None
         if call.action == "UPLOAD" and code == 1 and isinstance(data.get("result"), list):
             urls = [str(url) for url in data["result"]]
             return Submitted("", done=Snapshot(TaskStatus.SUCCESS, 100, result_url=urls[0] if urls else "",
                                                result={"urls": urls}))
-        if code in ACCEPTED and data.get("result"):
+        if code in ACCEPTED and isinstance(data.get("result"), (str, int)) and data["result"] != "":
             reply = 21 if code == 21 and call.action in MODAL_ACTIONS else 1
             properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
             return Submitted(str(data["result"]), properties=properties, code=reply)

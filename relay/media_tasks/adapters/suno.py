@@ -24,6 +24,7 @@ from relay.media_tasks.adapters.base import (
     submit_json,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
+from relay.protocols.untrusted import as_dict
 from relay.snapshots import UpstreamInfo
 
 STATUS = {"NOT_START": TaskStatus.NOT_START, "SUBMITTED": TaskStatus.SUBMITTED, "QUEUED": TaskStatus.SUBMITTED,
@@ -53,7 +54,7 @@ def snapshot_of(task: dict[str, Any]) -> Snapshot:
     data = task.get("data")
     clips = [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []
     url = next((str(c.get("audio_url")) for c in clips if c.get("audio_url")), "")
-    durations = [seconds_of((c.get("metadata") or {}).get("duration")) for c in clips]
+    durations = [seconds_of(as_dict(c.get("metadata")).get("duration")) for c in clips]
     seconds = max((d for d in durations if d is not None), default=None)
     return Snapshot(status=status, progress=progress_of(task.get("progress"), status), result_url=url,
                     result={"data": data}, fail_reason=str(task.get("fail_reason") or ""),
