@@ -18,6 +18,7 @@ from relay.media_tasks.adapters.base import Snapshot, Submitted
 from relay.media_tasks.intake import Submission
 from relay.media_tasks.models import TERMINAL, MediaTask, TaskKind, TaskStatus
 from relay.media_tasks.settlement import media_task_settle, task_hold
+from relay.media_tasks.storable import storable_copy
 from relay.snapshots import TokenContext, UpstreamInfo
 
 
@@ -54,8 +55,9 @@ def media_task_submitted(*, task: MediaTask, upstream: UpstreamInfo, key: str, s
     now = timezone.now()
     fields = {"upstream_id": upstream.id, "key_fingerprint": key_fingerprint(key),
               "upstream_model": upstream.upstream_model(task.model), "upstream_task_id": submitted.upstream_task_id,
-              "status": TaskStatus.SUBMITTED, "result": {"properties": submitted.properties} if submitted.properties
-              else {}, "poll_after": None if submitted.done else now, **_notify_due(task, now)}
+              "status": TaskStatus.SUBMITTED,
+              "result": {"properties": storable_copy(submitted.properties)} if submitted.properties else {},
+              "poll_after": None if submitted.done else now, **_notify_due(task, now)}
     MediaTask.objects.filter(pk=task.pk, settled_at=None).update(**fields, updated_at=now)
     for name, value in fields.items():
         setattr(task, name, value)
@@ -81,12 +83,12 @@ def media_task_apply(*, task: MediaTask, snapshot: Snapshot) -> bool:
     changed = status != task.status
     fields: dict[str, Any] = {"status": status, "progress": max(snapshot.progress, 0 if changed else task.progress),
                               "poll_failures": 0}
-    if snapshot.result:
-        fields["result"] = {**(task.result or {}), **snapshot.result}
+    if snapshot.result:  # the upstream's words, kept as PostgreSQL can keep them
+        fields["result"] = {**(task.result or {}), **storable_copy(snapshot.result)}
     if snapshot.result_url:
-        fields["result_url"] = snapshot.result_url
+        fields["result_url"] = storable_copy(snapshot.result_url)
     if status == TaskStatus.FAILURE:
-        fields["fail_reason"] = (snapshot.fail_reason or "The upstream reported a failure.")[:2000]
+        fields["fail_reason"] = storable_copy(snapshot.fail_reason or "The upstream reported a failure.")[:2000]
     if status in (TaskStatus.IN_PROGRESS, *TERMINAL) and task.started_at is None:
         fields["started_at"] = now
     if status in TERMINAL:

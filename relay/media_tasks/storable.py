@@ -44,3 +44,20 @@ def unstorable_field(value: Any, *, field: str = "", depth: int = 0) -> str | No
             if found is not None:
                 return found
     return None
+
+
+def storable_copy(value: Any, *, depth: int = 0) -> Any:
+    """An upstream's answer as PostgreSQL can keep it: NUL characters dropped, unpaired surrogates replaced, NaN and
+    infinite numbers and what lies deeper than MAX_DEPTH as null."""
+    if isinstance(value, str):
+        return value if storable_text(value) else (
+            value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8"))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {storable_copy(str(key)): storable_copy(inner, depth=depth + 1) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [storable_copy(inner, depth=depth + 1) for inner in value]
+    return value

@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 
-from relay.media_tasks.models import TaskStatus
+from relay.media_tasks.models import MediaTask, TaskStatus
+from relay.media_tasks.storable import storable_text
 from relay.overrides import headers_with_overrides
 from relay.snapshots import UpstreamInfo
+
+TASK_ID_MAX = MediaTask._meta.get_field("upstream_task_id").max_length
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,14 @@ def progress_of(value: Any, status: str) -> int:
 
 
 def task_id_of(value: Any, upstream: str) -> str:
-    """The task id an accepting answer names; an answer naming none (or an object) did not accept the task."""
+    """The task id an accepting answer names; an answer naming none (or an object, or an id too long to keep) did not
+    accept the task."""
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise SubmitRefused(f"{upstream} answered without a task id.", retry=True)
-    return str(value)
+    text = str(value)
+    if len(text) > TASK_ID_MAX or not storable_text(text):
+        raise SubmitRefused(f"{upstream} answered with a task id that cannot be kept.", retry=True)
+    return text
 
 
 def seconds_of(value: Any) -> Decimal | None:

@@ -21,6 +21,7 @@ from relay.media_tasks.adapters.base import (
     call_json,
     progress_of,
     submit_json,
+    task_id_of,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.snapshots import UpstreamInfo
@@ -71,7 +72,7 @@ class MidjourneyAdapter(TaskAdapter):
         if code in ACCEPTED and isinstance(data.get("result"), (str, int)) and data["result"] != "":
             reply = 21 if code == 21 and call.action in MODAL_ACTIONS else 1
             properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
-            return Submitted(str(data["result"]), properties=properties, code=reply)
+            return Submitted(task_id_of(data["result"], "The Midjourney proxy"), properties=properties, code=reply)
         description = str(data.get("description") or f"refused with code {code}")
         raise SubmitRefused(description, status=400 if status < 500 else 502, code=code if isinstance(code, int) else 9,
                             retry=code in RETRY_CODES, body=data)

@@ -23,6 +23,7 @@ from relay.media_tasks.adapters.base import (
     progress_of,
     seconds_of,
     submit_json,
+    task_id_of,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.snapshots import UpstreamInfo
@@ -65,7 +66,7 @@ def snapshot_of(video: dict[str, Any]) -> Snapshot:
 
 def _submitted(status: int, data: Any) -> Submitted:
     if status == 200 and isinstance(data, dict) and data.get("id"):
-        return Submitted(str(data["id"]))
+        return Submitted(task_id_of(data["id"], "The video upstream"))
     error = data.get("error") if isinstance(data, dict) and isinstance(data.get("error"), dict) else {}
     raise SubmitRefused(message_of(data), status=400 if status < 500 else 502, code=error.get("code"))
 

@@ -22,6 +22,7 @@ from relay.media_tasks.adapters.base import (
     progress_of,
     seconds_of,
     submit_json,
+    task_id_of,
 )
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.protocols.untrusted import as_dict
@@ -70,7 +71,7 @@ class SunoAdapter(TaskAdapter):
                                          f"{call.upstream.base_url}/suno/submit/{operation}",
                                          headers=_headers(call.key), key=call.key, body=music_body(call))
         if status == 200 and isinstance(data, dict) and data.get("code") == "success" and data.get("data"):
-            return Submitted(str(data["data"]))
+            return Submitted(task_id_of(data["data"], "Suno"))
         code = data.get("code") if isinstance(data, dict) and isinstance(data.get("code"), str) else "upstream_error"
         raise SubmitRefused(message_of(data), status=400 if status < 500 else 502, code=code)
 

@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from relay.media_tasks.adapters import BY_FAMILY, BY_TYPE, adapter_for
-from relay.media_tasks.adapters.base import Snapshot, SubmitRefused, Submitted, TaskCall, TaskRef, Upload
+from relay.media_tasks.adapters.base import (
+    TASK_ID_MAX, Snapshot, SubmitRefused, Submitted, TaskCall, TaskRef, Upload,
+)
 from relay.media_tasks.models import TaskKind, TaskStatus
 from relay.providers import PROVIDERS
 from relay.snapshots import UpstreamInfo
@@ -184,6 +186,7 @@ def check_submit(case: str, status: int, content: bytes) -> None:
             check_snapshot(outcome.done)
         else:  # an accepted task is polled by this id: "" or "None" (a null id) would be polled forever
             assert outcome.upstream_task_id not in ("", "None"), outcome
+            assert len(outcome.upstream_task_id) <= TASK_ID_MAX and "\x00" not in outcome.upstream_task_id
     else:
         assert isinstance(outcome.message, str) and isinstance(outcome.status, int)
 
@@ -333,6 +336,9 @@ KNOWN_SUBMITS = [
     ("jimeng-text2video", 200, {"code": 10000, "data": {}}),
     ("kling-text2video", 200, {"code": 0, "data": {"task_id": None}}),  # accepted as task "None"
     ("jimeng-text2video", 200, {"code": 10000, "data": {"task_id": None}}),
+    ("mj-imagine", 200, {"code": 1, "result": {"a": 1}}),  # accepted as task "{'a': 1}"
+    ("suno-music", 200, {"code": "success", "data": "x" * 200}),  # longer than the column that keeps it
+    ("openai-text2video", 200, {"id": "video\u0000"}),  # a NUL PostgreSQL cannot keep
 ]
 KNOWN_FETCHES = [
     ("midjourney", 200, b'[{"id": "1712345678901234", "progress": 1e400}]'),  # progress_of: int(inf)

@@ -100,3 +100,24 @@ def test_a_task_that_never_reached_an_upstream_is_refunded(live, upstream, funde
     task.refresh_from_db()
     assert task.status == TaskStatus.FAILURE and "never reached" in task.fail_reason
     assert_settled_once(task, refunded=True)
+
+
+def test_an_upstream_answer_postgresql_cannot_keep_is_stored_cleaned_and_settled_once(live, upstream, funded_key,
+                                                                                       tasks_env):
+    from relay.media_tasks.adapters.base import Snapshot
+    from relay.media_tasks.services import media_task_apply
+
+    upstream("demo", task_seconds=3600)
+    _user, key = funded_key()
+    task = _submit(live, key)
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    odd = {"score": float("nan"), "big": float("inf"), "text": "a\x00b\ud800c", "k\x00": 1, "deep": deep}
+    media_task_apply(task=task, snapshot=Snapshot(TaskStatus.FAILURE, 100, result_url="https://x/\x00v.mp4",
+                                                  result=odd, fail_reason="bad\x00 \udfff"))
+    task.refresh_from_db()
+    assert task.status == TaskStatus.FAILURE and task.fail_reason == "bad ?" and task.result_url == "https://x/v.mp4"
+    assert task.result["score"] is None and task.result["big"] is None and task.result["text"] == "ab?c"
+    assert task.result["k"] == 1
+    assert_settled_once(task, refunded=True)
