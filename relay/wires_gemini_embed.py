@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 from relay import errors
+from relay.protocols.untrusted import as_dict
 from relay.usage import Usage, usage_from_openai
 from relay.wires import OPENAI, Plain, _json
 from relay.wires_gemini import GEMINI
@@ -184,6 +185,6 @@ class OpenAIEmbeddingsViaVertex(OpenAIEmbeddingsViaGemini):
         vectors = [p.get("embeddings") if isinstance(p, dict) else None for p in predictions]
         if not all(isinstance(v, dict) and isinstance(v.get("values"), list) for v in vectors):
             return None
-        counted = [(v.get("statistics") or {}).get("token_count") for v in vectors]
-        tokens = sum(int(c) for c in counted if isinstance(c, (int, float)) and c > 0)
+        counted = [as_dict(v.get("statistics")).get("token_count") for v in vectors]
+        tokens = sum(int(c) for c in counted if isinstance(c, (int, float)) and 0 < c < float("inf"))
         return self.answer(vectors, Usage(tokens, 0) if tokens else Usage(self.estimate, 0, estimated=True))

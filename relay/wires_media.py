@@ -18,6 +18,7 @@ from relay import errors
 from relay.multipart import Form
 from relay.protocols.gemini_images import answer_images, answer_words
 from relay.protocols.gemini_response import usage_from_gemini
+from relay.protocols.untrusted import as_list
 from relay.tokenizer import count_text
 from relay.usage import Usage, usage_from_responses
 from relay.wires import OPENAI, OpenAIPassThrough, PassThroughMeter, Plain, _json
@@ -102,7 +103,7 @@ class ImagesViaImagen:
     def plain(self, raw: bytes) -> Plain | None:
         data = _json(raw)
         predictions = data.get("predictions") if data is not None else None
-        images = [{"b64_json": p["bytesBase64Encoded"]} for p in predictions or []
+        images = [{"b64_json": p["bytesBase64Encoded"]} for p in as_list(predictions)
                   if isinstance(p, dict) and isinstance(p.get("bytesBase64Encoded"), str)]
         if not images:
             if isinstance(predictions, list) or data == {}:  # Imagen leaves filtered images out, all of them here

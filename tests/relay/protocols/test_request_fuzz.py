@@ -34,7 +34,8 @@ SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value
                               "none", "enabled", "data:image/png;base64,aGk=", "m"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4),
                       max_leaves=16)
-FUZZ = settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=25, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 def _carried(client: str, operation: str, body: dict) -> None:
