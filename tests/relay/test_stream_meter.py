@@ -81,7 +81,7 @@ CHUNK = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
 @given(chunks=st.lists(st.tuples(CHUNK, st.booleans()), max_size=6), wants_usage=st.booleans())
 def test_reading_content_frames_late_changes_nothing(chunks, wants_usage):
     frames = []
