@@ -118,7 +118,7 @@ def progress_of(value: Any, status: str) -> int:
         return 0
     if 0 < number < 1 and not isinstance(value, str):
         number *= 100
-    return max(0, min(100, int(number))) if abs(number) != float("inf") else (100 if number > 0 else 0)
+    return int(max(0.0, min(100.0, number)))
 
 
 def task_id_of(value: Any, upstream: str) -> str:
@@ -152,11 +152,15 @@ async def call_json(client: httpx.AsyncClient, upstream: UpstreamInfo, method: s
     elif body is not None:
         kwargs["json"] = body
     response = await client.request(method, url, **kwargs)
+    return response.status_code, json_or_none(response.content)
+
+
+def json_or_none(content: bytes) -> Any:
+    """An answer's JSON; None when it is empty, not JSON, or nested past what the parser takes."""
     try:
-        parsed = json.loads(response.content) if response.content else None
-    except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes
-        parsed = None
-    return response.status_code, parsed
+        return json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        return None
 
 
 async def submit_json(client: httpx.AsyncClient, upstream: UpstreamInfo, method: str, url: str, *,

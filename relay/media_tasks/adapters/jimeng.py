@@ -21,6 +21,7 @@ from relay.media_tasks.adapters.base import (
     TaskCall,
     TaskRef,
     fetch_each,
+    json_or_none,
     message_of,
     submit_json,
     task_id_of,
@@ -102,10 +103,6 @@ class JimengAdapter(TaskAdapter):
                                                                      "task_id": ref.upstream_task_id})
             if response.status_code >= 500 or response.status_code == 429:
                 return None
-            try:
-                answer = json.loads(response.content)
-            except (ValueError, RecursionError):
-                answer = None
-            return snapshot_of(as_dict(answer))
+            return snapshot_of(as_dict(json_or_none(response.content)))
 
         return await fetch_each(refs, one)
