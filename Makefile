@@ -20,8 +20,11 @@ $(VENV)/.test-deps: requirements.lock requirements-test.lock | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py serve
 
+# One pytest-xdist worker per core, at most four (each has its own test database and Redis databases);
+# PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= auto
 test: $(VENV)/.test-deps
-	scripts/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/with-services.sh $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses=4 $(PYTEST_ARGS)
 
 # The relay (on PostgreSQL + Redis and on SQLite) versus fake upstreams called directly, on throwaway services.
 bench: $(VENV)/.test-deps

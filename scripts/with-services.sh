@@ -40,7 +40,7 @@ as_postgres "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w -o \
   start >/dev/null
 as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres modelgate
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --databases 64 --save '' --appendonly no --daemonize yes \
   --dir "$WORK/redis" --logfile "$WORK/redis/log" >/dev/null
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -7,6 +7,15 @@ import time
 import httpx
 
 
+def redis_url_after(offset: int) -> str:
+    """The Redis database `offset` places after the suite's own (a worker's own block under pytest-xdist), for a test
+    that needs a database no other test writes to."""
+    from django.conf import settings
+
+    base, _, database = settings.REDIS_URL.rpartition("/")
+    return f"{base}/{int(database) + offset}"
+
+
 def settled(predicate, timeout: float = 10.0):
     """Wait for work the relay does after the response (settlement, usage logs)."""
     deadline = time.monotonic() + timeout

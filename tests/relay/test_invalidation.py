@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from relay import invalidation
-from tests.support import settled
+from tests.support import redis_url_after, settled
 from tokens.models import ApiToken, TokenStatus
 from tokens.services import token_update
 
@@ -30,8 +30,8 @@ def test_a_deployment_on_another_redis_database_is_not_heard(settings):
     number must not empty each other's caches or take each other's balances."""
     if not settings.REDIS_URL:
         pytest.skip("needs Redis")
-    base = settings.REDIS_URL.rsplit("/", 1)[0] if settings.REDIS_URL.count("/") > 2 else settings.REDIS_URL
-    mine, theirs = f"{base}/5", f"{base}/6"
+    base = settings.REDIS_URL.rsplit("/", 1)[0]
+    mine, theirs = redis_url_after(5), redis_url_after(6)
 
     def channels(url: str) -> tuple[str, str]:
         settings.REDIS_URL = url

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.processes import database_url
+from tests.support import redis_url_after
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "mg-reliability-worker"
@@ -29,7 +30,7 @@ BROKER_DB = 13  # a Redis database of its own: no other test's messages
 
 
 def broker_url() -> str:
-    return settings.REDIS_URL.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    return redis_url_after(BROKER_DB)
 
 
 class Workers:
@@ -95,15 +96,16 @@ class Workers:
             log.close()
         # A killed worker's session can outlive it while it waits on a lock: end it, so the database can be flushed.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND application_name LIKE %s",
                            [f"{APP_NAME}-%"])
 
 
 def sessions_blocked_by(blocker_pid: int) -> list[tuple[int, str, str]]:
     """(pid, application name, query) of every worker session waiting on a lock `blocker_pid` holds."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid, application_name, query FROM pg_stat_activity "
-                       "WHERE application_name LIKE %s AND %s = ANY(pg_blocking_pids(pid))",
+        cursor.execute("SELECT pid, application_name, query FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE %s AND %s = ANY(pg_blocking_pids(pid))",
                        [f"{APP_NAME}-%", blocker_pid])
         return list(cursor.fetchall())
 

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from relay.media_tasks.models import MediaTask, TaskStatus
 from tests.relay.media_tasks.conftest import assert_settled_once
-from tests.support import post, settled
+from tests.support import post, redis_url_after, settled
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.subprocess
@@ -31,7 +31,7 @@ def worker(tmp_path):
     """`celery -A config worker --beat` polling every second; stopped (and its log shown on failure) at the end."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
         pytest.skip("needs the PostgreSQL test database and Redis")
-    broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"  # its own database: no other test's messages
+    broker = redis_url_after(14)  # its own database: no other test's messages
     env = dict(os.environ, DATABASE_URL=_database_url(), REDIS_URL=broker, TASK_POLL_SECONDS="1",
                TASK_NOTIFY_ALLOW_PRIVATE="1", TASK_NOTIFY_BACKOFF_SECONDS="1",
                PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings",
