@@ -48,9 +48,9 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self._discard(connection)
             raise
-        return httpx.Response(connection.status, headers=connection.headers,
-                              stream=_Body(self, connection, request, timeouts.get("read")),
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason})
+        return _Response(connection.status, headers=connection.headers,
+                         stream=_Body(self, connection, request, timeouts.get("read")),
+                         extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason})
 
     async def aclose(self) -> None:
         for connections in list(self._idle.values()):
@@ -160,6 +160,34 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     def _lost(self, connection: Connection) -> None:
         if connection.idle:  # the server closed a connection we kept: forget it now
             self._discard(connection)
+
+
+class _Response(httpx.Response):
+    """httpx's response, its body read in one layer: httpx passes every read through three generators (content
+    decoding, re-chunking, naming the request on errors), about 3% of the relay's event loop on plain answers. With a
+    `chunk_size`, or a body to decode (a Content-Encoding), it reads as httpx does."""
+
+    async def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        if chunk_size is not None or self.is_stream_consumed or self.is_closed:
+            async for chunk in super().aiter_raw(chunk_size):
+                yield chunk
+            return
+        self.is_stream_consumed = True
+        self._num_bytes_downloaded = 0
+        try:
+            async for chunk in self.stream:
+                self._num_bytes_downloaded += len(chunk)
+                yield chunk
+        except httpx.RequestError as exc:
+            if self._request is not None:  # named as httpx names it
+                exc.request = self._request
+            raise
+        await self.aclose()
+
+    async def aread(self) -> bytes:
+        if not hasattr(self, "_content") and "content-encoding" not in self.headers:
+            self._content = b"".join([chunk async for chunk in self.aiter_raw()])
+        return await super().aread()
 
 
 class _Body(httpx.AsyncByteStream):

@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator, Mapping, Protocol
 import httpx
 
 from relay.overrides import headers_with_overrides
+from relay.upstream_client import post_request
 from relay.snapshots import UpstreamInfo
 
 
@@ -58,13 +59,12 @@ class Adapter:
         upstream = call.upstream
         timeout = {"connect": upstream.connect_timeout, "read": upstream.first_byte_timeout,
                    "write": upstream.first_byte_timeout, "pool": upstream.connect_timeout}
-        headers = headers_with_overrides({**client.headers, **own_headers}, upstream.header_override, call.key)
+        headers = headers_with_overrides({**dict(client.headers.items()), **own_headers}, upstream.header_override,
+                                         call.key)
         if length is not None:
             headers["content-length"] = str(length)
         # Built here rather than by client.build_request, which parses the URL and merges headers anew each time.
-        request = httpx.Request("POST", parsed_url(url), content=content, headers=headers,
-                                extensions={"timeout": timeout})
-        return await client.send(request, stream=True)
+        return await client.send(post_request(parsed_url(url), headers, content, timeout), stream=True)
 
 
 @functools.lru_cache(maxsize=4096)

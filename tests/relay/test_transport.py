@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
 import ipaddress
 import os
 import random
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from relay.transport import UpstreamTransport
-from relay.upstream_client import upstream_client
+from relay.upstream_client import post_request, upstream_client
 
 pytestmark = pytest.mark.timeout(10)  # a backstop only: every wait below is bounded far more tightly
 
@@ -710,8 +711,14 @@ async def _truncated(truncated):
 
     upstream, transport = Upstream(handler), transport_for()
     async with upstream as url, make_client(transport) as client:
-        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)) as failed:
             await client.get(url)
+        assert failed.value.request.url == url  # named, as httpx names the request of an error
+        assert transport.open_connections == 0
+        response = await client.send(client.build_request("GET", url), stream=True)
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)) as failed:
+            [piece async for piece in response.aiter_raw()]
+        assert failed.value.request is response.request
         assert transport.open_connections == 0
 
 
@@ -909,6 +916,37 @@ async def _bytes_body():
     assert head.startswith(b"POST / HTTP/1.1\r\n")
     assert headers["content-length"] == str(len(payload)) and "transfer-encoding" not in headers
     assert body == payload
+
+
+@pytest.mark.parametrize("headers", [
+    {"content-type": "application/json", "authorization": "Bearer sk-upstream"},
+    {"Host": "upstream.example", "X-Custom": "1"},  # an operator's header override naming the host
+    {"Content-Type": "application/json", "CONTENT-LENGTH": "30"},  # any case
+], ids=["plain", "host", "named-length"])
+def test_a_relay_post_goes_on_the_wire_as_httpx_would_send_it(headers):
+    asyncio.run(_relay_post(headers))
+
+
+async def _relay_post(headers):
+    seen = []
+
+    async def handler(reader, writer):
+        while True:
+            head, received, body = await read_request(reader)
+            seen.append((head.split(b"\r\n")[0], received, body))
+            writer.write(answer())
+            await writer.drain()
+
+    payload = b'{"model": "m", "messages": []}'
+    timeout = {"connect": WAIT, "read": WAIT, "write": WAIT, "pool": WAIT}
+    async with Upstream(handler) as url, make_client(transport_for()) as client:
+        target = httpx.URL(url + "/v1/chat/completions")
+        ours = post_request(target, dict(headers), payload, timeout)
+        assert ours.content == payload and ours.extensions == {"timeout": timeout}
+        httpx_own = httpx.Request("POST", target, content=payload, headers=dict(headers), extensions={"timeout": timeout})
+        for request in (ours, httpx_own):
+            assert (await client.send(request)).text == "ok"
+    assert len(seen) == 2 and seen[0] == seen[1]
 
 
 def test_a_streamed_body_without_length_is_sent_chunked():
@@ -1199,6 +1237,24 @@ async def _streamed_and_plain():
         assert await streamed.aread() == b"x" * 1000
         plain = await client.send(client.build_request("GET", url))
         assert plain.is_closed and plain.content == b"x" * 1000
+        assert transport.open_connections == 1
+
+
+def test_a_compressed_answer_is_read_decoded_and_streamed_as_sent():
+    asyncio.run(_compressed())
+
+
+async def _compressed():
+    text = b'{"answer": "' + b"words " * 500 + b'"}'
+    packed = gzip.compress(text)
+    upstream, transport = Upstream(keep_alive(body=packed)), transport_for()
+    upstream.handler = answering(lambda head, headers: answer(packed, "content-encoding: gzip"))
+    async with upstream as url, make_client(transport) as client:
+        assert (await client.get(url)).content == text
+        streamed = await client.send(client.build_request("GET", url), stream=True)
+        assert b"".join([piece async for piece in streamed.aiter_raw()]) == packed
+        streamed = await client.send(client.build_request("GET", url), stream=True)
+        assert b"".join([piece async for piece in streamed.aiter_raw(100)]) == packed  # httpx's re-chunking
         assert transport.open_connections == 1
 
 
