@@ -943,7 +943,8 @@ async def _relay_post(headers):
         target = httpx.URL(url + "/v1/chat/completions")
         ours = post_request(target, dict(headers), payload, timeout)
         assert ours.content == payload and ours.extensions == {"timeout": timeout}
-        httpx_own = httpx.Request("POST", target, content=payload, headers=dict(headers), extensions={"timeout": timeout})
+        httpx_own = httpx.Request("POST", target, content=payload, headers=dict(headers),
+                                  extensions={"timeout": timeout})
         for request in (ours, httpx_own):
             assert (await client.send(request)).text == "ok"
     assert len(seen) == 2 and seen[0] == seen[1]
