@@ -17,7 +17,8 @@ from tests.support import settled
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["", "hello world", "你好，世界！这是一个测试。", "def f(x):\n    return x ** 2\n",
-         "🙂 emoji <|endoftext|> named", "mixed 123 4567 89.0 ...!!!", "  spaces  \n\n\t", "a" * 5000, "lone \ud800 surrogate \udfff"]
+         "🙂 emoji <|endoftext|> named", "mixed 123 4567 89.0 ...!!!", "  spaces  \n\n\t", "a" * 5000,
+         "lone \ud800 surrogate \udfff"]
 
 
 def package_count(text: str) -> int:
