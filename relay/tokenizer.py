@@ -37,6 +37,11 @@ def _counter() -> Any:
     return core.tokenizer_for_encoding("o200k_base")
 
 
+def counter_load() -> None:
+    """Load the counter ahead of the first count (servers, at start)."""
+    _counter()
+
+
 def count_text(text: str) -> int:
     """o200k_base tokens in `text`, special tokens' names counted as text (as `encode_ordinary` does)."""
     if not text:
