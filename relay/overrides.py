@@ -15,7 +15,9 @@ from django.utils.translation import gettext as _
 # The relay decides these itself: streaming drives how the answer is read and billed.
 RESERVED_PARAMS = frozenset({"stream"})
 # Headers the HTTP client owns; the rest (authorization included) an operator may set.
-RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "connection"})
+# accept-encoding: streams are passed on as read, so the relay asks for them uncompressed
+RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "connection",
+                              "accept-encoding"})
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 API_KEY = "{api_key}"  # replaced, in header values, by the upstream key the request goes out with
 

@@ -6,22 +6,33 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit, urlunsplit
 
-REDIS_DATABASES_PER_WORKER = 16  # with-services.sh starts Redis with room for four workers
+REDIS_DATABASES_PER_WORKER = 16
+REDIS_DATABASES = 64  # as with-services.sh starts Redis: room for four workers
 
 
 def _worker_index() -> int | None:
+    """This worker's place among the workers (a worker xdist starts in place of a crashed one takes its place)."""
     match = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    return int(match.group(1)) % max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1), 1)
 
 
-def _own_redis_block(url: str, index: int) -> str:
-    base, _, database = url.rpartition("/")
-    if not base.startswith("redis") or base.endswith("/"):  # redis://host:port without a database number
-        base, database = url.rstrip("/"), "0"
-    return f"{base}/{int(database or 0) + index * REDIS_DATABASES_PER_WORKER}"
+def own_redis_block(url: str, index: int) -> str:
+    """`url` moved to the worker's block: its database number plus 16 per worker before it."""
+    parts = urlsplit(url)
+    number = parts.path.strip("/") or "0"
+    if not number.isdigit():
+        raise SystemExit(f"REDIS_URL names database {number!r}; the test workers need a number")
+    database = int(number) + index * REDIS_DATABASES_PER_WORKER
+    if database + REDIS_DATABASES_PER_WORKER > REDIS_DATABASES:
+        raise SystemExit(f"Redis database {database} and the {REDIS_DATABASES_PER_WORKER} after it do not fit in "
+                         f"{REDIS_DATABASES}: run fewer workers (PYTEST_WORKERS)")
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 index = _worker_index()
 if index is not None and os.environ.get("REDIS_URL"):
-    os.environ["REDIS_URL"] = _own_redis_block(os.environ["REDIS_URL"], index)
+    os.environ["REDIS_URL"] = own_redis_block(os.environ["REDIS_URL"], index)

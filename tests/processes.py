@@ -48,7 +48,9 @@ class ServerProcesses:
         port = free_port()
         env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                    RELAY_SHUTDOWN_GRACE_SECONDS=str(grace), RELAY_CACHE_SECONDS="0",
-                   PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings")
+                   PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}", DJANGO_SETTINGS_MODULE="config.settings",
+                   # the test process's secrets, not whatever var/ holds (upstream keys are encrypted with one)
+                   DJANGO_SECRET_KEY=settings.SECRET_KEY, UPSTREAM_KEY_SECRET=settings.UPSTREAM_KEY_SECRET)
         env.update(extra_env)
         log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen(server_command(server, host="127.0.0.1", port=port), cwd=ROOT, env=env, stdout=log,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -12,8 +13,11 @@ def redis_url_after(offset: int) -> str:
     that needs a database no other test writes to."""
     from django.conf import settings
 
-    base, _, database = settings.REDIS_URL.rpartition("/")
-    return f"{base}/{int(database) + offset}"
+    from tests.parallel_workers import REDIS_DATABASES_PER_WORKER
+
+    assert 0 < offset < REDIS_DATABASES_PER_WORKER, offset
+    parts = urlsplit(settings.REDIS_URL)
+    return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + offset}"))
 
 
 def settled(predicate, timeout: float = 10.0):

@@ -78,6 +78,7 @@ def test_header_overrides_replace_without_case_and_fill_in_the_key():
     ({"stream": False}, {}, "Parameter overrides cannot set stream: the relay decides it."),
     ([1], {}, 'Parameter overrides must be a JSON object, for example {"temperature": 0.2}.'),
     ({}, {"Host": "x"}, "The Host header is set by the relay."),
+    ({}, {"Accept-Encoding": "gzip"}, "The Accept-Encoding header is set by the relay."),  # streams pass as read
     ({}, {"bad name": "x"}, "Not a header name: 'bad name'."),
     ({}, {"X-A": "one\r\nX-B: two"}, "The X-A header needs a one-line text value."),
     ({}, {"X-A": 3}, "The X-A header needs a one-line text value."),

@@ -31,8 +31,8 @@ def _proxied(django_db_setup):
             ServerProcesses() as processes:
         url, _ = processes.start(
             DATABASE_URL=database_url().replace(f":{db.port}/", f":{pg.port}/"),
-            REDIS_URL=f"redis://127.0.0.1:{cache.port}/0", RELAY_CACHE_SECONDS="60", DEMO_CHUNK_DELAY_MS="0",
-            RELAY_SETTLE_RETRY_SECONDS="30", RELAY_DEFAULT_RPM="0")
+            REDIS_URL=f"redis://127.0.0.1:{cache.port}{redis.path or '/0'}",  # this test worker's database
+            RELAY_CACHE_SECONDS="60", DEMO_CHUNK_DELAY_MS="0", RELAY_SETTLE_RETRY_SECONDS="30", RELAY_DEFAULT_RPM="0")
         yield url, pg, cache, processes
 
 
