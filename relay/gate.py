@@ -260,7 +260,13 @@ async def screen(snapshots: Snapshots, body: dict[str, Any]) -> None:
 
 
 def _known(model: str, prices: dict[str, PriceInfo], upstreams: list[UpstreamInfo]) -> bool:
-    return model in prices or any(u.serves(model, g) for u in upstreams for g in u.groups)
+    """Priced, or offered by an upstream to some group."""
+    if model in prices:
+        return True
+    serving = getattr(upstreams, "serving", None)  # snapshots' upstreams know who serves a model
+    offering = serving(model) if serving is not None else [
+        u for u in upstreams if model in u.models or model in u.model_mapping]
+    return any(u.groups for u in offering)
 
 
 async def model_resolve(snapshots: Snapshots, body: dict[str, Any], model: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from relay.snapshots import UpstreamInfo
@@ -19,16 +20,18 @@ def provider_canonical(name: str) -> str:
 
 def candidates(upstreams: list[UpstreamInfo], *, model: str, group: str, provider: str = "",
                rng: random.Random | None = None) -> list[UpstreamInfo]:
-    """Upstreams serving `model` to `group`: highest priority first, weighted random order within a priority."""
-    rng = rng or random
+    """Upstreams serving `model` to `group`: highest priority first, weighted random order within a priority (each
+    next one drawn from those left with its weight's share: a weight-0 upstream comes after the others of its
+    priority, and the weight-0 ones of a priority in an even draw among them)."""
+    draw = (rng or random).random
     pinned = provider_canonical(provider) if provider else ""
-    eligible = [u for u in upstreams if u.serves(model, group) and (not pinned or u.type == pinned)]
-    ordered: list[UpstreamInfo] = []
-    for priority in sorted({u.priority for u in eligible}, reverse=True):
-        tier = [u for u in eligible if u.priority == priority]
-        while len(tier) > 1:
-            weights = [max(u.weight, 0) + 1e-9 for u in tier]
-            pick = rng.choices(range(len(tier)), weights=weights)[0]
-            ordered.append(tier.pop(pick))
-        ordered += tier  # the last one left: no draw needed
-    return ordered
+    serving = getattr(upstreams, "serving", None)  # snapshots' upstreams know who serves a model
+    pool = serving(model) if serving is not None else upstreams
+    eligible = [u for u in pool if u.serves(model, group) and (not pinned or u.type == pinned)]
+    if len(eligible) < 2:
+        return eligible
+    # Each upstream's waiting time on an exponential clock ticking at its weight (Efraimidis and Spirakis): sorted
+    # by it, the order is that of drawing one at a time by weight, in one pass rather than a draw per place.
+    keyed = sorted((-u.priority, -math.log(1.0 - draw()) / (max(u.weight, 0) + 1e-9), index)
+                   for index, u in enumerate(eligible))
+    return [eligible[index] for _, _, index in keyed]
