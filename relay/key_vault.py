@@ -57,7 +57,14 @@ def keys_encrypt(keys: list[str]) -> str:
 def keys_decrypt(blob: str) -> list[str]:
     if not blob:
         return []
+    return list(_decrypted(settings.UPSTREAM_KEY_SECRET, blob))
+
+
+@lru_cache(maxsize=4096)
+def _decrypted(secret: str, blob: str) -> tuple[str, ...]:
+    """One stored blob's keys, decrypted once per process: a Fernet token always decrypts to the same text (each
+    encryption makes a new token), and the relay reads every upstream's keys each time its snapshot expires."""
     try:
-        return _fernet(settings.UPSTREAM_KEY_SECRET).decrypt(blob.encode()).decode().split("\n")
+        return tuple(_fernet(secret).decrypt(blob.encode()).decode().split("\n"))
     except InvalidToken as exc:
         raise KeyVaultError("upstream keys cannot be decrypted: UPSTREAM_KEY_SECRET changed?") from exc

@@ -239,9 +239,15 @@ class Upstreams(list):
 
 
 def _upstreams_load() -> Upstreams:
+    """Every enabled upstream, its groups read in one query of group names (prefetching them built a related
+    manager per upstream: half of a load of 300 upstreams, reloaded every RELAY_CACHE_SECONDS)."""
+    groups: dict[int, set[str]] = {}
+    served = Upstream.groups.through.objects.filter(upstream__status=UpstreamStatus.ENABLED)
+    for upstream_id, name in served.values_list("upstream_id", "usergroup__name"):
+        groups.setdefault(upstream_id, set()).add(name)
     rows = []
-    for u in Upstream.objects.filter(status=UpstreamStatus.ENABLED).prefetch_related("groups"):
-        info = upstream_info(u, frozenset(g.name for g in u.groups.all()))
+    for u in Upstream.objects.filter(status=UpstreamStatus.ENABLED):
+        info = upstream_info(u, frozenset(groups.get(u.pk, ())))
         if info is not None:
             rows.append(info)
     return Upstreams(rows)
