@@ -346,6 +346,17 @@ def test_daphne_reaches_twisteds_http_module_without_its_deprecation_proxy():
     assert http_protocol.http.Request is twisted.web.http.Request
 
 
+def test_requests_are_found_among_daphnes_connections_by_identity_without_a_python_call():
+    import daphne.http_protocol as http_protocol
+
+    tune_daphne()
+    request_class = http_protocol.WebRequest
+    assert request_class.__hash__ is object.__hash__ and request_class.__eq__ is object.__eq__
+    first, second = object.__new__(request_class), object.__new__(request_class)
+    connections = {first: "first", second: "second"}
+    assert connections[first] == "first" and connections[second] == "second" and first != second
+
+
 def test_twisteds_combined_log_line_is_not_formatted_daphne_prints_its_own():
     import daphne.http_protocol as http_protocol
 
