@@ -15,7 +15,7 @@ from relay.http import RelayRequest
 from relay.model_suffixes import OPERATIONS as SUFFIX_OPERATIONS
 from relay.model_suffixes import thinking_suffix, with_thinking
 from relay.routing import candidates
-from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts
+from relay.snapshots import PriceInfo, Snapshots, TokenContext, UpstreamInfo, now_ts, upstreams_serving
 from relay.tokenizer import estimate_prompt
 from relay.usage import Usage
 from relay.adapters.gemini import EMBED_ACTIONS
@@ -261,12 +261,7 @@ async def screen(snapshots: Snapshots, body: dict[str, Any]) -> None:
 
 def _known(model: str, prices: dict[str, PriceInfo], upstreams: list[UpstreamInfo]) -> bool:
     """Priced, or offered by an upstream to some group."""
-    if model in prices:
-        return True
-    serving = getattr(upstreams, "serving", None)  # snapshots' upstreams know who serves a model
-    offering = serving(model) if serving is not None else [
-        u for u in upstreams if model in u.models or model in u.model_mapping]
-    return any(u.groups for u in offering)
+    return model in prices or any(u.groups for u in upstreams_serving(upstreams, model))
 
 
 async def model_resolve(snapshots: Snapshots, body: dict[str, Any], model: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from relay.snapshots import UpstreamInfo
+from relay.snapshots import UpstreamInfo, upstreams_serving
 
 # Names callers use to pin a provider (body `provider` or header X-AI-Provider) -> provider types.
 PROVIDER_ALIASES = {"aliyun": "ali", "dashscope": "ali", "qwen": "ali", "doubao": "volc", "ark": "volc",
@@ -25,9 +25,8 @@ def candidates(upstreams: list[UpstreamInfo], *, model: str, group: str, provide
     priority, and the weight-0 ones of a priority in an even draw among them)."""
     draw = (rng or random).random
     pinned = provider_canonical(provider) if provider else ""
-    serving = getattr(upstreams, "serving", None)  # snapshots' upstreams know who serves a model
-    pool = serving(model) if serving is not None else upstreams
-    eligible = [u for u in pool if u.serves(model, group) and (not pinned or u.type == pinned)]
+    eligible = [u for u in upstreams_serving(upstreams, model)
+                if group in u.groups and (not pinned or u.type == pinned)]
     if len(eligible) < 2:
         return eligible
     # Each upstream's waiting time on an exponential clock ticking at its weight (Efraimidis and Spirakis): sorted

@@ -238,6 +238,13 @@ class Upstreams(list):
         return found
 
 
+def upstreams_serving(upstreams: list[UpstreamInfo], model: str) -> list[UpstreamInfo]:
+    """The upstreams offering `model` to any group: the snapshot's lookup, or a scan of a plain list."""
+    if isinstance(upstreams, Upstreams):
+        return upstreams.serving(model)
+    return [u for u in upstreams if model in u.models or model in u.model_mapping]
+
+
 def _upstreams_load() -> Upstreams:
     """Every enabled upstream, its groups read in one query of group names (prefetching them built a related
     manager per upstream: half of a load of 300 upstreams, reloaded every RELAY_CACHE_SECONDS)."""

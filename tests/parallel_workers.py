@@ -20,17 +20,23 @@ def _worker_index() -> int | None:
     return int(match.group(1)) % max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1), 1)
 
 
-def own_redis_block(url: str, index: int) -> str:
-    """`url` moved to the worker's block: its database number plus 16 per worker before it."""
+def redis_url_moved(url: str, by: int) -> str:
+    """`url` with its database number (0 when it names none) `by` higher."""
     parts = urlsplit(url)
     number = parts.path.strip("/") or "0"
     if not number.isdigit():
         raise SystemExit(f"REDIS_URL names database {number!r}; the test workers need a number")
-    database = int(number) + index * REDIS_DATABASES_PER_WORKER
+    return urlunsplit(parts._replace(path=f"/{int(number) + by}"))
+
+
+def own_redis_block(url: str, index: int) -> str:
+    """`url` moved to the worker's block: its database number plus 16 per worker before it."""
+    moved = redis_url_moved(url, index * REDIS_DATABASES_PER_WORKER)
+    database = int(urlsplit(moved).path.strip("/"))
     if database + REDIS_DATABASES_PER_WORKER > REDIS_DATABASES:
         raise SystemExit(f"Redis database {database} and the {REDIS_DATABASES_PER_WORKER} after it do not fit in "
                          f"{REDIS_DATABASES}: run fewer workers (PYTEST_WORKERS)")
-    return urlunsplit(parts._replace(path=f"/{database}"))
+    return moved
 
 
 index = _worker_index()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -13,11 +12,10 @@ def redis_url_after(offset: int) -> str:
     that needs a database no other test writes to."""
     from django.conf import settings
 
-    from tests.parallel_workers import REDIS_DATABASES_PER_WORKER
+    from tests.parallel_workers import REDIS_DATABASES_PER_WORKER, redis_url_moved
 
     assert 0 < offset < REDIS_DATABASES_PER_WORKER, offset
-    parts = urlsplit(settings.REDIS_URL)
-    return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + offset}"))
+    return redis_url_moved(settings.REDIS_URL, offset)
 
 
 def settled(predicate, timeout: float = 10.0):

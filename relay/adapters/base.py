@@ -59,8 +59,9 @@ class Adapter:
         upstream = call.upstream
         timeout = {"connect": upstream.connect_timeout, "read": upstream.first_byte_timeout,
                    "write": upstream.first_byte_timeout, "pool": upstream.connect_timeout}
-        headers = headers_with_overrides({**dict(client.headers.items()), **own_headers}, upstream.header_override,
-                                         call.key)
+        headers = dict(client.headers.items())
+        headers.update(own_headers)
+        headers = headers_with_overrides(headers, upstream.header_override, call.key)
         if length is not None:
             headers["content-length"] = str(length)
         # Built here rather than by client.build_request, which parses the URL and merges headers anew each time.
