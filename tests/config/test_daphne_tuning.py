@@ -1,6 +1,7 @@
 """Daphne as the ASGI module tunes it: bodies reach the application unparsed, and an answer's bytes are sent when the
 application sends them (what the socket does not take goes Twisted's way). The sending is checked on Twisted's own
-descriptor and request classes, then end to end on a real Daphne process."""
+descriptor and request classes (still Daphne's where HTTP/2 is on), then end to end on a real Daphne process, whose
+connections are httptools' (`config.daphne_http`, tested on its own in test_daphne_http.py)."""
 
 from __future__ import annotations
 
@@ -204,6 +205,22 @@ def test_stream_frames_leave_as_the_upstream_sends_them(daphne, funded_key):
         while received.count(b"data: ") < 2:
             received += _recv(conn)
         assert b"[DONE]" not in received  # frame by frame (300 ms apart), not buffered to the end
+
+
+def test_pipelined_requests_are_answered_in_order_then_a_malformed_one_refused(daphne, funded_key):
+    fake, port = daphne
+    _user, key = funded_key()
+    fake.behave("gpt-4o", content="same")
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(_request(key, body) + _request(key, b"{", path="/v1/embeddings") + b"NOT HTTP\r\n\r\n")
+        buffered = bytearray()
+        first, second, refused = (_read_answer(conn, buffered) for _ in range(3))
+        assert conn.recv(1) == b""
+    assert first[0] == b"HTTP/1.1 200 OK" and json.loads(first[2])["choices"][0]["message"]["content"] == "same"
+    assert second[0] == b"HTTP/1.1 400 Bad Request" and json.loads(second[2])["error"]["type"] == "invalid_request_error"
+    # httptools' channel: Twisted's answered a bare 400, with no headers
+    assert refused[0] == b"HTTP/1.1 400 Bad Request" and refused[1]["connection"] == "close"
 
 
 class DaphneServer:

@@ -1,0 +1,310 @@
+"""Daphne's HTTP/1.1 connections read with httptools (the C parser uvicorn uses) instead of Twisted's HTTP channel and
+request objects, which parsed every line of every request in Python: about a fifth of a Daphne process's time
+under load. Daphne's server stays: its command line, endpoints (TCP, file descriptors, TLS), application instances,
+timeouts, access lines and WebSocket protocol, to which an upgrade request is handed as Daphne hands it.
+
+What a client sees is what Twisted's channel gave it, with these differences:
+- the application starts when a request's headers are in (Twisted waited for the whole body) and reads the body as
+  it arrives; reading pauses while 64 KiB of it wait unread;
+- pipelined requests are parsed as they come and answered in order, reading paused while one waits;
+- header names are sent as the application gives them (Twisted capitalised them), with `Connection: close` whenever
+  the connection closes after the answer;
+- a request Twisted refused with a bare `400` gets `400` with `Content-Length: 0` and `Connection: close`; llhttp's
+  rules are the stricter (no folded header lines, no control characters in values or path);
+- an application that ends without finishing its answer gets `500` (nothing was sent yet) or the connection closed,
+  at once rather than at Daphne's next check a second later.
+Twisted's limits stay: 16 KiB of request head, 500 headers, a connection closed after the factory's idle timeout
+(60 s) with no request in flight, aborted 15 s later if it will not close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import ProtocolWrapper
+
+from config.daphne_exchange import BODY_UNREAD_LIMIT, Exchange
+
+logger = logging.getLogger(__name__)
+
+HEAD_LIMIT = 16384  # bytes of request line and headers, as Twisted's channel
+HEADERS_LIMIT = 500
+ABORT_SECONDS = 15  # after a close the client does not let happen (it reads nothing of what is left to send)
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class Refused(Exception):
+    """A request this channel will not serve: answered 400, the connection closed."""
+
+
+class HttpChannel(Protocol):
+    """One client connection of Daphne's: requests parsed by httptools, each answered by an `Exchange`."""
+
+    def __init__(self, server: Any, *, idle_seconds: float | None, clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.server, self.idle_seconds, self.clock = server, idle_seconds, clock
+        self.parser = httptools.HttpRequestParser(self)
+        self.exchanges: deque[Exchange] = deque()  # received in order; the first is being answered
+        self.reading: Exchange | None = None  # the request whose body is being received
+        self.paused = self.gone = self.closing = self.handed_over = self.ignoring = self.refusing = False
+        self.idle_timer: Any = None
+        self.last_active = 0.0
+        self.upgrade: tuple[bytes, bytes] | None = None  # (request head, query string) of a WebSocket handshake
+
+    # ---- Twisted's protocol ----
+
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted's names)
+        transport = self.transport
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
+        self.loop = asyncio.get_event_loop()
+        self.direct = getattr(transport, "TLS", True) is False  # a TCP socket this channel may write to itself
+        self.scheme = "https" if ISSLTransport(transport, None) is not None else "http"
+        peer, host = transport.getPeer(), transport.getHost()
+        self.client = (str(peer.host), peer.port) if hasattr(peer, "host") and hasattr(peer, "port") else None
+        self.local = (str(host.host), host.port) if hasattr(host, "host") and hasattr(host, "port") else None
+        self.last_active = self.clock.seconds()
+        if self.idle_seconds:
+            self.idle_timer = self.clock.callLater(self.idle_seconds, self._idle_check)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.ignoring:
+            return
+        self.last_active = self.clock.seconds()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            if self.upgrade is not None:
+                self._hand_over(data[upgrade.args[0]:])
+            else:  # another protocol (h2c): this request is answered over HTTP/1.1, then the connection closed
+                self.ignoring = True
+                if self.exchanges:
+                    self.exchanges[-1].keep_alive = False
+        except httptools.HttpParserError as error:  # malformed, or refused by a callback
+            if isinstance(error, httptools.HttpParserCallbackError) and not isinstance(error.__context__, Refused):
+                logger.error("HTTP request handling failed", exc_info=error.__context__)
+            self._refuse()
+            return
+        if self.upgrade is not None and not self.handed_over:  # `Upgrade: websocket` without `Connection: upgrade`
+            self._hand_over(b"")
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+        self.gone = True
+        self._stop_idle_timer()
+        exchanges, self.exchanges = self.exchanges, deque()
+        for exchange in exchanges:
+            exchange.lost()
+
+    # ---- httptools' callbacks ----
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > HEAD_LIMIT or len(self.headers) >= HEADERS_LIMIT:
+            raise Refused("request head too large")
+        self.headers.append((name, value.rstrip(b" \t")))
+
+    def on_headers_complete(self) -> None:
+        parser, server = self.parser, self.server
+        path, _, query = self.url.partition(b"?")
+        try:
+            path_text = unquote(path.decode("ascii"))
+            query.decode("ascii")
+        except UnicodeDecodeError:
+            raise Refused("characters outside ASCII in the path or query") from None
+        headers, root_path, upgrade, expect = [], server.root_path, b"", b""
+        for name, value in self.headers:
+            name = name.lower()
+            if b"_" in name:  # Daphne's rule (CVE-2015-0219): such a name could pose as another once normalised
+                continue
+            if name == b"daphne-root-path":
+                root_path = unquote(value.decode("ascii", "replace"))
+                continue
+            if name == b"upgrade":
+                upgrade = value.lower()
+            elif name == b"expect":
+                expect = value.lower()
+            headers.append((name, value))
+        method = parser.get_method()
+        version = parser.get_http_version()
+        if upgrade == b"websocket":
+            if self.exchanges:  # pipelined behind answers still owed
+                raise Refused("WebSocket handshake behind unanswered requests")
+            head = b"".join([method, b" ", self.url, b" HTTP/1.1\r\n",
+                             *(b"%b: %b\r\n" % pair for pair in self.headers), b"\r\n"])
+            self.upgrade = (head, query)
+            return
+        client, scheme = list(self.client) if self.client else None, self.scheme
+        if server.proxy_forwarded_address_header:
+            client, scheme = _forwarded(server, self.headers, client, scheme)
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": version,
+                 "method": method.decode("ascii"), "path": path_text, "raw_path": path, "root_path": root_path,
+                 "scheme": scheme, "query_string": query, "headers": headers, "client": client,
+                 "server": list(self.local) if self.local else None}
+        exchange = Exchange(self, scope, keep_alive=version == "1.1" and parser.should_keep_alive(),
+                            expect_continue=version == "1.1" and expect == b"100-continue")
+        self.reading = exchange
+        self.exchanges.append(exchange)
+        if len(self.exchanges) == 1:
+            exchange.start()
+        else:
+            self.flow()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.reading
+        if exchange is not None:
+            exchange.body_received(body)
+
+    def on_message_complete(self) -> None:
+        exchange, self.reading = self.reading, None
+        if exchange is not None:
+            exchange.request_complete()
+
+    # ---- what exchanges ask of their connection ----
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if self.direct and transport.connected and not transport.disconnecting and not _pending(transport):
+            sent = transport.writeSomeData(data)  # what Twisted would send on a later turn, sent now
+            if isinstance(sent, int):
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        transport.write(data)  # the rest, or all of it after a failed send: the reactor's (it closes on an error)
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """The first exchange's answer was sent: the next request's turn, or the connection closed."""
+        if self.exchanges and self.exchanges[0] is exchange:
+            self.exchanges.popleft()
+        if self.gone:
+            return
+        if not exchange.keep_alive:
+            self.close()
+            return
+        self.last_active = self.clock.seconds()
+        if self.exchanges:
+            self.exchanges[0].start()
+        elif self.refusing:  # a malformed request came after those now answered
+            self.write(BAD_REQUEST)
+            self.close()
+            return
+        self.flow()
+
+    def flow(self) -> None:
+        """Pause reading while requests wait behind the one being answered or a body waits unread; resume after."""
+        reading = self.reading
+        wanted = len(self.exchanges) > 1 or (reading is not None and reading.unread > BODY_UNREAD_LIMIT)
+        if wanted != self.paused and not self.gone:
+            self.paused = wanted
+            if wanted:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
+    def close(self) -> None:
+        """Close once what is left to send is sent (aborted ABORT_SECONDS later if the client reads nothing)."""
+        if not self.closing and not self.gone:
+            self.closing = self.ignoring = True
+            self.transport.loseConnection()
+            self._stop_idle_timer()
+            self.idle_timer = self.clock.callLater(ABORT_SECONDS, self._idle_check)
+
+    # ---- inner steps ----
+
+    def _refuse(self) -> None:
+        """Answer a malformed request 400 after the answers owed before it, then close. A request whose body turned
+        out malformed is dropped (its application told the client left); if its answer had begun, the connection is
+        aborted rather than a 400 sent in the middle of it."""
+        if self.gone or self.closing:
+            return
+        self.ignoring = True
+        broken, self.reading = self.reading, None
+        if broken is not None:
+            broken.lost()
+            self.exchanges.remove(broken)
+            if broken.answering:
+                self.transport.abortConnection()
+                return
+        if self.exchanges:
+            self.refusing = True
+            return
+        self.write(BAD_REQUEST)
+        self.close()
+
+    def _hand_over(self, rest: bytes) -> None:
+        """Give the connection to Daphne's WebSocket protocol, replaying the handshake to it (as Daphne does)."""
+        head, query = self.upgrade  # type: ignore[misc]
+        self.handed_over = self.ignoring = True
+        self._stop_idle_timer()
+        transport = self.transport
+        protocol = self.server.ws_factory.buildProtocol(transport.getPeer())
+        if protocol is None:
+            self.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.close()
+            return
+        protocol._raw_query_string = query
+        if isinstance(transport, ProtocolWrapper):  # TLS
+            transport.wrappedProtocol = protocol
+        else:
+            transport.protocol = protocol
+        if self.paused:
+            self.paused = False
+            transport.resumeProducing()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(head + rest)
+
+    def _idle_check(self) -> None:
+        """One timer per connection, moved on lazily: a close when no request is in flight and nothing came for the
+        idle time, an abort when a close does not happen."""
+        self.idle_timer = None
+        if self.gone or self.handed_over:
+            return
+        if self.closing:
+            self.transport.abortConnection()
+            return
+        if not self.idle_seconds:
+            return
+        busy = bool(self.exchanges) and self.exchanges[0].complete  # the application has the whole request
+        idle = 0.0 if busy else self.clock.seconds() - self.last_active
+        if idle >= self.idle_seconds:
+            self.close()
+        else:
+            self.idle_timer = self.clock.callLater(self.idle_seconds - idle, self._idle_check)
+
+    def _stop_idle_timer(self) -> None:
+        if self.idle_timer is not None and self.idle_timer.active():
+            self.idle_timer.cancel()
+        self.idle_timer = None
+
+
+def _pending(transport: Any) -> bool:
+    """Whether a TCP transport holds bytes it has not sent yet."""
+    return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
+
+
+def _forwarded(server: Any, raw_headers: list, client: list | None, scheme: str) -> tuple[Any, str]:
+    """The client's address and scheme from Daphne's proxy headers (`--proxy-headers`), as Daphne reads them."""
+    from daphne.utils import parse_x_forwarded_for
+    from twisted.web.http_headers import Headers
+
+    headers = Headers()
+    for name, value in raw_headers:
+        headers.addRawHeader(name, value)
+    return parse_x_forwarded_for(headers, server.proxy_forwarded_address_header, server.proxy_forwarded_port_header,
+                                 server.proxy_forwarded_proto_header, client, scheme)
