@@ -43,8 +43,10 @@ class ServerProcesses:
             pytest.skip("needs the PostgreSQL test database and Redis")
         return self
 
-    def start(self, grace: float = 20, server: str = "daphne", **extra_env: str) -> tuple[str, subprocess.Popen]:
-        """One server process (`daphne`, or `uvicorn` as WEB_SERVER=uvicorn runs it) on a free port."""
+    def start(self, grace: float = 20, server: str = "daphne", tls: tuple[Path, Path] | None = None,
+              **extra_env: str) -> tuple[str, subprocess.Popen]:
+        """One server process (`daphne`, or `uvicorn` as WEB_SERVER=uvicorn runs it) on a free port; Daphne serves
+        HTTPS with `tls` (the key's and the certificate's files)."""
         port = free_port()
         env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                    RELAY_SHUTDOWN_GRACE_SECONDS=str(grace), RELAY_CACHE_SECONDS="0",
@@ -53,15 +55,17 @@ class ServerProcesses:
                    DJANGO_SECRET_KEY=settings.SECRET_KEY, UPSTREAM_KEY_SECRET=settings.UPSTREAM_KEY_SECRET)
         env.update(extra_env)
         log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
-        proc = subprocess.Popen(server_command(server, host="127.0.0.1", port=port), cwd=ROOT, env=env, stdout=log,
-                                stderr=log)
+        command = server_command(server, host="127.0.0.1", port=port)
+        if tls:
+            command[-5:-1] = ["-e", f"ssl:{port}:interface=127.0.0.1:privateKey={tls[0]}:certKey={tls[1]}"]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         self.procs.append(proc)
         self.logs.append(log)
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(url + "/healthz", timeout=1, verify=False).status_code == 200:
                     return url, proc
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -66,7 +66,7 @@ class HttpChannel(Protocol):
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
         self.loop = asyncio.get_event_loop()
-        self.direct = getattr(transport, "TLS", True) is False  # a TCP socket this channel may write to itself
+        self.direct = plain_tcp(transport)  # a TCP socket this channel may write to itself
         self.scheme = "https" if ISSLTransport(transport, None) is not None else "http"
         peer, host = transport.getPeer(), transport.getHost()
         self.client = (str(peer.host), peer.port) if hasattr(peer, "host") and hasattr(peer, "port") else None
@@ -291,6 +291,15 @@ class HttpChannel(Protocol):
         if self.idle_timer is not None and self.idle_timer.active():
             self.idle_timer.cancel()
         self.idle_timer = None
+
+
+def plain_tcp(transport: Any) -> bool:
+    """Whether a transport is a TCP connection's own (bytes written to its socket reach the client as they are): not
+    TLS, whose wrapper passes unknown attributes on to the TCP transport beneath it (`TLS` and `writeSomeData`
+    included, which would put plain bytes on an encrypted connection)."""
+    if transport is None or isinstance(transport, ProtocolWrapper):
+        return False
+    return getattr(transport, "TLS", True) is False
 
 
 def _pending(transport: Any) -> bool:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from config.daphne_http import HttpChannel
+from config.daphne_http import HttpChannel, plain_tcp
 from relay.realtime.close_frames import close_frame
 
 
@@ -69,7 +69,7 @@ def _tune_http(http_protocol: Any) -> None:
 
         def handle_reply(self, message: dict) -> None:
             transport = self.transport
-            if (transport is None or getattr(transport, "TLS", True) or "startWriting" in vars(transport)
+            if (not plain_tcp(transport) or "startWriting" in vars(transport)
                     or _has_pending_writes(transport)):  # not TCP, already held (see below), or behind earlier bytes
                 super().handle_reply(message)
                 return

@@ -201,6 +201,32 @@ def test_pipelined_requests_are_answered_in_order_one_application_at_a_time():
     assert state_after == "producing"
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_requests_cut_anywhere_on_the_wire_get_the_same_answers(seed):
+    import random
+
+    stream = (b"GET /a?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"POST /b HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"
+              b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"4\r\n\xe4\xbd\xa0\xe5\r\n2\r\n\xa5\xbd\r\n0\r\n\r\n"
+              b"GET /d HTTP/1.1\r\nX-Long: " + b"v" * 3000 + b"\r\n\r\n")
+    cuts = sorted(random.Random(seed).sample(range(1, len(stream)), 12)) if seed else list(range(1, len(stream)))
+
+    async def scenario():
+        conn = Connection(echo)
+        for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+            conn.send(stream[start:end])
+            await settle()
+        return answers(conn.sent()), conn
+
+    found, conn = run(scenario)
+    seen = [json.loads(body) for _status, _headers, body in found]
+    assert [(item["path"], item["body"]) for item in seen] == [("/a", ""), ("/b", "hello world"), ("/c", "你好"),
+                                                                ("/d", "")]
+    assert seen[0]["query_string"] == "q=1" and dict(seen[3]["headers"])["x-long"] == "v" * 3000
+    assert not conn.transport.disconnecting and conn.transport.producerState == "producing"
+
+
 def _answer(status: int, *, headers: list | None = None, chunks: tuple[bytes, ...] = (b"",)) -> Any:
     async def application(scope, receive, send):
         await send({"type": "http.response.start", "status": status, "headers": headers or []})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -218,9 +219,55 @@ def test_pipelined_requests_are_answered_in_order_then_a_malformed_one_refused(d
         first, second, refused = (_read_answer(conn, buffered) for _ in range(3))
         assert conn.recv(1) == b""
     assert first[0] == b"HTTP/1.1 200 OK" and json.loads(first[2])["choices"][0]["message"]["content"] == "same"
-    assert second[0] == b"HTTP/1.1 400 Bad Request" and json.loads(second[2])["error"]["type"] == "invalid_request_error"
+    assert second[0] == b"HTTP/1.1 400 Bad Request"
+    assert json.loads(second[2])["error"]["type"] == "invalid_request_error"
     # httptools' channel: Twisted's answered a bare 400, with no headers
     assert refused[0] == b"HTTP/1.1 400 Bad Request" and refused[1]["connection"] == "close"
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    key_file, cert_file = folder / "key.pem", folder / "cert.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_file, cert_file
+
+
+def test_over_tls_answers_and_stream_frames_arrive_encrypted_and_whole(transactional_db, funded_key, tmp_path):
+    import httpx
+
+    _user, key = funded_key()
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as fake, ServerProcesses() as processes:
+        price_save(model="gpt-4o", model_ratio=1, completion_ratio=1)
+        upstream_save(name="fake", type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"],
+                      groups=[group_default().name])
+        url, _proc = processes.start(server="daphne", tls=_self_signed(tmp_path))
+        content = "0123456789abcdef" * 20000  # more than one TLS record, and past the unread-body limit going up
+        fake.behave("gpt-4o", content=content, chunks=4)
+        with httpx.Client(base_url=url, verify=False, timeout=20,
+                          headers={"Authorization": f"Bearer {key}"}) as client:
+            answer = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [
+                {"role": "user", "content": content}]})
+            with client.stream("POST", "/v1/chat/completions", json={
+                    "model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as stream:
+                frames = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == content
+    assert frames[-1] == "data: [DONE]"
+    assert "".join(json.loads(frame[6:])["choices"][0]["delta"].get("content") or ""
+                   for frame in frames[:-1] if json.loads(frame[6:])["choices"]) == content
 
 
 class DaphneServer:
