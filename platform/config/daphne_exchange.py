@@ -6,6 +6,7 @@ write; without a Content-Length it is chunked (HTTP/1.1) or ends with the connec
 from __future__ import annotations
 
 import asyncio
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 BODY_UNREAD_LIMIT = 65536  # request body bytes received and not taken by the application before reading pauses
 NO_BODY_STATUSES = frozenset((204, 304))
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+NOT_A_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")  # what may not stand in a header's name (RFC 9110)
 
 
 def status_line(version: bytes, status: int) -> bytes:
@@ -116,12 +118,14 @@ class Exchange:
             raise ValueError(f"Cannot handle message type {kind}!")
 
     def _head(self, status: int, headers: Any) -> None:
-        version = self.scope["http_version"].encode()
+        version = b"1.0" if self.scope["http_version"] == "1.0" else b"1.1"  # the answer's HTTP, whatever was asked
         line = STATUS_LINES.get((version, status)) or status_line(version, int(status))
-        parts, length_given, server_named = [line], False, False
+        parts, length_given, server_named, connection_at = [line], False, False, 0
         for name, value in headers:
             if not isinstance(name, bytes) or not isinstance(value, bytes):
                 raise ValueError(f"Header names and values must be bytes, got {name!r}: {value!r}")
+            if NOT_A_TOKEN.search(name) or not name:  # as Twisted: no name can carry a line break or a colon
+                raise ValueError(f"Invalid header name {name!r}")
             if b"\n" in value or b"\r" in value:  # as Twisted: line breaks in a value would start a header
                 value = value.replace(b"\r\n", b" ").replace(b"\n", b" ").replace(b"\r", b" ")
             lowered = name.lower()
@@ -129,8 +133,10 @@ class Exchange:
                 length_given = True
             elif lowered == b"server":
                 server_named = True
-            elif lowered == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
+            elif lowered == b"connection":
+                if b"close" in value.lower():
+                    self.keep_alive = False
+                connection_at = len(parts)
             parts.append(b"%b: %b\r\n" % (name, value))
         self.status, self.answering = status, True
         self.bodiless = self.scope["method"] == "HEAD" or status in NO_BODY_STATUSES or status < 200
@@ -144,7 +150,10 @@ class Exchange:
             parts.append(b"Server: %b\r\n" % self.channel.server.server_name.encode())
         if not self.keep_alive or not self.complete:
             self.keep_alive = False
-            parts.append(b"Connection: close\r\n")
+            if connection_at:  # the application's own, saying close or to be overruled
+                parts[connection_at] = b"Connection: close\r\n"
+            else:
+                parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
         self.head = b"".join(parts)
 
@@ -185,8 +194,8 @@ class Exchange:
         closed (an answer cut short must not look whole). Daphne's own check logs its exception."""
         if self.finished or self.gone:
             return
-        if not self.answering:
-            self.basic_error(500, b"Internal Server Error", "Exception inside application.")
+        if not self.answering or self.head is not None:  # nothing of the answer sent yet
+            self._fail()
         else:
             self.keep_alive = False
             self.channel.close()
@@ -194,8 +203,13 @@ class Exchange:
     # ---- what Daphne's server calls ----
 
     def handle_exception(self, exception: BaseException) -> None:
-        if not self.finished and not self.gone and not self.answering:
-            self.basic_error(500, b"Internal Server Error", "Exception inside application.")
+        if not self.finished and not self.gone and (not self.answering or self.head is not None):
+            self._fail()
+
+    def _fail(self) -> None:
+        """Daphne's 500 page, in place of an answer that had not begun to leave (its head, if any, dropped)."""
+        self.answering, self.head, self.chunked, self.bodiless = False, None, False, False
+        self.basic_error(500, b"Internal Server Error", "Exception inside application.")
 
     def check_timeouts(self) -> None:
         timeout = self.channel.server.http_timeout

@@ -7,14 +7,17 @@ What a client sees is what Twisted's channel gave it, with these differences:
 - the application starts when a request's headers are in (Twisted waited for the whole body) and reads the body as
   it arrives; reading pauses while 64 KiB of it wait unread;
 - pipelined requests are parsed as they come and answered in order, reading paused while one waits;
-- header names are sent as the application gives them (Twisted capitalised them), with `Connection: close` whenever
-  the connection closes after the answer;
+- header names are sent as the application gives them (Twisted capitalised them), with one `Connection: close`
+  whenever the connection closes after the answer; answers are HTTP/1.1 (HTTP/1.0 to a 1.0 request);
 - a request Twisted refused with a bare `400` gets `400` with `Content-Length: 0` and `Connection: close`; llhttp's
-  rules are the stricter (no folded header lines, no control characters in values or path);
+  rules are the stricter (no folded header lines, no control characters in values or path), and so is a WebSocket
+  handshake's (`Connection: upgrade` required, as autobahn requires it; no handshake behind unanswered requests);
+- a request offering another protocol (`Upgrade: h2c`) is read as if it had not offered it, as Twisted did (llhttp
+  would stop at its head, its body unread);
 - an application that ends without finishing its answer gets `500` (nothing was sent yet) or the connection closed,
   at once rather than at Daphne's next check a second later.
-Twisted's limits stay: 16 KiB of request head, 500 headers, a connection closed after the factory's idle timeout
-(60 s) with no request in flight, aborted 15 s later if it will not close.
+Twisted's limits stay: 16 KiB of request head (a line that never ends included), 500 headers, a connection closed
+after the factory's idle timeout (60 s) with no request in flight, aborted 15 s later if it will not close.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class HttpChannel(Protocol):
         self.idle_timer: Any = None
         self.last_active = 0.0
         self.upgrade: tuple[bytes, bytes] | None = None  # (request head, query string) of a WebSocket handshake
+        self.unoffered: bytes | None = None  # the head of a request offering another protocol, without the offer
+        self.in_head = False  # a request's head has begun and not ended
+        self.feeds = self.head_feed = self.head_received = 0
 
     # ---- Twisted's protocol ----
 
@@ -79,22 +85,27 @@ class HttpChannel(Protocol):
         if self.ignoring:
             return
         self.last_active = self.clock.seconds()
+        self.feeds += 1
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            rest = data[upgrade.args[0]:]
             if self.upgrade is not None:
-                self._hand_over(data[upgrade.args[0]:])
-            else:  # another protocol (h2c): this request is answered over HTTP/1.1, then the connection closed
-                self.ignoring = True
-                if self.exchanges:
-                    self.exchanges[-1].keep_alive = False
+                self._hand_over(rest)
+            elif self.unoffered:
+                self._parse_without_offer(rest)
+            else:  # an upgrade none of the above (a CONNECT, or the offer again): not served
+                self._refuse()
+            return
         except httptools.HttpParserError as error:  # malformed, or refused by a callback
             if isinstance(error, httptools.HttpParserCallbackError) and not isinstance(error.__context__, Refused):
                 logger.error("HTTP request handling failed", exc_info=error.__context__)
             self._refuse()
             return
-        if self.upgrade is not None and not self.handed_over:  # `Upgrade: websocket` without `Connection: upgrade`
-            self._hand_over(b"")
+        if self.in_head and self.head_feed != self.feeds:  # this whole read was head, and the head goes on
+            self.head_received += len(data)  # (what httptools holds of an unfinished line is not counted below)
+            if self.head_received > HEAD_LIMIT:
+                self._refuse()
 
     def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
         self.gone = True
@@ -108,11 +119,14 @@ class HttpChannel(Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.head_size = self.head_received = 0
+        self.in_head, self.head_feed = True, self.feeds
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.head_size += len(url)
+        if self.head_size > HEAD_LIMIT:
+            raise Refused("request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_size += len(name) + len(value) + 4
@@ -121,6 +135,7 @@ class HttpChannel(Protocol):
         self.headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         parser, server = self.parser, self.server
         path, _, query = self.url.partition(b"?")
         try:
@@ -144,11 +159,16 @@ class HttpChannel(Protocol):
         method = parser.get_method()
         version = parser.get_http_version()
         if upgrade == b"websocket":
-            if self.exchanges:  # pipelined behind answers still owed
-                raise Refused("WebSocket handshake behind unanswered requests")
+            if self.exchanges or not parser.should_upgrade():  # behind answers owed, or no `Connection: upgrade`
+                raise Refused("not a WebSocket handshake this server can take")
             head = b"".join([method, b" ", self.url, b" HTTP/1.1\r\n",
                              *(b"%b: %b\r\n" % pair for pair in self.headers), b"\r\n"])
             self.upgrade = (head, query)
+            return
+        if parser.should_upgrade():  # another protocol offered (h2c): llhttp would stop here, the body unread
+            if self.unoffered is not None or method == b"CONNECT":
+                raise Refused("an upgrade this server does not take")
+            self.unoffered = _head_without_offer(method, self.url, version, self.headers)
             return
         client, scheme = list(self.client) if self.client else None, self.scheme
         if server.proxy_forwarded_address_header:
@@ -210,20 +230,22 @@ class HttpChannel(Protocol):
         """Pause reading while requests wait behind the one being answered or a body waits unread; resume after."""
         reading = self.reading
         wanted = len(self.exchanges) > 1 or (reading is not None and reading.unread > BODY_UNREAD_LIMIT)
-        if wanted != self.paused and not self.gone:
+        if wanted != self.paused and not self.gone and not self.closing:
             self.paused = wanted
             if wanted:
                 self.transport.pauseProducing()
             else:
                 self.transport.resumeProducing()
 
-    def close(self) -> None:
-        """Close once what is left to send is sent (aborted ABORT_SECONDS later if the client reads nothing)."""
+    def close(self, *, abort_after: bool = False) -> None:
+        """Close once what is left to send is sent (as Twisted, however long a client takes to read an answer); with
+        `abort_after`, aborted ABORT_SECONDS later if the client has not let it close by then."""
         if not self.closing and not self.gone:
             self.closing = self.ignoring = True
             self.transport.loseConnection()
             self._stop_idle_timer()
-            self.idle_timer = self.clock.callLater(ABORT_SECONDS, self._idle_check)
+            if abort_after:
+                self.idle_timer = self.clock.callLater(ABORT_SECONDS, self._idle_check)
 
     # ---- inner steps ----
 
@@ -246,6 +268,14 @@ class HttpChannel(Protocol):
             return
         self.write(BAD_REQUEST)
         self.close()
+
+    def _parse_without_offer(self, rest: bytes) -> None:
+        """Read a request that offered another protocol as if it had not (as Twisted did): its head without the offer
+        and what followed, by a new parser (llhttp stops at an upgrade)."""
+        head, self.unoffered = self.unoffered, None
+        self.parser = httptools.HttpRequestParser(self)
+        self.unoffered = b""  # a second offer on this connection is refused (and a loop of replays impossible)
+        self.dataReceived(head + rest)  # type: ignore[operator]
 
     def _hand_over(self, rest: bytes) -> None:
         """Give the connection to Daphne's WebSocket protocol, replaying the handshake to it (as Daphne does)."""
@@ -280,10 +310,11 @@ class HttpChannel(Protocol):
             return
         if not self.idle_seconds:
             return
-        busy = bool(self.exchanges) and self.exchanges[0].complete  # the application has the whole request
+        # busy: the application has the whole request, or has not read what came of it (reading paused meanwhile)
+        busy = bool(self.exchanges) and (self.exchanges[0].complete or self.paused)
         idle = 0.0 if busy else self.clock.seconds() - self.last_active
         if idle >= self.idle_seconds:
-            self.close()
+            self.close(abort_after=True)
         else:
             self.idle_timer = self.clock.callLater(self.idle_seconds - idle, self._idle_check)
 
@@ -300,6 +331,24 @@ def plain_tcp(transport: Any) -> bool:
     if transport is None or isinstance(transport, ProtocolWrapper):
         return False
     return getattr(transport, "TLS", True) is False
+
+
+def _head_without_offer(method: bytes, url: bytes, version: str, headers: list) -> bytes:
+    """A request head without its offer of another protocol (`Upgrade`, `HTTP2-Settings` and their `Connection`
+    tokens)."""
+    offer = (b"upgrade", b"http2-settings")
+    lines = [b"%b %b HTTP/%b\r\n" % (method, url, version.encode())]
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in offer:
+            continue
+        if lowered == b"connection":
+            tokens = [token.strip() for token in value.split(b",")]
+            value = b", ".join(token for token in tokens if token and token.lower() not in offer)
+            if not value:
+                continue
+        lines.append(b"%b: %b\r\n" % (name, value))
+    return b"".join(lines) + b"\r\n"
 
 
 def _pending(transport: Any) -> bool:

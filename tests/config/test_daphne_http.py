@@ -503,3 +503,91 @@ def test_the_client_address_comes_from_daphnes_proxy_headers_when_it_reads_them(
     ((_status, _headers, body),) = run(scenario)
     seen = json.loads(body)
     assert seen["client"] == ["203.0.113.9", 0] and seen["scheme"] == "https"
+
+
+# ---- what a review found -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opening", [b"GET /", b"GET / HTTP/1.1\r\nX-Big: "])
+def test_a_head_that_never_ends_is_refused_once_past_the_limit_not_buffered(opening):
+    async def scenario():
+        conn = Connection(echo)
+        conn.send(opening)
+        reads = 0
+        while not conn.transport.disconnecting and reads < 100:
+            conn.send(b"a" * 4096)
+            reads += 1
+        return reads, conn.sent()
+
+    reads, sent = run(scenario)
+    assert reads <= 5 and sent == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_a_request_offering_another_protocol_is_served_as_if_it_had_not_body_and_all():
+    sent, conn = _exchange(echo, b"POST /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                 b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\nhello"
+                                 b"GET /next HTTP/1.1\r\n\r\n")
+    first, second = (json.loads(body) for _status, _headers, body in answers(sent))
+    assert first["body"] == "hello" and first["headers"] == [["host", "x"], ["content-length", "5"]]
+    assert second["path"] == "/next" and not conn.transport.disconnecting
+
+
+def test_a_websocket_upgrade_without_connection_upgrade_is_refused_and_nothing_behind_it_runs():
+    started: list[str] = []
+
+    async def application(scope, receive, send):
+        started.append(scope["path"])
+
+    sent, conn = _exchange(application, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\nGET /api HTTP/1.1\r\n\r\n")
+    assert sent == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    assert started == [] and conn.server.ws_factory.built == []
+
+
+def test_a_header_name_that_could_start_another_header_fails_the_answer_with_500():
+    sent, _conn = _exchange(_answer(200, headers=[(b"x-a\r\nSet-Cookie: evil=1\r\nx-b", b"v")]),
+                            b"GET / HTTP/1.1\r\n\r\n")
+    assert sent.startswith(b"HTTP/1.1 500 Internal Server Error\r\n") and b"evil" not in sent
+
+
+def test_an_application_failing_after_its_head_but_before_any_body_gets_500_not_a_cut():
+    async def failing(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        raise RuntimeError("boom")
+
+    sent, conn = _exchange(failing, b"GET / HTTP/1.1\r\n\r\n")
+    (status, headers, _body), = answers(sent)
+    assert status == "HTTP/1.1 500 Internal Server Error" and "content-length" not in headers
+    assert not conn.transport.disconnecting
+
+
+def test_one_connection_header_says_close_whatever_the_application_said():
+    sent, conn = _exchange(_answer(200, headers=[(b"connection", b"keep-alive")], chunks=(b"x",)),
+                           b"GET / HTTP/1.0\r\n\r\n")
+    assert sent == b"HTTP/1.0 200 OK\r\nConnection: close\r\nServer: daphne\r\n\r\nx" and conn.transport.disconnecting
+
+
+def test_other_http_versions_are_answered_in_http_11():
+    sent, _conn = _exchange(_answer(200, headers=[(b"content-length", b"1")], chunks=(b"x",)),
+                            b"GET / HTTP/2.0\r\n\r\n")
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_close_after_an_answer_waits_for_a_slow_reader_as_long_as_it_takes():
+    sent, conn = _exchange(_answer(200, headers=[(b"content-length", b"1")], chunks=(b"x",)),
+                           b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    conn.clock.advance(ABORT_SECONDS * 10)
+    assert conn.transport.disconnecting and not conn.transport.disconnected  # closing, never aborted
+
+
+def test_a_connection_whose_body_waits_unread_is_not_idle():
+    async def late_reader(scope, receive, send):
+        await asyncio.sleep(3600)
+
+    async def scenario():
+        conn = Connection(late_reader)
+        conn.send(b"POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n" + b"a" * (BODY_UNREAD_LIMIT + 1))
+        await settle()
+        conn.clock.advance(IDLE * 3)
+        return conn.transport.producerState, conn.transport.disconnecting
+
+    assert run(scenario) == ("paused", False)
