@@ -103,7 +103,7 @@ class HttpChannel(Protocol):
             self._refuse()
             return
         if self.in_head and self.head_feed != self.feeds:  # this whole read was head, and the head goes on
-            self.head_received += len(data)  # (what httptools holds of an unfinished line is not counted below)
+            self.head_received += len(data)  # counted here: httptools holds an unfinished line until it ends
             if self.head_received > HEAD_LIMIT:
                 self._refuse()
 
@@ -272,10 +272,10 @@ class HttpChannel(Protocol):
     def _parse_without_offer(self, rest: bytes) -> None:
         """Read a request that offered another protocol as if it had not (as Twisted did): its head without the offer
         and what followed, by a new parser (llhttp stops at an upgrade)."""
-        head, self.unoffered = self.unoffered, None
-        self.parser = httptools.HttpRequestParser(self)
+        head = self.unoffered or b""
         self.unoffered = b""  # a second offer on this connection is refused (and a loop of replays impossible)
-        self.dataReceived(head + rest)  # type: ignore[operator]
+        self.parser = httptools.HttpRequestParser(self)
+        self.dataReceived(head + rest)
 
     def _hand_over(self, rest: bytes) -> None:
         """Give the connection to Daphne's WebSocket protocol, replaying the handshake to it (as Daphne does)."""
