@@ -44,7 +44,7 @@ from billing.ledger import ledger_sum  # noqa: E402
 from billing.models import LedgerEntry, LedgerReason, UsageLog  # noqa: E402
 from relay.upstreams import upstream_save  # noqa: E402
 from tests.fakes.openai_upstream import FakeOpenAI  # noqa: E402
-from tests.processes import DaphneProcesses  # noqa: E402
+from tests.processes import ServerProcesses  # noqa: E402
 from tests.reliability.fault_servers import ResettingServer, refused_url  # noqa: E402
 from tokens.services import token_create  # noqa: E402
 
@@ -143,7 +143,7 @@ def main() -> int:
     args = parser.parse_args()
     with ExitStack() as stack:
         names, key = _setup(stack)
-        processes = stack.enter_context(DaphneProcesses())
+        processes = stack.enter_context(ServerProcesses())
         env = {"UPSTREAM_FAILURES_TO_DISABLE": "1000000", "RELAY_CACHE_SECONDS": "30", "RELAY_DEFAULT_RPM": "0"}
         urls = [processes.start(**env)[0] for _ in range(2)]
         seen: collections.Counter = collections.Counter()
