@@ -191,7 +191,10 @@ class Exchange:
 
     def _application_ended(self, task: asyncio.Task) -> None:
         """An application that ended without finishing its answer: 500 if nothing was sent, else the connection
-        closed (an answer cut short must not look whole). Daphne's own check logs its exception."""
+        closed (an answer cut short must not look whole). Daphne's own check logs its exception (seen here too, so
+        asyncio does not report it a second time as never retrieved)."""
+        if not task.cancelled():
+            task.exception()
         if self.finished or self.gone:
             return
         if not self.answering or self.head is not None:  # nothing of the answer sent yet

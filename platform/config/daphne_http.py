@@ -16,8 +16,10 @@ What a client sees is what Twisted's channel gave it, with these differences:
   would stop at its head, its body unread);
 - an application that ends without finishing its answer gets `500` (nothing was sent yet) or the connection closed,
   at once rather than at Daphne's next check a second later.
-Twisted's limits stay: 16 KiB of request head (a line that never ends included), 500 headers, a connection closed
-after the factory's idle timeout (60 s) with no request in flight, aborted 15 s later if it will not close.
+Twisted's limits stay: 16 KiB of request head and trailers (a line that never ends included), 500 headers, a
+connection closed after the factory's idle timeout (60 s) with no request in flight, aborted 15 s later if it will
+not close. A connection closed while its reading was paused reads again (and drops what comes), so that a TLS close,
+which waits for the client's reply, completes.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ class HttpChannel(Protocol):
         self.last_active = 0.0
         self.upgrade: tuple[bytes, bytes] | None = None  # (request head, query string) of a WebSocket handshake
         self.unoffered: bytes | None = None  # the head of a request offering another protocol, without the offer
-        self.in_head = False  # a request's head has begun and not ended
-        self.feeds = self.head_feed = self.head_received = 0
+        self.progressed = False  # whether httptools called back during the current read
+        self.stalled = 0  # bytes of the reads since the last that called back
 
     # ---- Twisted's protocol ----
 
@@ -82,29 +84,36 @@ class HttpChannel(Protocol):
             self.idle_timer = self.clock.callLater(self.idle_seconds, self._idle_check)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        if self.ignoring:
-            return
         self.last_active = self.clock.seconds()
-        self.feeds += 1
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            rest = data[upgrade.args[0]:]
-            if self.upgrade is not None:
-                self._hand_over(rest)
-            elif self.unoffered:
-                self._parse_without_offer(rest)
-            else:  # an upgrade none of the above (a CONNECT, or the offer again): not served
+        while not self.ignoring:
+            self.progressed = False
+            upgrade_at = None
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as upgrade:
+                upgrade_at = upgrade.args[0]
+            except httptools.HttpParserError as error:  # malformed, or refused by a callback
+                if isinstance(error, httptools.HttpParserCallbackError) and not isinstance(error.__context__, Refused):
+                    logger.error("HTTP request handling failed", exc_info=error.__context__)
                 self._refuse()
-            return
-        except httptools.HttpParserError as error:  # malformed, or refused by a callback
-            if isinstance(error, httptools.HttpParserCallbackError) and not isinstance(error.__context__, Refused):
-                logger.error("HTTP request handling failed", exc_info=error.__context__)
-            self._refuse()
-            return
-        if self.in_head and self.head_feed != self.feeds:  # this whole read was head, and the head goes on
-            self.head_received += len(data)  # counted here: httptools holds an unfinished line until it ends
-            if self.head_received > HEAD_LIMIT:
+                return
+            if upgrade_at is None:
+                break
+            if self.upgrade is not None:
+                self._hand_over(data[upgrade_at:])
+                return
+            if self.unoffered is None:  # an upgrade none of the above (a CONNECT): not served
+                self._refuse()
+                return
+            # a request offering another protocol: read again, without the offer, by a new parser
+            data = self.unoffered + data[upgrade_at:]
+            self.unoffered = None
+            self.parser = httptools.HttpRequestParser(self)
+        if self.progressed:
+            self.stalled = 0
+        else:  # nothing came of this read: httptools holds an unfinished line (of a head or trailers) until it ends
+            self.stalled += len(data)
+            if self.stalled > HEAD_LIMIT:
                 self._refuse()
 
     def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
@@ -119,23 +128,25 @@ class HttpChannel(Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = self.head_received = 0
-        self.in_head, self.head_feed = True, self.feeds
+        self.head_size = 0
+        self.progressed = True
 
     def on_url(self, url: bytes) -> None:
+        self.progressed = True
         self.url += url
         self.head_size += len(url)
         if self.head_size > HEAD_LIMIT:
             raise Refused("request line too long")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
+    def on_header(self, name: bytes, value: bytes) -> None:  # trailers too: they count with the head
+        self.progressed = True
         self.head_size += len(name) + len(value) + 4
         if self.head_size > HEAD_LIMIT or len(self.headers) >= HEADERS_LIMIT:
             raise Refused("request head too large")
         self.headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
-        self.in_head = False
+        self.progressed = True
         parser, server = self.parser, self.server
         path, _, query = self.url.partition(b"?")
         try:
@@ -166,8 +177,8 @@ class HttpChannel(Protocol):
             self.upgrade = (head, query)
             return
         if parser.should_upgrade():  # another protocol offered (h2c): llhttp would stop here, the body unread
-            if self.unoffered is not None or method == b"CONNECT":
-                raise Refused("an upgrade this server does not take")
+            if method == b"CONNECT":
+                raise Refused("CONNECT is not served")
             self.unoffered = _head_without_offer(method, self.url, version, self.headers)
             return
         client, scheme = list(self.client) if self.client else None, self.scheme
@@ -187,11 +198,13 @@ class HttpChannel(Protocol):
             self.flow()
 
     def on_body(self, body: bytes) -> None:
+        self.progressed = True
         exchange = self.reading
         if exchange is not None:
             exchange.body_received(body)
 
     def on_message_complete(self) -> None:
+        self.progressed = True
         exchange, self.reading = self.reading, None
         if exchange is not None:
             exchange.request_complete()
@@ -241,6 +254,9 @@ class HttpChannel(Protocol):
         """Close once what is left to send is sent (as Twisted, however long a client takes to read an answer); with
         `abort_after`, aborted ABORT_SECONDS later if the client has not let it close by then."""
         if not self.closing and not self.gone:
+            if self.paused:  # read again (and ignore it) so the close completes: TLS waits for the client's reply
+                self.paused = False
+                self.transport.resumeProducing()
             self.closing = self.ignoring = True
             self.transport.loseConnection()
             self._stop_idle_timer()
@@ -268,14 +284,6 @@ class HttpChannel(Protocol):
             return
         self.write(BAD_REQUEST)
         self.close()
-
-    def _parse_without_offer(self, rest: bytes) -> None:
-        """Read a request that offered another protocol as if it had not (as Twisted did): its head without the offer
-        and what followed, by a new parser (llhttp stops at an upgrade)."""
-        head = self.unoffered or b""
-        self.unoffered = b""  # a second offer on this connection is refused (and a loop of replays impossible)
-        self.parser = httptools.HttpRequestParser(self)
-        self.dataReceived(head + rest)
 
     def _hand_over(self, rest: bytes) -> None:
         """Give the connection to Daphne's WebSocket protocol, replaying the handshake to it (as Daphne does)."""

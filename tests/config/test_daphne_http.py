@@ -523,13 +523,44 @@ def test_a_head_that_never_ends_is_refused_once_past_the_limit_not_buffered(open
     assert reads <= 5 and sent == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-def test_a_request_offering_another_protocol_is_served_as_if_it_had_not_body_and_all():
-    sent, conn = _exchange(echo, b"POST /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                                 b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\nhello"
-                                 b"GET /next HTTP/1.1\r\n\r\n")
-    first, second = (json.loads(body) for _status, _headers, body in answers(sent))
-    assert first["body"] == "hello" and first["headers"] == [["host", "x"], ["content-length", "5"]]
-    assert second["path"] == "/next" and not conn.transport.disconnecting
+def test_requests_offering_another_protocol_are_served_as_if_they_had_not_bodies_and_all():
+    offer = (b"POST /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+             b"HTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\nhello")
+
+    async def scenario():
+        conn = Connection(echo)
+        conn.send(offer + b"GET /next HTTP/1.1\r\n\r\n" + offer * 300)  # one read: the replays do not nest
+        for _ in range(100):
+            await settle()
+        return conn.sent(), conn
+
+    sent, conn = run(scenario)
+    found = [json.loads(body) for _status, _headers, body in answers(sent)]
+    assert len(found) == 302 and found[1]["path"] == "/next" and not conn.transport.disconnecting
+    assert {(item["body"], str(item["headers"])) for item in found[:1] + found[2:]} == {
+        ("hello", str([["host", "x"], ["content-length", "5"]]))}
+
+
+def test_trailers_that_never_end_are_refused_once_past_the_limit():
+    async def scenario():
+        conn = Connection(echo)
+        conn.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: ")
+        reads = 0
+        while not conn.transport.disconnecting and reads < 100:
+            conn.send(b"a" * 4096)
+            reads += 1
+        await settle()
+        return reads, conn.sent()
+
+    reads, sent = run(scenario)
+    assert reads <= 5 and sent.endswith(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def test_a_connection_closed_while_its_reading_was_paused_reads_again_so_the_close_can_complete():
+    sent, conn = _exchange(_answer(413, headers=[(b"content-length", b"0")]),
+                           b"POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n" + b"a" * (BODY_UNREAD_LIMIT + 1))
+    assert sent.startswith(b"HTTP/1.1 413 ") and conn.transport.disconnecting
+    assert conn.transport.producerState == "producing"  # (under TLS the close waits for the client's reply)
 
 
 def test_a_websocket_upgrade_without_connection_upgrade_is_refused_and_nothing_behind_it_runs():
