@@ -45,7 +45,7 @@ class Exchange:
         self.head: bytes | None = None  # the answer's head, sent with its first body bytes
         self.chunked = self.bodiless = False
         self.status = self.sent = 0
-        self.waiter: asyncio.Future | None = None
+        self.waiters: list[asyncio.Future] = []  # receive() calls waiting for the next event (one, as a rule)
         self.began = 0.0
 
     __hash__ = object.__hash__  # Daphne keeps exchanges in a dict; by identity, as its own requests
@@ -95,8 +95,9 @@ class Exchange:
                 return {"type": "http.request", "body": body, "more_body": not self.complete}
             if self.gone or self.finished:
                 return {"type": "http.disconnect"}
-            self.waiter = self.channel.loop.create_future()
-            await self.waiter
+            waiter = self.channel.loop.create_future()
+            self.waiters.append(waiter)
+            await waiter
 
     async def send(self, message: dict) -> None:
         if not self.gone:
@@ -231,6 +232,8 @@ class Exchange:
         self.handle_reply({"type": "http.response.body", "body": page.encode()})
 
     def _wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self.waiters:
+            waiters, self.waiters = self.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)

@@ -622,3 +622,25 @@ def test_a_connection_whose_body_waits_unread_is_not_idle():
         return conn.transport.producerState, conn.transport.disconnecting
 
     assert run(scenario) == ("paused", False)
+
+
+def test_two_receives_waiting_at_once_both_hear_the_client_leave():
+    heard: list[dict] = []
+
+    async def two_listeners(scope, receive, send):
+        await receive()
+
+        async def listen():
+            heard.append(await receive())
+
+        await asyncio.gather(listen(), listen())
+
+    async def scenario():
+        conn = Connection(two_listeners)
+        conn.send(b"GET / HTTP/1.1\r\n\r\n")
+        await settle()
+        conn.lose()
+        await settle()
+
+    run(scenario)
+    assert heard == [{"type": "http.disconnect"}] * 2
