@@ -213,13 +213,10 @@ class HttpChannel(Protocol):
 
     def write(self, data: bytes) -> None:
         transport = self.transport
-        if self.direct and transport.connected and not transport.disconnecting and not _pending(transport):
-            sent = transport.writeSomeData(data)  # what Twisted would send on a later turn, sent now
-            if isinstance(sent, int):
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        transport.write(data)  # the rest, or all of it after a failed send: the reactor's (it closes on an error)
+        if self.direct and transport.connected and not transport.disconnecting and not pending_writes(transport):
+            send_or_buffer(transport, data)  # what Twisted would send on a later turn, sent now
+        else:
+            transport.write(data)
 
     def exchange_done(self, exchange: Exchange) -> None:
         """The first exchange's answer was sent: the next request's turn, or the connection closed."""
@@ -359,9 +356,18 @@ def _head_without_offer(method: bytes, url: bytes, version: str, headers: list) 
     return b"".join(lines) + b"\r\n"
 
 
-def _pending(transport: Any) -> bool:
+def pending_writes(transport: Any) -> bool:
     """Whether a TCP transport holds bytes it has not sent yet."""
     return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
+
+
+def send_or_buffer(transport: Any, data: bytes) -> None:
+    """Send on a TCP transport with nothing pending; what the socket does not take, or all of it after a failed send,
+    goes Twisted's way (buffered for the reactor, which also meets the error and closes the connection)."""
+    sent = transport.writeSomeData(data)
+    if isinstance(sent, int) and sent == len(data):
+        return
+    transport.write(data[sent:] if isinstance(sent, int) else data)
 
 
 def _forwarded(server: Any, raw_headers: list, client: list | None, scheme: str) -> tuple[Any, str]:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from config.daphne_http import HttpChannel, plain_tcp
+from config.daphne_http import HttpChannel, pending_writes, plain_tcp, send_or_buffer
 from relay.realtime.close_frames import close_frame
 
 
@@ -70,7 +70,7 @@ def _tune_http(http_protocol: Any) -> None:
         def handle_reply(self, message: dict) -> None:
             transport = self.transport
             if (not plain_tcp(transport) or "startWriting" in vars(transport)
-                    or _has_pending_writes(transport)):  # not TCP, already held (see below), or behind earlier bytes
+                    or pending_writes(transport)):  # not TCP, already held (see below), or behind earlier bytes
                 super().handle_reply(message)
                 return
             if message.get("more_body") and self.chunked and message.get("type") == "http.response.body":
@@ -78,7 +78,7 @@ def _tune_http(http_protocol: Any) -> None:
                     body = message.get("body", b"")
                     if body:  # one chunk of a streamed answer: what Request.write would frame, sent straight
                         self.sentLength += len(body)
-                        _send_or_buffer(transport, b"%x\r\n%b\r\n" % (len(body), body))
+                        send_or_buffer(transport, b"%x\r\n%b\r\n" % (len(body), body))
                     return
             # Held: Twisted's writes buffer and nothing registers. Finishing an answer can parse the next pipelined
             # request at once, and Daphne answers a malformed one from inside this call: that reply sees the hold
@@ -151,24 +151,11 @@ def _unproxied(module: Any) -> Any:
         return module
 
 
-def _has_pending_writes(transport: Any) -> bool:
-    return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
-
-
-def _send_or_buffer(transport: Any, data: bytes) -> None:
-    """Send on a TCP transport with nothing pending; what the socket does not take, or all of it after a failed send,
-    goes Twisted's way (buffered for the reactor, which also meets the error and closes the connection)."""
-    sent = transport.writeSomeData(data)
-    if isinstance(sent, int) and sent == len(data):
-        return
-    transport.write(data[sent:] if isinstance(sent, int) else data)
-
-
 def send_now(transport: Any) -> None:
     """Send what a TCP transport holds, now; leave to the reactor what the socket does not take, a failed send (the
     reactor's retry meets the error and closes the connection) and a connection being closed."""
     if transport.connected and not transport.disconnecting and not transport._writeDisconnecting:
         failure = transport.doWrite()  # what the reactor would call once the socket is writable
-        if failure is None and not _has_pending_writes(transport):
+        if failure is None and not pending_writes(transport):
             return
     transport.startWriting()
