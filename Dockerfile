@@ -29,4 +29,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only UPSTREAM_KEY_SECRET=collectstatic-only 
 
 USER modelgate
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["python", "-m", "config.serve_daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]

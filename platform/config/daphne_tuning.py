@@ -1,7 +1,6 @@
 """What the ASGI module changes in Daphne when Daphne serves it (`daphne ... config.asgi:application`, `make run`,
 compose, the Dockerfile). All were found profiling the relay under load; all keep Daphne's behaviour otherwise.
-(Not done: Twisted's reactor on a uvloop loop, faster on streams, leaks connections: uvloop stops watching a socket
-that errs, such as on a client's reset, without telling Twisted, so the connection is never closed.)
+`manage.py serve`, compose and the image run Daphne through `config.serve_daphne`: Twisted's reactor on uvloop.
 
 - **Connections read with httptools** (`config.daphne_http`): Twisted's HTTP channel and request objects parsed
   and answered each request in Python, about a fifth of a Daphne process's time under load. Daphne's server, its

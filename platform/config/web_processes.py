@@ -50,7 +50,7 @@ def server_command(server: str, *, host: str = "", port: int = 0, fd: int | None
     if server == "uvicorn":  # not uvicorn's own command line: see that module
         return [sys.executable, "-m", "config.serve_uvicorn", *((str(fd),) if fd is not None else (host, str(port)))]
     binding = ["--fd", str(fd)] if fd is not None else ["-b", host, "-p", str(port)]
-    return [sys.executable, "-m", "daphne", *binding, APPLICATION]
+    return [sys.executable, "-m", "config.serve_daphne", *binding, APPLICATION]
 
 
 def web_commands(*, host: str, port: int, processes: int,

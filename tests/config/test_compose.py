@@ -74,6 +74,18 @@ def argv_lists(command: str | list[str]) -> list[list[str]]:
     return [words] if words else []
 
 
+DAPHNE_PROGRAMS = ("daphne", "config.serve_daphne")  # Daphne's own command, or it on uvloop (same arguments)
+
+
+def daphne_arguments(argv: list[str]) -> object:
+    """Daphne's parsed arguments in a command running it (`daphne ...` or `python -m config.serve_daphne ...`)."""
+    program, args = Path(argv[0]).name, argv[1:]
+    if PYTHON.match(program) and "-m" in args:
+        program, args = args[args.index("-m") + 1], args[args.index("-m") + 2:]
+    assert program in DAPHNE_PROGRAMS, f"{argv} does not run Daphne"
+    return CommandLineInterface().parser.parse_args(args)
+
+
 def references(argv: list[str]) -> Iterator[tuple[str, str]]:
     """(kind, name) for every module, app or management command an argv names."""
     program, args = Path(argv[0]).name, argv[1:]
@@ -92,8 +104,8 @@ def references(argv: list[str]) -> Iterator[tuple[str, str]]:
                 yield "celery app", args[i + 1]
             elif arg.startswith("--app="):
                 yield "celery app", arg.split("=", 1)[1]
-    elif program == "daphne":
-        yield "asgi app", CommandLineInterface().parser.parse_args(args).application
+    elif program in DAPHNE_PROGRAMS:
+        yield "asgi app", daphne_arguments(argv).application
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -314,7 +326,7 @@ def test_only_the_proxy_publishes_a_port():
 def test_the_proxy_streams_and_upgrades():
     mounts = nginx_conf_mounts()
     assert mounts, "no nginx config is mounted"
-    daphne_port = CommandLineInterface().parser.parse_args(argv_lists(services()["web"]["command"])[0][1:]).port
+    daphne_port = daphne_arguments(argv_lists(services()["web"]["command"])[0]).port
     for path, _target in mounts:
         assert path.is_file(), f"{path} is mounted but missing"
         conf = re.sub(r"#.*", "", path.read_text())
@@ -330,7 +342,7 @@ def test_the_proxy_streams_and_upgrades():
 def test_web_health_check_asks_the_readiness_endpoint():
     test = services()["web"]["healthcheck"]["test"]
     script = test if isinstance(test, str) else " ".join(test)
-    daphne_port = CommandLineInterface().parser.parse_args(argv_lists(services()["web"]["command"])[0][1:]).port
+    daphne_port = daphne_arguments(argv_lists(services()["web"]["command"])[0]).port
     assert "urllib" in script, "slim images have no curl: probe with python's urllib"
     assert f"127.0.0.1:{daphne_port}/readyz" in script
 

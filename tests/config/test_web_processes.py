@@ -58,13 +58,14 @@ def test_one_process_binds_host_and_port_itself():
     listeners, commands = web_commands(host="127.0.0.1", port=8123, processes=1)
 
     assert listeners == []
-    assert commands == [[sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8123", APPLICATION]]
+    assert commands == [[sys.executable, "-m", "config.serve_daphne", "-b", "127.0.0.1", "-p", "8123", APPLICATION]]
 
 
 def test_several_processes_each_get_a_listening_socket_on_one_port():
     listeners, commands = web_commands(host="127.0.0.1", port=0, processes=3)
     try:
-        assert commands == [[sys.executable, "-m", "daphne", "--fd", str(s.fileno()), APPLICATION] for s in listeners]
+        assert commands == [[sys.executable, "-m", "config.serve_daphne", "--fd", str(s.fileno()), APPLICATION]
+                            for s in listeners]
         assert len({s.getsockname() for s in listeners}) == 1  # one port
         for listener in listeners:
             assert listener.get_inheritable()
@@ -194,7 +195,7 @@ def test_serve_runs_two_processes_that_both_answer_and_stop_on_sigterm(transacti
         assert len(daphnes) == 2
         for pid in daphnes:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            assert (b"daphne\0--fd\0" if server == "daphne" else b"config.serve_uvicorn\0") in cmdline
+            assert (b"config.serve_daphne\0--fd\0" if server == "daphne" else b"config.serve_uvicorn\0") in cmdline
 
         # Each process accepts on its own socket of the port, and the kernel spreads new connections over the
         # sockets by their addresses: 40 fresh connections kept open, and the process holding a connection's socket
