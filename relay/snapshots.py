@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,9 @@ from tokens.keys import secret_hash
 from tokens.models import ApiToken, TokenStatus
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+REFRESH_AHEAD = 0.25  # the last part of an entry's life in which a hit also starts its reload, in the background
 
 
 class TtlCache(Generic[T]):
@@ -35,18 +39,21 @@ class TtlCache(Generic[T]):
 
     def __init__(self, ttl: Callable[[], float]) -> None:
         self.ttl = ttl
-        self._items: dict[Any, tuple[float, T]] = {}
+        self._items: dict[Any, tuple[float, float, T]] = {}  # key: (expires, reload from, value)
 
-    def get(self, key: Any) -> tuple[bool, T | None]:
+    def get(self, key: Any) -> tuple[bool, T | None, bool]:
+        """(hit, value, due): due when the entry is in the last REFRESH_AHEAD of its life."""
         hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
+        now = time.monotonic()
+        if hit is None or hit[0] < now:
+            return False, None, False
+        return True, hit[2], hit[1] <= now
 
     def put(self, key: Any, value: T) -> None:
         if len(self._items) > 50_000:
             self._items.clear()
-        self._items[key] = (time.monotonic() + self.ttl(), value)
+        now, ttl = time.monotonic(), self.ttl()
+        self._items[key] = (now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
 
     def clear(self) -> None:
         self._items.clear()
@@ -293,18 +300,32 @@ class Snapshots:
 
     async def _cached(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], *args: Any) -> Any:
         """The cached value, or one load shared by every request that misses meanwhile (no stampede when an entry
-        expires under load). A load that straddled a clear() is returned to its waiters but not kept."""
-        hit, value = cache.get(key)
+        expires under load). A hit near its expiry starts the reload and is answered at once: under steady traffic
+        no request waits on a reload (each second, one in several did, for a query per cache). A load that straddled
+        a clear() is returned to its waiters but not kept."""
+        hit, value, due = cache.get(key)
         if hit:
+            if due:
+                self._load(cache, key, load, args)
             return value
+        return await asyncio.shield(self._load(cache, key, load, args))
+
+    def _load(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], args: tuple) -> asyncio.Future:
+        """The load of this entry in flight, started if none is."""
         flight = (id(cache), key, id(asyncio.get_running_loop()))
         loading = self._loading.get(flight)
         if loading is None:
             loading = asyncio.ensure_future(self._load_and_keep(cache, key, load, args))
             self._loading[flight] = loading
-            loading.add_done_callback(lambda done: self._loading.pop(flight, None) if self._loading.get(flight) is done
-                                      else None)
-        return await asyncio.shield(loading)
+            loading.add_done_callback(lambda done: self._done(flight, done))
+        return loading
+
+    def _done(self, flight: tuple, done: asyncio.Future) -> None:
+        if self._loading.get(flight) is done:
+            self._loading.pop(flight)
+        if not done.cancelled() and done.exception() is not None:  # a waiter has it too; a reload ahead, only this
+            logger.warning("relay cache: a load failed (%s); the entry, if any, stays until it expires",
+                           type(done.exception()).__name__)
 
     async def _load_and_keep(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], args: tuple) -> Any:
         generation = self._generation
