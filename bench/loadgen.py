@@ -1,7 +1,7 @@
 """A small closed-loop HTTP/1.1 load generator on raw asyncio streams, for the relay benchmark.
 
 Each worker holds one keep-alive connection and sends the same request again as soon as the previous answer has been
-read in full (a closed loop for a bounded time), or sends it once (`once`: many long streams held open together). httpx tops out far below what the servers carry, so the client is kept to what HTTP/1.1 needs: a
+read in full (a closed loop for a bounded time; or `pause` seconds after it), or sends it once (`once`: many long streams held open together). httpx tops out far below what the servers carry, so the client is kept to what HTTP/1.1 needs: a
 status line, headers, then a body framed by Content-Length or chunked transfer encoding.
 
 Run it in its own process (`run_in_process`) so it never competes with a server for one event loop.
@@ -40,6 +40,7 @@ class Scenario:
     once: bool = False
     ramp: float = 0.0
     min_spread: float = 0.0  # streams: less than this between the first data frame and the end counts as buffered
+    pause: float = 0.0  # seconds each worker waits after an answer before its next request
 
     @property
     def budget(self) -> float:
@@ -193,6 +194,8 @@ async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_
             if not keep:
                 writer.close()
                 reader = writer = None
+            if scenario.pause:
+                await asyncio.sleep(scenario.pause)
     finally:
         if writer is not None:
             writer.close()

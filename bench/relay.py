@@ -5,7 +5,8 @@
     .venv/bin/python bench/relay.py   # without DATABASE_URL/REDIS_URL: direct and Modelgate embedded only
 
 Scenarios: non-streaming chat with 0 ms and 50 ms upstream latency, streaming chat (50 ms to the first chunk, 20
-chunks 5 ms apart), each at 1, 16 and 64 clients for a bounded time; then 1,000 slow streams held open together.
+chunks 5 ms apart), each at 1, 16 and 64 clients for a bounded time; one client calling every 1.3 s (a call after a
+quiet moment); then 1,000 slow streams held open together.
 Prints markdown tables (requests/s, p50/p90/p99 latency, time to first byte, CPU ms per request and peak RSS of each
 target's processes, errors, ratios to direct), checks that the held streams were streamed, and checks the books of
 each Modelgate target. See bench/README.md for what each column means.
@@ -71,6 +72,7 @@ class Workload:
     upstream: str
     stream: bool
     held: bool = False  # every client sends one request at once and holds it open to the end
+    pause: float = 0.0  # seconds one client waits after each answer (a caller that is not always busy)
 
 
 WORKLOADS = {
@@ -78,9 +80,11 @@ WORKLOADS = {
     "nonstream50": Workload("lat50", stream=False),
     "stream50": Workload("lat50", stream=True),
     "stream0": Workload("fast", stream=True),  # not in the default set: the relay's own cost per stream frame
+    "quiet0": Workload("fast", stream=False, pause=1.3),  # longer than the relay's caches live (1 s)
     "slow": Workload("slow", stream=True, held=True),
 }
-DEFAULT_SCENARIOS = "nonstream0,nonstream50,stream50,slow"
+DEFAULT_SCENARIOS = "nonstream0,nonstream50,stream50,quiet0,slow"
+QUIET_CALLS = 12  # measured calls, at least, of a scenario with a pause
 
 
 def model_name(upstream: str) -> str:
@@ -141,6 +145,9 @@ def scenario_for(workload: Workload, route: Route, target: Target, clients: int,
         duration = upstream.latency_ms / 1000 + upstream.stream_spread_s
         return Scenario(**common, once=True, ramp=args.slow_ramp, timeout=2 * duration + 30,
                         min_spread=upstream.stream_spread_s / 2)
+    if workload.pause:
+        return Scenario(**common, seconds=max(args.duration, QUIET_CALLS * workload.pause), warmup=args.warmup,
+                        pause=workload.pause)
     return Scenario(**common, seconds=args.duration, warmup=args.warmup)
 
 
@@ -185,7 +192,7 @@ def measure(stack: ExitStack, targets: list[Target],
     primed = prime(loadgen, targets, args)
     for name in args.scenarios:
         workload = WORKLOADS[name]
-        for clients in [args.slow_streams] if workload.held else args.concurrency:
+        for clients in [args.slow_streams] if workload.held else [1] if workload.pause else args.concurrency:
             for target in targets:
                 route = target.routes[workload.upstream]
                 scenario = scenario_for(workload, route, target, clients, args)

@@ -27,6 +27,7 @@ from relay.transport import UpstreamTransport
 from relay.upstream_client import upstream_client
 from relay.audio import audio_seconds_estimate
 from relay.snapshots import Snapshots, UpstreamInfo, in_thread
+from relay.warm import KeepWarm
 from relay.key_vault import key_fingerprint
 from relay.upstreams import upstream_auto_disable, upstream_key_disable
 from relay.tokenizer import estimate_prompt
@@ -102,12 +103,14 @@ class RelayApp:
                                       headers={"accept-encoding": "identity"})
         self.forwarder = Forwarder(self.client, self.upstream_failed)
         self.books = Books()
+        self.warm = KeepWarm(self.snapshots.refresh, self.books.refresh)
         self._stops: set[asyncio.Event] = set()  # each call in flight's stop (wind_down ends their streams)
         self._disable = in_thread(upstream_auto_disable)
         self._disable_key = in_thread(upstream_key_disable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.listen_for_changes()
+        self.warm.called()
         request_id = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex without building a UUID
         log_context.set(request_id)
         headers = [(b"x-request-id", request_id.encode())]

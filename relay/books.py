@@ -37,6 +37,7 @@ from billing.ledger import InsufficientQuota
 from relay import invalidation
 from relay.balances import ReadsOrBatch, Wallet
 from relay.snapshots import in_thread
+from relay.warm import REFRESH_AHEAD, Recent
 
 logger = logging.getLogger("relay")
 BATCH_LIMIT = 500  # requests' rows per transaction
@@ -61,6 +62,8 @@ class Books:
         self._users: dict[int, Wallet] = {}
         self._keys: dict[int, Wallet] = {}
         self._reading: dict[tuple[str, int], asyncio.Future] = {}
+        self._recent_users: Recent[int] = Recent()  # admitted lately: their balances kept read (`refresh`)
+        self._recent_keys: Recent[int] = Recent()
         self._unbooked: dict[str, Hold] = {}  # admitted, RESERVE row not written yet
         self._booked: set[str] = set()  # RESERVE row written by an applied batch, closing row not yet
         self._uncertain: set[str] = set()  # a batch with these failed as it may have committed: re-read first
@@ -91,9 +94,12 @@ class Books:
             elif user.available < hold.amount:
                 short = InsufficientQuota(_("Your balance is too low for this request; please top up."))
             else:
+                now = time.monotonic()
                 user.unbooked += hold.amount
+                self._recent_users.saw(hold.user_id, now)
                 if key is not None:
                     key.unbooked += hold.amount
+                    self._recent_keys.saw(hold.token_id, now)
                 self._unbooked[hold.ref] = hold
                 self._reserves.append(hold)
                 self._kick()
@@ -119,21 +125,47 @@ class Books:
         age = time.monotonic() - wallet.read_at
         if age < (0.05 if fresh else settings.RELAY_CACHE_SECONDS):
             return wallet
-        flight = (kind, owner)
-        reading = self._reading.get(flight)
+        reading = self._reading.get((kind, owner))
         if reading is None:
-            reading = asyncio.ensure_future(self._read_into(wallets, kind, owner))
-            self._reading[flight] = reading
-            reading.add_done_callback(lambda _done: self._reading.pop(flight, None))
+            reading = self._read_together([owner] if kind == "user" else [], [owner] if kind == "key" else [])
         await asyncio.shield(reading)
         return wallets.setdefault(owner, Wallet())
 
-    async def _read_into(self, wallets: dict[int, Wallet], kind: str, owner: int) -> None:
+    async def refresh(self, since: float, most: int) -> None:
+        """Read again, in one query, the balances of the `most` users and keys admitted last since `since` that are
+        in the last REFRESH_AHEAD of RELAY_CACHE_SECONDS or older (`relay.warm`)."""
+        ahead = time.monotonic() - settings.RELAY_CACHE_SECONDS * (1 - REFRESH_AHEAD)
+
+        def due(wallets: dict[int, Wallet], kind: str, recent: Recent[int]) -> list[int]:
+            return [owner for owner in recent.since(since, most)
+                    if wallets.setdefault(owner, Wallet()).read_at <= ahead and (kind, owner) not in self._reading]
+
+        users, keys = due(self._users, "user", self._recent_users), due(self._keys, "key", self._recent_keys)
+        if users or keys:
+            await asyncio.shield(self._read_together(users, keys))
+
+    def _read_together(self, users: list[int], keys: list[int]) -> asyncio.Future:
+        """Read these balances in one query; an admission meanwhile that needs one of them waits for this read."""
+        reading = asyncio.ensure_future(self._read_into(users, keys))
+        flights = [("user", owner) for owner in users] + [("key", owner) for owner in keys]
+        for flight in flights:
+            self._reading[flight] = reading
+
+        def done(_reading: asyncio.Future) -> None:
+            for flight in flights:
+                if self._reading.get(flight) is reading:
+                    del self._reading[flight]
+
+        reading.add_done_callback(done)
+        return reading
+
+    async def _read_into(self, users: list[int], keys: list[int]) -> None:
         async with self._quiet.read():
-            users, keys = await self._read(user_ids=[owner] if kind == "user" else [],
-                                           key_ids=[owner] if kind == "key" else [])
-            known, version = (users if kind == "user" else keys).get(owner, (0, 0))
-            wallets.setdefault(owner, Wallet()).learn(known, version)  # unless another process told of newer
+            known_users, known_keys = await self._read(user_ids=users, key_ids=keys)
+            for owner in users:  # each learnt unless another process told of newer
+                self._users.setdefault(owner, Wallet()).learn(*known_users.get(owner, (0, 0)))
+            for owner in keys:
+                self._keys.setdefault(owner, Wallet()).learn(*known_keys.get(owner, (0, 0)))
 
     def forget(self) -> None:
         """Read every balance again before it admits anything (an operator changed something)."""

@@ -25,13 +25,13 @@ from config.options import option
 from relay.models import Upstream, UpstreamStatus
 from relay.providers import PROVIDERS, Provider
 from relay.sensitive import WordFilter
+from relay.warm import REFRESH_AHEAD, Recent
 from tokens.keys import secret_hash
 from tokens.models import ApiToken, TokenStatus
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-REFRESH_AHEAD = 0.25  # the last part of an entry's life in which a hit also starts its reload, in the background
 
 
 class TtlCache(Generic[T]):
@@ -154,9 +154,19 @@ class UpstreamInfo:
 
 
 def _token_load(key: str) -> TokenContext | None:
-    token = ApiToken.objects.select_related("user", "user__group", "group").filter(key_hash=secret_hash(key)).first()
-    if token is None:
-        return None
+    return _tokens_load([key])[key]
+
+
+def _tokens_load(keys: list[str]) -> dict[str, TokenContext | None]:
+    """Each key's context, in one query; None for a key no token has."""
+    hashes = {secret_hash(key): key for key in keys}
+    found: dict[str, TokenContext | None] = dict.fromkeys(keys)
+    for token in ApiToken.objects.select_related("user", "user__group", "group").filter(key_hash__in=list(hashes)):
+        found[hashes[token.key_hash]] = _token_context(token)
+    return found
+
+
+def _token_context(token: ApiToken) -> TokenContext:
     user = token.user
     group = token.group or user.group
     refusal = ""
@@ -279,6 +289,8 @@ class Snapshots:
         self._upstreams: TtlCache[Upstreams] = TtlCache(ttl)
         self._words: TtlCache[WordFilter] = TtlCache(ttl)
         self._load_token = in_thread(_token_load)
+        self._load_tokens = in_thread(_tokens_load)
+        self._recent_keys: Recent[str] = Recent()  # keys that authenticated lately: kept loaded (`refresh`)
         self._load_prices = in_thread(_prices_load)
         self._load_upstreams = in_thread(_upstreams_load)
         self._load_words = in_thread(lambda: WordFilter(option("SENSITIVE_WORDS")))
@@ -286,7 +298,10 @@ class Snapshots:
         self._generation = 0  # bumped by clear(): a load that straddled a clear may predate the change, not kept
 
     async def token(self, key: str) -> TokenContext | None:
-        return await self._cached(self._tokens, key, self._load_token, key)
+        ctx = await self._cached(self._tokens, key, self._load_token, key)
+        if ctx is not None:
+            self._recent_keys.saw(key, time.monotonic())
+        return ctx
 
     async def prices(self) -> dict[str, PriceInfo]:
         return await self._cached(self._prices, None, self._load_prices) or {}
@@ -297,6 +312,56 @@ class Snapshots:
     async def word_filter(self) -> WordFilter:
         """The operator's sensitive words (a site option)."""
         return await self._cached(self._words, None, self._load_words) or WordFilter([])
+
+    async def refresh(self, since: float, most: int) -> None:
+        """Reload what is in the last REFRESH_AHEAD of its life, or gone: the shared snapshots, and the tokens of the
+        `most` keys last used since `since` (in one query). Requests meanwhile join these loads (`relay.warm`)."""
+        loads = []
+        for cache, load in ((self._prices, self._load_prices), (self._upstreams, self._load_upstreams),
+                            (self._words, self._load_words)):
+            hit, _value, due = cache.get(None)
+            if not hit or due:
+                loads.append(self._load(cache, None, load, ()))
+        keys = []
+        for key in self._recent_keys.since(since, most):
+            hit, _value, due = self._tokens.get(key)
+            if (not hit or due) and self._flight(self._tokens, key) not in self._loading:
+                keys.append(key)
+        if keys:
+            loads.append(self._reload_tokens(keys))
+        outcomes = await asyncio.gather(*map(asyncio.shield, loads), return_exceptions=True)
+        if keys and isinstance(outcomes[-1], Exception):  # the shared loads' failures are logged by `_done`
+            raise outcomes[-1]
+
+    def _reload_tokens(self, keys: list[str]) -> asyncio.Future:
+        """Reload these keys' tokens together; a request meanwhile that misses one or finds it due joins the load."""
+        loop = asyncio.get_running_loop()
+        generation = self._generation
+        each = {key: loop.create_future() for key in keys}
+        for key, future in each.items():
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())  # its waiters have it
+            self._loading[self._flight(self._tokens, key)] = future
+
+        def loaded(batch: asyncio.Future) -> None:
+            for key, future in each.items():
+                flight = (id(self._tokens), key, id(loop))
+                if self._loading.get(flight) is future:
+                    del self._loading[flight]
+                if batch.cancelled():
+                    future.cancel()
+                elif batch.exception() is not None:
+                    future.set_exception(batch.exception())
+                else:
+                    ctx = batch.result()[key]
+                    if generation == self._generation:
+                        self._tokens.put(key, ctx)
+                    if ctx is None:
+                        self._recent_keys.forget(key)
+                    future.set_result(ctx)
+
+        batch = asyncio.ensure_future(self._load_tokens(keys))
+        batch.add_done_callback(loaded)
+        return batch
 
     async def _cached(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], *args: Any) -> Any:
         """The cached value, or one load shared by every request that misses meanwhile (no stampede when an entry
@@ -312,13 +377,17 @@ class Snapshots:
 
     def _load(self, cache: TtlCache[Any], key: Any, load: Callable[..., Any], args: tuple) -> asyncio.Future:
         """The load of this entry in flight, started if none is."""
-        flight = (id(cache), key, id(asyncio.get_running_loop()))
+        flight = self._flight(cache, key)
         loading = self._loading.get(flight)
         if loading is None:
             loading = asyncio.ensure_future(self._load_and_keep(cache, key, load, args))
             self._loading[flight] = loading
             loading.add_done_callback(lambda done: self._done(flight, done))
         return loading
+
+    @staticmethod
+    def _flight(cache: TtlCache[Any], key: Any) -> tuple[int, Any, int]:
+        return id(cache), key, id(asyncio.get_running_loop())
 
     def _done(self, flight: tuple, done: asyncio.Future) -> None:
         if self._loading.get(flight) is done:

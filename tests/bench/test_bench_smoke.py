@@ -56,6 +56,14 @@ def test_warm_up_requests_are_counted_apart(up):
     assert len(result.latencies) == result.ok
 
 
+def test_a_paused_client_waits_between_its_calls(up):
+    sc = scenario(up, stream=False, seconds=0.5)
+    result = measure(Scenario(**{**sc.__dict__, "concurrency": 1, "pause": 0.2}))
+
+    assert result.errors == 0 and result.ok == len(up.requests)
+    assert 2 <= result.ok <= 3  # at 0, 0.2 and 0.4 s: not a closed loop (hundreds)
+
+
 @pytest.mark.parametrize(
     ("stream", "behaviour", "key"),
     [(False, {"status": 500}, KEY), (True, {"cut_after_chunks": 2}, KEY), (False, {}, "sk-wrong")],
