@@ -10,12 +10,14 @@ Run it in its own process (`run_in_process`) so it never competes with a server 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import uvloop
 
@@ -32,6 +34,7 @@ class Scenario:
     path: str
     body: dict
     key: str = ""
+    keys: tuple[str, ...] = ()  # if given, the requests take these keys in turn instead of `key`
     headers: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
     seconds: float = 5.0
@@ -51,12 +54,16 @@ class Scenario:
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
-    def request_bytes(self) -> bytes:
+    def requests(self) -> list[bytes]:
+        """The request, once for each key the scenario takes in turn."""
+        return [self.request_bytes(key) for key in self.keys or (self.key,)]
+
+    def request_bytes(self, key: str) -> bytes:
         payload = json.dumps(self.body, separators=(",", ":")).encode()
         head = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
                 f"Content-Length: {len(payload)}", "Accept: */*"]
-        if self.key:
-            head.append(f"Authorization: Bearer {self.key}")
+        if key:
+            head.append(f"Authorization: Bearer {key}")
         head += [f"{name}: {value}" for name, value in self.headers.items()]
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
 
@@ -155,7 +162,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return latency, first, framed and headers.get("connection", "").lower() != "close"
 
 
-async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_at: float, result: Result,
+async def _worker(scenario: Scenario, requests: Iterator[bytes], measure_from: float, stop_at: float, result: Result,
                   delay: float = 0.0) -> None:
     reader = writer = None
     await asyncio.sleep(delay)
@@ -169,7 +176,7 @@ async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(scenario.host, scenario.port), scenario.timeout)  # sets TCP_NODELAY
                 latency, first, keep = await asyncio.wait_for(
-                    exchange(reader, writer, request, scenario.stream), scenario.timeout)
+                    exchange(reader, writer, next(requests), scenario.stream), scenario.timeout)
             except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, BadResponse, ValueError) as exc:
                 if measured:
                     result.errors += 1
@@ -204,12 +211,12 @@ async def _worker(scenario: Scenario, request: bytes, measure_from: float, stop_
 async def run(scenario: Scenario) -> Result:
     """Drive the scenario on this event loop and return every measurement."""
     result = Result()
-    request = scenario.request_bytes()
+    requests = itertools.cycle(scenario.requests())  # shared by the workers: each request takes the next key
     begin = time.perf_counter()
     measure_from = begin + (0 if scenario.once else scenario.warmup)
     stop_at = measure_from + scenario.seconds
     step = scenario.ramp / scenario.concurrency
-    await asyncio.gather(*(_worker(scenario, request, measure_from, stop_at, result, delay=i * step)
+    await asyncio.gather(*(_worker(scenario, requests, measure_from, stop_at, result, delay=i * step)
                            for i in range(scenario.concurrency)))
     result.elapsed = time.perf_counter() - measure_from  # includes finishing the requests in flight at the end
     return result

@@ -29,6 +29,7 @@ from bench.processes import Processes, start_server, start_servers_on_sockets  #
 from config.web_processes import server_command, web_commands  # noqa: E402
 
 START_BALANCE = 10**15
+KEYS = 200  # the bench user's keys: one for most scenarios, all of them for `keys200` (many callers at once)
 PATH = "/v1/chat/completions"
 TARGETS = ("modelgate-pg", "modelgate-sqlite", "modelgate-uvicorn")
 
@@ -43,6 +44,7 @@ class Modelgate:
     key: str
     user_id: int
     env: dict[str, str]
+    keys: list[str]
 
 
 def run_python(env: dict[str, str], command: list[str], timeout: float = 180) -> str:
@@ -97,7 +99,7 @@ def modelgate_start(procs: Processes, name: str, env: dict[str, str], upstreams:
     setup = django_step(env, "setup", json.dumps(upstreams))
     pids, port = web_start(procs, name, env, setup["web_processes"], setup["web_server"])
     relay_ok(port, setup["key"], next(iter(upstreams)))
-    return Modelgate(name, pids, port, setup["key"], setup["user_id"], env)
+    return Modelgate(name, pids, port, setup["key"], setup["user_id"], env, setup["keys"])
 
 
 def web_start(procs: Processes, name: str, env: dict[str, str], processes: int,
@@ -155,8 +157,8 @@ def django_main(argv: list[str]) -> None:
 
 
 def django_setup(*, upstreams: dict[str, str]) -> dict:
-    """Each fake as the only upstream of its model, a price, and a user with an unthrottled unlimited key; also how
-    many Daphne processes the target's settings ask for."""
+    """Each fake as the only upstream of its model, a price, and a user with KEYS unthrottled unlimited keys (the
+    first is the bench's key); also how many Daphne processes the target's settings ask for."""
     from decimal import Decimal
 
     from django.conf import settings
@@ -172,8 +174,9 @@ def django_setup(*, upstreams: dict[str, str]) -> dict:
         price_save(model=model, model_ratio=Decimal("1"), completion_ratio=Decimal("2"))
     user = user_register(username="bench", password="bench-password-8421")
     user = user_adjust_quota(user=user, amount=START_BALANCE - user.quota)
-    token, key = token_create(user=user, name="bench", unlimited_quota=True, rpm_limit=None, concurrency_limit=None)
-    return {"key": key, "user_id": user.pk, "token_id": token.pk, "web_processes": settings.WEB_PROCESSES,
+    keys = [token_create(user=user, name=f"bench {i}", unlimited_quota=True, rpm_limit=None,
+                         concurrency_limit=None)[1] for i in range(KEYS)]
+    return {"key": keys[0], "keys": keys, "user_id": user.pk, "web_processes": settings.WEB_PROCESSES,
             "web_server": settings.WEB_SERVER}
 
 

@@ -5,8 +5,9 @@
     .venv/bin/python bench/relay.py   # without DATABASE_URL/REDIS_URL: direct and Modelgate embedded only
 
 Scenarios: non-streaming chat with 0 ms and 50 ms upstream latency, streaming chat (50 ms to the first chunk, 20
-chunks 5 ms apart), each at 1, 16 and 64 clients for a bounded time; one client calling every 1.3 s (a call after a
-quiet moment); then 1,000 slow streams held open together.
+chunks 5 ms apart), each at 1, 16 and 64 clients for a bounded time; the 0 ms one again with Modelgate's requests
+taking 200 keys in turn (many callers at once); one client calling every 1.3 s (a call after a quiet moment); then
+1,000 slow streams held open together.
 Prints markdown tables (requests/s, p50/p90/p99 latency, time to first byte, CPU ms per request and peak RSS of each
 target's processes, errors, ratios to direct), checks that the held streams were streamed, and checks the books of
 each Modelgate target. See bench/README.md for what each column means.
@@ -36,7 +37,7 @@ if str(ROOT) not in sys.path:
 from bench import report  # noqa: E402
 from bench.loadgen import LoadProcess, Scenario  # noqa: E402
 from bench.modelgate import TARGETS as MODELGATE_TARGETS  # noqa: E402
-from bench.modelgate import django_step, modelgate_envs, modelgate_start  # noqa: E402
+from bench.modelgate import KEYS, django_step, modelgate_envs, modelgate_start  # noqa: E402
 from bench.peers import PEERS, PeerUnavailable  # noqa: E402
 from bench.processes import Meter, Processes  # noqa: E402
 
@@ -73,6 +74,7 @@ class Workload:
     stream: bool
     held: bool = False  # every client sends one request at once and holds it open to the end
     pause: float = 0.0  # seconds one client waits after each answer (a caller that is not always busy)
+    many_keys: bool = False  # Modelgate's requests take the bench user's KEYS keys in turn (many callers at once)
 
 
 WORKLOADS = {
@@ -81,9 +83,10 @@ WORKLOADS = {
     "stream50": Workload("lat50", stream=True),
     "stream0": Workload("fast", stream=True),  # not in the default set: the relay's own cost per stream frame
     "quiet0": Workload("fast", stream=False, pause=1.3),  # longer than the relay's caches live (1 s)
+    f"keys{KEYS}": Workload("fast", stream=False, many_keys=True),
     "slow": Workload("slow", stream=True, held=True),
 }
-DEFAULT_SCENARIOS = "nonstream0,nonstream50,stream50,quiet0,slow"
+DEFAULT_SCENARIOS = f"nonstream0,nonstream50,stream50,quiet0,keys{KEYS},slow"
 QUIET_CALLS = 12  # measured calls, at least, of a scenario with a pause
 
 
@@ -108,6 +111,7 @@ class Target:
     routes: dict[str, Route]
     env: dict[str, str] | None = None  # Modelgate: the environment its Django steps run in
     user_id: int | None = None
+    keys: list[str] = field(default_factory=list)  # Modelgate: every key of the bench user
 
 
 # ---- the processes under test ------------------------------------------------------------------------------------
@@ -140,7 +144,8 @@ def scenario_for(workload: Workload, route: Route, target: Target, clients: int,
                  args: argparse.Namespace) -> Scenario:
     upstream = UPSTREAMS[workload.upstream]
     common = {"host": "127.0.0.1", "port": route.port, "path": PATH, "body": chat_body(workload.stream, route.model),
-              "key": target.key, "headers": route.headers, "concurrency": clients}
+              "key": target.key, "keys": tuple(target.keys) if workload.many_keys else (),
+              "headers": route.headers, "concurrency": clients}
     if workload.held:
         duration = upstream.latency_ms / 1000 + upstream.stream_spread_s
         return Scenario(**common, once=True, ramp=args.slow_ramp, timeout=2 * duration + 30,
@@ -257,7 +262,7 @@ def start_targets(procs: Processes, base: dict[str, str], workdir: Path,
         print(f"starting {name}", file=sys.stderr, flush=True)
         mg = modelgate_start(procs, name, env, {model_name(up): url for up, url in fakes.items()})
         routes = {up: Route(mg.port, model_name(up), mg.pids) for up in fakes}  # metered: every server process
-        targets.append(Target(name, mg.key, routes, env=mg.env, user_id=mg.user_id))
+        targets.append(Target(name, mg.key, routes, env=mg.env, user_id=mg.user_id, keys=mg.keys))
         server = env.get("WEB_SERVER", "daphne").capitalize()
         notes.append(f"{name}: {len(mg.pids)} {server} processes sharing one port" if len(mg.pids) > 1
                      else f"{name}: 1 {server} process")

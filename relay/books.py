@@ -37,7 +37,7 @@ from billing.ledger import InsufficientQuota
 from relay import invalidation
 from relay.balances import ReadsOrBatch, Wallet
 from relay.snapshots import in_thread
-from relay.warm import REFRESH_AHEAD, Recent
+from relay.warm import KEEP_AHEAD, Recent
 
 logger = logging.getLogger("relay")
 BATCH_LIMIT = 500  # requests' rows per transaction
@@ -133,8 +133,8 @@ class Books:
 
     async def refresh(self, since: float, most: int) -> None:
         """Read again, in one query, the balances of the `most` users and keys admitted last since `since` that are
-        in the last REFRESH_AHEAD of RELAY_CACHE_SECONDS or older (`relay.warm`)."""
-        ahead = time.monotonic() - settings.RELAY_CACHE_SECONDS * (1 - REFRESH_AHEAD)
+        in the last KEEP_AHEAD of RELAY_CACHE_SECONDS or older (`relay.warm`)."""
+        ahead = time.monotonic() - settings.RELAY_CACHE_SECONDS * (1 - KEEP_AHEAD)
 
         def due(wallets: dict[int, Wallet], kind: str, recent: Recent[int]) -> list[int]:
             return [owner for owner in recent.since(since, most)

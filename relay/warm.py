@@ -20,7 +20,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 
-REFRESH_AHEAD = 0.25  # the last part of an entry's life in which it is reloaded ahead, in the background
+REFRESH_AHEAD = 0.25  # the last part of an entry's life in which a hit also starts its reload, in the background
+KEEP_AHEAD = 0.5  # the last part in which KeepWarm reloads it: sooner, so that a busy key is not reloaded alone
 SMALLEST_TICK = 0.05  # seconds between looks for entries due, at the shortest
 PAUSE_AFTER_FAILURE = 5.0  # seconds: a database away is not asked eight times a second
 
@@ -53,8 +54,8 @@ class Recent(Generic[K]):
 
 class KeepWarm:
     """One task per event loop, running while calls come: every eighth of RELAY_CACHE_SECONDS it starts the reload
-    of whatever the recent calls used that is in the last REFRESH_AHEAD of its life (or gone), so a call after a
-    quiet moment finds its entries loaded. It stops RELAY_KEEP_WARM_SECONDS after the last call; the next one starts
+    of whatever the recent calls used that is in the last KEEP_AHEAD of its life (or gone), so a call after a quiet
+    moment finds its entries loaded, and the keys of many callers are reloaded together rather than each alone. It stops RELAY_KEEP_WARM_SECONDS after the last call; the next one starts
     it again."""
 
     def __init__(self, *refreshers: Callable[[float, int], Awaitable[None]]) -> None:
@@ -73,7 +74,7 @@ class KeepWarm:
     async def _run(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(max(settings.RELAY_CACHE_SECONDS * REFRESH_AHEAD / 2, SMALLEST_TICK))
+            await asyncio.sleep(max(settings.RELAY_CACHE_SECONDS * (KEEP_AHEAD - REFRESH_AHEAD) / 2, SMALLEST_TICK))
             since = time.monotonic() - settings.RELAY_KEEP_WARM_SECONDS
             if self._last_call < since or not enabled():
                 return

@@ -14,7 +14,7 @@ import pytest
 from relay import snapshots as snapshots_module, warm as warm_module
 from relay.books import Books
 from relay.snapshots import Snapshots
-from relay.warm import REFRESH_AHEAD, KeepWarm, Recent
+from relay.warm import KEEP_AHEAD, REFRESH_AHEAD, KeepWarm, Recent
 from tests.billing.test_books import _balance_set
 from tests.relay.test_books import _hold, _run, _until
 from tests.support import settled
@@ -105,13 +105,14 @@ def test_due_snapshots_and_recent_keys_are_reloaded_together_before_they_expire(
             await snapshots.token(key)
         await snapshots.prices(), await snapshots.upstreams(), await snapshots.word_filter()
         assert tokens.single == ["sk-a", "sk-b"] and shared.calls == 3
-        clock.now += TTL * (1 - REFRESH_AHEAD) / 2
+        clock.now += TTL * (1 - KEEP_AHEAD) / 2
         await snapshots.refresh(clock.now - 60, 10)
         assert tokens.batches == [] and shared.calls == 3  # nothing due yet
-        clock.now += TTL * (1 - REFRESH_AHEAD) / 2
+        clock.now += TTL * (1 - KEEP_AHEAD) / 2
+        assert KEEP_AHEAD > REFRESH_AHEAD and await snapshots.token("sk-a") == "sk-a #1"  # a hit would not reload yet
         await snapshots.refresh(clock.now - 60, 10)
-        assert tokens.batches == [["sk-b", "sk-a"]] and shared.calls == 6  # one query for the keys, newest first
-        clock.now += TTL * 0.3  # past the first loads' expiry: what calls find is the reload's
+        assert tokens.batches == [["sk-a", "sk-b"]] and shared.calls == 6  # one query for the keys, newest first
+        clock.now += TTL * 0.6  # past the first loads' expiry: what calls find is the reload's
         assert await snapshots.token("sk-a") == "sk-a batch 1" and await snapshots.prices() == {"version": 4}
         assert tokens.single == ["sk-a", "sk-b"] and shared.calls == 6  # nobody waited on a query
 
@@ -204,6 +205,47 @@ def test_a_failed_reload_reaches_a_call_waiting_on_it(clock):
             await refresh
 
     run(scenario)
+
+
+@pytest.mark.django_db
+def test_one_query_reads_every_key_as_its_own_load_would(make_user, settings):
+    settings.RELAY_DEFAULT_RPM = 600
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from accounts.models import UserStatus
+    from accounts.services import user_set_group, user_set_status
+    from billing.groups import group_save
+    from relay.snapshots import _tokens_load
+    from tokens.models import TokenStatus
+
+    vip = group_save(name="vip", ratio=Decimal("0.8"), rpm_limit=30, concurrency_limit=4)
+    slow = group_save(name="slow", ratio=Decimal("2"), rpm_limit=5)
+    owner, other, banned = make_user("owner"), make_user("other"), make_user("banned")
+    user_set_group(user=other, group=slow)
+    keys = {}
+    for name, user, fields in [("own", owner, {"group": vip, "rpm_limit": 7, "allow_ips": ["10.0.0.0/8"],
+                                                "expires_at": timezone.now() + timedelta(days=1)}),
+                               ("inherits", other, {"model_limits": ["gpt-4o"], "concurrency_limit": 2}),
+                               ("off", owner, {}), ("banned", banned, {})]:
+        token, keys[name] = token_create(user=user, name=name, **fields)
+        if name == "off":
+            token.status = TokenStatus.DISABLED
+            token.save()
+    user_set_status(user=banned, status=UserStatus.DISABLED)
+    found = _tokens_load([*keys.values(), "sk-nobody"])
+    own, inherits, off, gone = (found[keys[name]] for name in ("own", "inherits", "off", "banned"))
+    assert (own.group, own.group_ratio, own.rpm_limit, own.concurrency_limit) == ("vip", Decimal("0.8"), 7, 4)
+    assert own.user_id == owner.pk and own.token_name == "own" and own.active and own.expires_at > time.time()
+    assert own.ip_allowed("10.1.2.3") and not own.ip_allowed("192.168.0.1")
+    assert (inherits.group, inherits.group_ratio, inherits.rpm_limit, inherits.concurrency_limit) == (
+        "slow", Decimal("2"), 5, 2)
+    assert inherits.model_limits == frozenset({"gpt-4o"}) and inherits.expires_at is None
+    assert (off.active, off.refusal) == (False, "This API key has been disabled.")
+    assert (gone.active, gone.refusal) == (False, "This account has been disabled.")
+    assert found["sk-nobody"] is None
 
 
 # ---- balances -------------------------------------------------------------------------------------------------------
