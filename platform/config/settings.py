@@ -289,7 +289,7 @@ TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 RELAY_CACHE_SECONDS = float(env("RELAY_CACHE_SECONDS", "1"))
 # While a process has served a call within this long, the cached snapshots and the keys and balances of its most
 # recent callers are reloaded before they expire, so a call after a quiet moment does not wait on them (0: never).
-RELAY_KEEP_WARM_SECONDS = float(env("RELAY_KEEP_WARM_SECONDS", "300"))
+RELAY_KEEP_WARM_SECONDS = float(env("RELAY_KEEP_WARM_SECONDS", "120"))
 RELAY_KEEP_WARM_KEYS = env_int("RELAY_KEEP_WARM_KEYS", 256)
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_MB", 32) * 1024 * 1024
 RELAY_RETRIES = env_int("RELAY_RETRIES", 2)
