@@ -88,6 +88,7 @@ WORKLOADS = {
 }
 DEFAULT_SCENARIOS = f"nonstream0,nonstream50,stream50,quiet0,keys{KEYS},slow"
 QUIET_CALLS = 12  # measured calls, at least, of a scenario with a pause
+MANY_KEYS_WARMUP = 3.0  # seconds, at least, before a many-keys run is measured
 
 
 def model_name(upstream: str) -> str:
@@ -153,6 +154,8 @@ def scenario_for(workload: Workload, route: Route, target: Target, clients: int,
     if workload.pause:
         return Scenario(**common, seconds=max(args.duration, QUIET_CALLS * workload.pause), warmup=args.warmup,
                         pause=workload.pause)
+    if workload.many_keys:  # each key's first use loads it: a server that has run a while has its callers loaded
+        return Scenario(**common, seconds=args.duration, warmup=max(args.warmup, MANY_KEYS_WARMUP))
     return Scenario(**common, seconds=args.duration, warmup=args.warmup)
 
 
