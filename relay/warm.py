@@ -3,7 +3,7 @@
 The snapshots (`relay.snapshots`) and the balances (`relay.books`) a call reads live RELAY_CACHE_SECONDS. Under steady
 traffic a hit near an entry's expiry reloads it in the background, but a call after a quiet second found every entry
 expired and waited on each query in turn: the key, the prices, the upstreams, the sensitive words, the user's balance,
-the key's quota (17 ms on SQLite and 31 ms on PostgreSQL on a slow host, against 1.5 ms back to back). While a
+the key's quota (about 20 ms on SQLite and 34 ms on PostgreSQL on a slow host, against 1.5-4 ms back to back). While a
 process has served a call within RELAY_KEEP_WARM_SECONDS, `KeepWarm` reloads, ahead of their expiry, the shared
 snapshots and the keys and balances of the RELAY_KEEP_WARM_KEYS most recent callers, one query per kind.
 """
