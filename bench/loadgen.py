@@ -1,8 +1,10 @@
 """A small closed-loop HTTP/1.1 load generator on raw asyncio streams, for the relay benchmark.
 
-Each worker holds one keep-alive connection and sends the same request again as soon as the previous answer has been
-read in full (a closed loop for a bounded time; or `pause` seconds after it), or sends it once (`once`: many long streams held open together). httpx tops out far below what the servers carry, so the client is kept to what HTTP/1.1 needs: a
-status line, headers, then a body framed by Content-Length or chunked transfer encoding.
+Each worker holds one keep-alive connection and sends the request again as soon as the previous answer has been read
+in full (a closed loop for a bounded time; or `pause` seconds after it), or sends it once (`once`: many long streams
+held open together). With `keys`, the requests take those keys in turn. httpx tops out far below what the servers
+carry, so the client is kept to what HTTP/1.1 needs: a status line, headers, then a body framed by Content-Length or
+chunked transfer encoding.
 
 Run it in its own process (`run_in_process`) so it never competes with a server for one event loop.
 """

@@ -33,7 +33,6 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
-
 class TtlCache(Generic[T]):
     """A dict whose entries expire; misses are loaded by the caller. Single-threaded use on the event loop."""
 
@@ -352,7 +351,7 @@ class Snapshots:
 
         def loaded(batch: asyncio.Future) -> None:
             for key, future in each.items():
-                flight = (id(self._tokens), key, id(loop))
+                flight = self._flight(self._tokens, key)
                 if self._loading.get(flight) is future:
                     del self._loading[flight]
                 if batch.cancelled():

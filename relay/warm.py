@@ -55,8 +55,8 @@ class Recent(Generic[K]):
 class KeepWarm:
     """One task per event loop, running while calls come: every eighth of RELAY_CACHE_SECONDS it starts the reload
     of whatever the recent calls used that is in the last KEEP_AHEAD of its life (or gone), so a call after a quiet
-    moment finds its entries loaded, and the keys of many callers are reloaded together rather than each alone. It stops RELAY_KEEP_WARM_SECONDS after the last call; the next one starts
-    it again."""
+    moment finds its entries loaded, and the keys of many callers are reloaded together rather than each alone. It
+    stops RELAY_KEEP_WARM_SECONDS after the last call; the next call starts it again."""
 
     def __init__(self, *refreshers: Callable[[float, int], Awaitable[None]]) -> None:
         self._refreshers = refreshers
