@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Max, OuterRef, Subquery
@@ -290,8 +291,16 @@ def _insert_from_json(table: str, columns: str, fields: tuple[models.Field, ...]
     casts = ", ".join(f"(item->>{i}){_cast(f)}" for i, f in enumerate(fields))
     sql = (f"INSERT INTO {table} ({columns}) SELECT {casts} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY "
            f"AS batch(item, n) ORDER BY n{tail}")
-    document = json.dumps(values, default=_json_value, separators=(",", ":"), allow_nan=False)
-    return _run(sql, [document])
+    return _run(sql, [_json_document(values)])
+
+
+def _json_document(values: list[list[Any]]) -> str:
+    """The rows as JSON text: orjson's (several times faster; times as `isoformat()` writes them), or the standard
+    library's for what orjson refuses (an integer past 64 bits, a lone surrogate), which PostgreSQL then judges."""
+    try:
+        return orjson.dumps(values, default=_json_value).decode()
+    except TypeError:
+        return json.dumps(values, default=_json_value, separators=(",", ":"), allow_nan=False)
 
 
 def _json_value(value: Any) -> Any:

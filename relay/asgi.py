@@ -8,7 +8,6 @@ import os
 import time
 from typing import Any
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from billing.books import Closing
@@ -18,6 +17,7 @@ from billing.ledger import InsufficientQuota
 from billing.models import UsageStatus
 from relay import errors, gate, info, invalidation, metrics, playground
 from relay.books import Books, BooksUnavailable
+from relay.conf import settings
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 
@@ -36,6 +35,7 @@ from billing.charges import Hold
 from billing.ledger import InsufficientQuota
 from relay import invalidation
 from relay.balances import ReadsOrBatch, Wallet
+from relay.conf import settings
 from relay.snapshots import in_thread
 from relay.warm import KEEP_AHEAD, Recent
 

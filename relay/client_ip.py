@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
-from django.conf import settings
 from django.http import HttpRequest
+
+from relay.conf import settings
 
 
 @lru_cache(maxsize=1)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from django.conf import settings
 
 from billing.charges import Hold
 from billing.models import UsageStatus
 from relay import errors, metrics
 from relay.adapters import adapter_for
 from relay.adapters.base import Call, UpstreamResponse
+from relay.conf import settings
 from relay.http import RelayRequest, Send, json_bytes, send_json, start_stream, watch_disconnect
 from relay.overrides import upstream_body
 from relay.protocols.sse import FrameSplitter

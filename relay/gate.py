@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 
 from billing.pricing import quota_for_call, quota_for_minutes, quota_for_tokens
 from relay import errors
+from relay.conf import settings
 from relay.http import RelayRequest
 from relay.model_suffixes import OPERATIONS as SUFFIX_OPERATIONS
 from relay.model_suffixes import thinking_suffix, with_thinking

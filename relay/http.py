@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+from relay import jsonio
 from relay.client_ip import ip_from
 from relay.errors import RelayError
 
@@ -32,7 +32,7 @@ class RelayRequest:
         if not self.body:
             raise RelayError(400, "The request body is empty; send a JSON object.")
         try:
-            data = json.loads(self.body)
+            data = jsonio.loads(self.body)
         except (ValueError, UnicodeDecodeError):
             raise RelayError(400, "The request body is not valid JSON.") from None
         except RecursionError:  # "[[[[...": json's decoder recurses once per level
@@ -73,9 +73,7 @@ class ClientGone(Exception):
     """The client closed the connection."""
 
 
-def json_bytes(data: Any) -> bytes:
-    """Compact UTF-8 JSON; an unpaired surrogate (which JSON may carry in, and a message may echo) becomes "?"."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+json_bytes = jsonio.dumps  # compact UTF-8 JSON; an unpaired surrogate becomes "?"
 
 
 async def send_json(

@@ -14,9 +14,10 @@ import functools
 import logging
 from typing import Any, Callable
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+
+from relay.conf import settings
 
 logger = logging.getLogger("relay")
 CHANNEL = "mg:cache-invalidate"

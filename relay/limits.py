@@ -15,7 +15,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from django.conf import settings
+from relay.conf import settings
+
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.models import UserStatus
 from billing.models import ModelPrice
 from config.options import option
+from relay.conf import settings
 from relay.models import Upstream, UpstreamStatus
 from relay.providers import PROVIDERS, Provider
 from relay.sensitive import WordFilter

@@ -15,7 +15,8 @@ import logging
 import time
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
-from django.conf import settings
+from relay.conf import settings
+
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)

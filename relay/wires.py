@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from relay import jsonio
 from relay.protocols.anthropic_request import anthropic_request_to_openai_chat, openai_chat_to_anthropic
 from relay.protocols.anthropic_response import (
     anthropic_error_body, anthropic_to_openai_chat_response, openai_chat_response_to_anthropic,
@@ -59,7 +60,7 @@ def error_body(protocol: str, status: int, message: str, *, type: str = "", code
 
 def _json(raw: bytes) -> dict[str, Any] | None:
     try:
-        data = json.loads(raw)
+        data = jsonio.loads(raw)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

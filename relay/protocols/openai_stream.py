@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from relay import jsonio
 from relay.protocols.sse import frame_parse
 from relay.usage import Usage, usage_from_openai
 
@@ -41,7 +42,7 @@ class StreamMeter:
             self.done = True
             return raw
         try:
-            chunk = json.loads(data)
+            chunk = jsonio.loads(data)
         except ValueError:
             return raw
         if not isinstance(chunk, dict):
