@@ -121,3 +121,28 @@ def test_daphne_started_by_serve_daphne_runs_the_reactor_on_uvloop():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}", "PATH": "/usr/bin:/bin"})
     assert done.stdout.split() == ["UvloopReactor", "uvloop"], done.stderr
+
+
+def test_events_reach_the_descriptor_without_twisteds_log_context(monkeypatch):
+    """Each read and write is handled by `_readOrWrite` directly, not through `callWithLogger`; a write the socket
+    cannot take at once is finished by the reactor's writer as before."""
+    import twisted.internet.asyncioreactor as asyncioreactor
+
+    wrapped = []
+    real = asyncioreactor.callWithLogger
+    monkeypatch.setattr(asyncioreactor, "callWithLogger", lambda *args: (wrapped.append(args), real(*args))[1])
+    size = 4 << 20  # more than the sockets hold: the echo waits for the reactor's writer
+    answers = []
+
+    def client(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_SECONDS) as sock:
+            sock.sendall(b"x" * size)
+            got = 0
+            while got < size:
+                got += len(sock.recv(1 << 20))
+            answers.append(got)
+
+    events = serve(lambda port: threading.Thread(target=client, args=(port,), daemon=True).start(), echo=True)
+    assert answers == [size]
+    assert sum(len(data) for kind, data in events if kind == "data") == size
+    assert wrapped == []
