@@ -24,6 +24,7 @@ from relay.overrides import upstream_body
 from relay.protocols.sse import FrameSplitter
 from relay.snapshots import PriceInfo, TokenContext, UpstreamInfo
 from relay.tokenizer import count_text
+from relay.transport import body_arrived
 from relay.usage import Usage
 from relay.wires import ANTHROPIC, OPENAI, error_body
 from relay.wires_media import Upload
@@ -239,8 +240,11 @@ class Forwarder:
     async def _plain(self, job: Job, send: Send, response: UpstreamResponse, outcome: Outcome,
                      wire: Any) -> str | None:
         try:
-            async with asyncio.timeout(outcome.upstream.total_timeout):
+            if body_arrived(response):  # as most plain answers are, with their head: no timer to set and cancel
                 raw = await response.aread()
+            else:
+                async with asyncio.timeout(outcome.upstream.total_timeout):
+                    raw = await response.aread()
         except (httpx.HTTPError, TimeoutError) as exc:
             return _undelivered(exc)
         finally:

@@ -190,6 +190,12 @@ class _Response(httpx.Response):
         return await super().aread()
 
 
+def body_arrived(response: httpx.Response) -> bool:
+    """Whether all of an answer's body is here, unread: reading it waits on nothing (no timer needed)."""
+    stream = response.stream
+    return isinstance(stream, _Body) and not stream.done and stream.connection.complete
+
+
 class _Body(httpx.AsyncByteStream):
     """A response body: whatever arrived since the last read, until the response ends; the connection then goes back
     to the pool (or is closed, if the body was not read to its end)."""

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from relay.transport import UpstreamTransport
+from relay.transport import UpstreamTransport, body_arrived
 from relay.upstream_client import post_request, upstream_client
 
 pytestmark = pytest.mark.timeout(10)  # a backstop only: every wait below is bounded far more tightly
@@ -1316,3 +1316,32 @@ async def _url_credentials():
         with_credentials = url.replace("http://", "http://proxy-user:proxy-pass@")
         assert (await client.get(with_credentials)).text == "Basic cHJveHktdXNlcjpwcm94eS1wYXNz"
         assert (await client.get(url)).text == "none"
+
+
+def test_an_answer_whose_body_is_all_here_is_told_from_one_still_arriving():
+    asyncio.run(_arrived())
+
+
+async def _arrived():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world")
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+        await hang_up_seen(reader)
+
+    upstream, transport = Upstream(handler), transport_for()
+    async with upstream as url, make_client(transport) as client:
+        async with client.stream("GET", url) as response:
+            for _ in range(100):  # the body follows the head in the same write; let it land
+                if body_arrived(response):
+                    break
+                await asyncio.sleep(0.01)
+            assert body_arrived(response)
+            assert await response.aread() == b"hello world"
+            assert not body_arrived(response)  # read: nothing left
+        async with client.stream("GET", url, timeout=httpx.Timeout(WAIT, read=0.1)) as response:
+            await asyncio.sleep(0.05)
+            assert not body_arrived(response)  # five bytes of ten
+            with pytest.raises(httpx.ReadTimeout):
+                await response.aread()

@@ -13,7 +13,7 @@ from billing.groups import group_default, price_save
 from billing.models import LedgerEntry, LedgerReason, UsageLog
 from relay.upstreams import upstream_save
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.reliability.fault_servers import ResettingServer, refused_url
+from tests.reliability.fault_servers import ResettingServer, TricklingServer, refused_url
 from tests.support import settled
 
 KEY = "sk-upstream-faults"
@@ -175,3 +175,18 @@ def test_a_fault_during_the_stream_ends_it_with_an_error_and_bills_what_was_prod
     _books_balance_for(log)
     user.refresh_from_db()
     assert user.quota == before - log.quota
+
+
+def test_a_plain_answer_slower_than_the_total_timeout_is_cut_and_refunded(live, fakes, funded_key):
+    """Each byte of the body comes sooner than the read timeout; the whole would take longer than the total one."""
+    with TricklingServer(gap=0.1, seconds=5) as trickling:
+        upstream_id = _upstream("trickling", trickling.url, total_timeout=1)
+        user, key = funded_key()
+        before = user.quota
+        response, raw = _call(live, key, stream=False)
+    assert response.status_code == 504 and json.loads(raw)["error"]["message"] == "The upstream timed out."
+    log = _one_log()
+    assert log.status == "error" and log.quota == 0 and log.error.endswith(f"upstream #{upstream_id}: timeout)")
+    _books_balance_for(log)
+    user.refresh_from_db()
+    assert user.quota == before
