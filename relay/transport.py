@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import httpx
 
@@ -190,9 +190,10 @@ class _Response(httpx.Response):
         return await super().aread()
 
 
-def body_arrived(response: httpx.Response) -> bool:
-    """Whether all of an answer's body is here, unread: reading it waits on nothing (no timer needed)."""
-    stream = response.stream
+def body_arrived(response: Any) -> bool:
+    """Whether all of an answer's body is here, unread: reading it waits on nothing (no timer needed). False for
+    what is not this transport's answer (a demo's, one an adapter converted)."""
+    stream = getattr(response, "stream", None)
     return isinstance(stream, _Body) and not stream.done and stream.connection.complete
 
 
