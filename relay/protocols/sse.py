@@ -12,6 +12,11 @@ class FrameSplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._buffer and b"\r" not in chunk:  # as most pieces come: whole frames, plain newlines
+            *frames, self._buffer = chunk.split(b"\n\n")
+            if len(frames) == 1 and not self._buffer:
+                return [chunk]  # one frame: the piece itself, not a copy
+            return [frame + b"\n\n" for frame in frames]
         if chunk.startswith(b"\n") and self._buffer.endswith(b"\r"):  # a "\r\n" split between two pieces
             self._buffer = self._buffer[:-1]
         searched = max(len(self._buffer) - 1, 0)  # a frame's end may start in the buffer's last byte

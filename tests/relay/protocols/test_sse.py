@@ -4,6 +4,8 @@ path as by the general reading of their lines."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.protocols.sse import Frame, FrameSplitter, _frame_parse_lines, frame_parse
 
@@ -39,3 +41,17 @@ def test_the_one_data_line_fast_path_reads_as_the_general_one(raw):
 
 def test_a_single_data_frame_reads_its_data():
     assert frame_parse(b'data: {"a": 1}\n\n') == Frame(event="", data='{"a": 1}', is_comment_only=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"data: {}", b"x", b":", b" ", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n"]), max_size=40),
+       st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=40))
+def test_frames_are_those_of_the_whole_stream_however_it_is_cut(parts, sizes):
+    stream = b"".join(parts)
+    *whole, rest = stream.replace(b"\r\n", b"\n").split(b"\n\n")
+    splitter, frames, start = FrameSplitter(), [], 0
+    for size in sizes * (len(stream) // max(sum(sizes), 1) + 1):
+        frames.extend(splitter.feed(stream[start:start + size]))
+        start += size
+    assert start >= len(stream)
+    assert frames == [frame + b"\n\n" for frame in whole] and splitter.rest() == rest
