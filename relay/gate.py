@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-
 from billing.pricing import quota_for_call, quota_for_minutes, quota_for_tokens
 from relay import errors
 from relay.conf import settings
