@@ -295,10 +295,11 @@ def _insert_from_json(table: str, columns: str, fields: tuple[models.Field, ...]
 
 
 def _json_document(values: list[list[Any]]) -> str:
-    """The rows as JSON text: orjson's (several times faster; times as `isoformat()` writes them), or the standard
-    library's for what orjson refuses (an integer past 64 bits, a lone surrogate), which PostgreSQL then judges."""
+    """The rows as JSON text: orjson's (several times faster; times written by `_json_value`, as before), or the
+    standard library's for what orjson refuses (an integer past 64 bits, a lone surrogate), which PostgreSQL then
+    judges."""
     try:
-        return orjson.dumps(values, default=_json_value).decode()
+        return orjson.dumps(values, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
     except TypeError:
         return json.dumps(values, default=_json_value, separators=(",", ":"), allow_nan=False)
 

@@ -32,13 +32,15 @@ class UvloopReactor(AsyncioSelectorReactor):
     (about 1.5% of a Daphne process's interpreter time on plain answers)."""
 
     def addReader(self, reader: IReadWriteDescriptor) -> None:  # noqa: N802 (Twisted's names)
+        added = reader not in self._readers
         super().addReader(reader)
-        if reader in self._readers:  # not one polled continuously (a file)
+        if added and reader in self._readers:  # newly watched, and not polled continuously (a file)
             self._asyncioEventloop.add_reader(self._readers[reader], self._readOrWrite, reader, True)
 
     def addWriter(self, writer: IReadWriteDescriptor) -> None:  # noqa: N802
+        added = writer not in self._writers
         super().addWriter(writer)
-        if writer in self._writers:
+        if added and writer in self._writers:
             self._asyncioEventloop.add_writer(self._writers[writer], self._readOrWrite, writer, False)
 
     def _readOrWrite(self, selectable: IReadWriteDescriptor, read: bool) -> None:  # noqa: N802 (Twisted's name)

@@ -60,13 +60,21 @@ def test_bad_json_raises_value_error(raw: bytes) -> None:
         jsonio.loads(raw)
 
 
-def test_deep_nesting_raises_as_the_standard_library_does() -> None:
-    raw = b"[" * 100_000 + b"]" * 100_000
+@pytest.mark.parametrize("depth", [100_000, 1_000, 990])  # 990 and 1,000: within orjson's limit, past json's
+def test_deep_nesting_raises_as_the_standard_library_does(depth: int) -> None:
+    raw = b'{"x":' + b"[" * depth + b"]" * depth + b"}"
     with pytest.raises(RecursionError):
         json.loads(raw)
     with pytest.raises(RecursionError):
         jsonio.loads(raw)
-    assert jsonio.loads(b"[" * 600 + b"]" * 600) == json.loads(b"[" * 600 + b"]" * 600)  # past orjson's limit
+
+
+@pytest.mark.parametrize("depth", [jsonio.SHALLOW, jsonio.SHALLOW + 1, 300])
+def test_nesting_json_reads_is_read_and_written_back(depth: int) -> None:
+    """Past 254 levels orjson writes nothing: `json` writes it, as it did."""
+    raw = b"[" * depth + b"]" * depth
+    value = jsonio.loads(raw)
+    assert value == json.loads(raw) and jsonio.dumps(value) == raw
 
 
 def test_what_orjson_refuses_to_write_is_written_by_the_standard_library() -> None:
@@ -91,10 +99,11 @@ def test_the_books_rows_document_as_the_standard_library_wrote_it() -> None:
 
     rows = [[1, "gpt-4o", datetime.datetime(2026, 12, 7, 10, 0, 0, 123456, tzinfo=datetime.timezone.utc),
              Decimal("1.25"), ipaddress.ip_address("10.0.0.1"), None, True, "中文"],
-            [2, "m", datetime.datetime(2026, 12, 7, tzinfo=datetime.timezone(datetime.timedelta(hours=8))),
-             Decimal(0), ipaddress.ip_address("::1"), 2**70, False, ""]]
+            [2, "m", datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(seconds=19270))),
+             Decimal(0), ipaddress.ip_address("::1"), 2**60, False, ""],
+            [3, "m", datetime.date(2026, 12, 7), Decimal(1), ipaddress.ip_address("::1"), 2**70, False, ""]]
     from billing.books import _json_value
 
-    for batch in (rows[:1], rows):  # the second with an integer orjson refuses
+    for batch in (rows[:1], rows[1:2], rows):  # the second's offset has seconds; the last an integer orjson refuses
         assert json.loads(_json_document(batch)) == json.loads(json.dumps(batch, default=_json_value))
     assert _json_document(rows[:1]).startswith('[[1,"gpt-4o","2026-12-07T10:00:00.123456+00:00","1.25","10.0.0.1",')

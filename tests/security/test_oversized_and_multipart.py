@@ -251,6 +251,18 @@ def test_deeply_nested_json_gets_a_clean_400(env, funded_key, path):
     assert response.status_code == 400 and error_shaped(protocol_of(path), response.json())
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_json_nested_past_what_the_relay_reads_gets_a_clean_400_inside_a_valid_body(env, funded_key, path):
+    """A thousand levels: a JSON reader in C could take it, the relay refuses it before anything is charged."""
+    user, key = funded_key()
+    before = Books.of(user)
+    body = (b'{"model":"demo-chat","max_tokens":16,"messages":[{"role":"user","content":"hi"}],"x":'
+            + b"[" * 1_000 + b"]" * 1_000 + b"}")
+    response = _post(env, path, key, body, "application/json")
+    assert response.status_code == 400 and error_shaped(protocol_of(path), response.json())
+    assert Books.of(user) == before
+
+
 @pytest.mark.parametrize("model", ["\ud800", "demo\udfff", "a\x00b", "\u202edemo-chat"])
 def test_odd_model_names_on_chat_get_a_clean_answer(env, funded_key, model):
     """An unpaired surrogate in a model name used to be echoed into the error message, which could not be encoded."""
