@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
+from django.core.signals import setting_changed
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -55,9 +56,31 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+class _ProcessCache:
+    """The default cache, one client per process. Django's `cache` is one per thread and per task: each of the
+    relay's snapshot loads (a new task, run in the thread pool) opened a Redis connection of its own, every
+    second in each process."""
+
+    def __init__(self) -> None:
+        self._client: BaseCache | None = None
+
+    def __call__(self) -> BaseCache:
+        if self._client is None:
+            self._client = caches.create_connection("default")
+        return self._client
+
+    def forget(self, *, setting: str, **_: Any) -> None:
+        if setting == "CACHES":
+            self._client = None
+
+
+_cache = _ProcessCache()
+setting_changed.connect(_cache.forget, weak=False)
+
+
 def _stored() -> dict[str, Any]:
     try:
-        values = cache.get(CACHE_KEY)
+        values = _cache().get(CACHE_KEY)
     except Exception:  # Redis away: read the table (the relay keeps serving without Redis)
         values = None
     if values is None:
@@ -67,7 +90,7 @@ def _stored() -> dict[str, Any]:
             log.warning("site options unreadable; using the settings", exc_info=True)
             return {}
         with contextlib.suppress(Exception):
-            cache.set(CACHE_KEY, values, CACHE_SECONDS)
+            _cache().set(CACHE_KEY, values, CACHE_SECONDS)
     return values
 
 
@@ -134,7 +157,7 @@ def option_set(*, name: str, value: Any) -> Any:
 def options_changed() -> None:
     """Forget the cached options (this process at once, the others within CACHE_SECONDS without Redis)."""
     with contextlib.suppress(Exception):  # unreachable Redis: its copy expires within CACHE_SECONDS anyway
-        cache.delete(CACHE_KEY)
+        _cache().delete(CACHE_KEY)
 
 
 def options_all() -> list[dict[str, Any]]:

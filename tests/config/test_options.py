@@ -104,3 +104,29 @@ def test_the_options_are_read_from_the_table_while_the_cache_is_away(db, setting
         monkeypatch.setattr(cache, name, away)
     assert option("NEW_USER_QUOTA") == 4242
     assert option_set(name="NEW_USER_QUOTA", value=5) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_options_read_from_many_tasks_and_threads_share_one_cache_client(monkeypatch):
+    """The relay reads the sensitive words (an option) in a new task on the thread pool every second: Django's
+    per-task cache would open a Redis connection for each read."""
+    import asyncio
+    import contextvars
+
+    from django.core.cache import caches
+
+    from relay.snapshots import in_thread
+
+    made = []
+    create = caches.create_connection
+    monkeypatch.setattr(caches, "create_connection", lambda alias: made.append(alias) or create(alias))
+    option_set(name="SENSITIVE_WORDS", value="forbidden")
+    read = in_thread(lambda: option("SENSITIVE_WORDS"))
+
+    async def reads() -> list:
+        return await asyncio.gather(*(asyncio.ensure_future(read()) for _ in range(10)))
+
+    # as in a server, whose tasks start from an event loop's context that never touched the cache
+    assert contextvars.Context().run(asyncio.run, reads()) == [["forbidden"]] * 10
+    assert len(made) <= 1
+    option_set(name="SENSITIVE_WORDS", value=None)
