@@ -15,8 +15,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -169,6 +170,28 @@ def rss_bytes(pids: list[int]) -> int:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+@contextmanager
+def paused(roots: list[int]) -> Iterator[None]:
+    """These process trees stopped (SIGSTOP) for the block and continued after, whatever happened: while one target
+    is measured, the others' background work (Modelgate's caches kept warm, about 3% of a core per idle process)
+    takes no CPU from it."""
+    stopped = []
+    try:
+        for pid in process_tree(roots):
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
 class Meter:

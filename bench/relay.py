@@ -39,7 +39,7 @@ from bench.loadgen import LoadProcess, Scenario  # noqa: E402
 from bench.modelgate import TARGETS as MODELGATE_TARGETS  # noqa: E402
 from bench.modelgate import KEYS, django_step, modelgate_envs, modelgate_start  # noqa: E402
 from bench.peers import PEERS, PeerUnavailable  # noqa: E402
-from bench.processes import Meter, Processes  # noqa: E402
+from bench.processes import Meter, Processes, paused  # noqa: E402
 
 MODEL = "bench-model"
 FAKE = ROOT / "tests" / "fakes" / "openai_upstream.py"
@@ -113,6 +113,10 @@ class Target:
     env: dict[str, str] | None = None  # Modelgate: the environment its Django steps run in
     user_id: int | None = None
     keys: list[str] = field(default_factory=list)  # Modelgate: every key of the bench user
+
+    def servers(self) -> list[int]:
+        """The gateway's own processes (none for `direct`: the fakes serve every target)."""
+        return [] if self.name == "direct" else sorted({pid for route in self.routes.values() for pid in route.pids})
 
 
 # ---- the processes under test ------------------------------------------------------------------------------------
@@ -204,8 +208,10 @@ def measure(stack: ExitStack, targets: list[Target],
             for target in targets:
                 route = target.routes[workload.upstream]
                 scenario = scenario_for(workload, route, target, clients, args)
+                others = [pid for other in targets if other is not target for pid in other.servers()]
                 try:
-                    result = measure_one(loadgen, scenario, route)
+                    with paused(others):  # the other gateways idle: their background work is not this one's cost
+                        result = measure_one(loadgen, scenario, route)
                 except Exception as exc:  # an overrun: record it, replace the generator, go on
                     result = failed_run(clients, exc)
                     loadgen.close()
