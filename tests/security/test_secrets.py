@@ -3,6 +3,7 @@ the database, in any log line, in any API answer or console page after it was fi
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -81,3 +82,22 @@ def test_apis_and_pages_never_show_a_secret_again(secrets, admin, client_for):
     answers = [r.content.decode() for r in responses]
     for value in (secrets["key"], secrets["access"], secrets["upstream"], *secrets["cards"]):
         assert not any(value in answer for answer in answers)
+
+
+def test_an_upstream_key_quoted_in_a_stream_error_frame_read_with_other_frames_is_hidden(live, make_user):
+    """Frames that arrive in one read leave in one write; an error frame among them still has the key taken out."""
+    content = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+               "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
+    error = {"error": {"message": f"Incorrect API key provided: {UPSTREAM_KEY}.", "type": "invalid_request_error"}}
+    raw = b"".join(b"data: " + json.dumps(frame).encode() + b"\n\n" for frame in (content, content, error))
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as fake:
+        fake.behave("gpt-4o", raw_body=raw + b"data: [DONE]\n\n")
+        price_save(model="gpt-4o", model_ratio=1, completion_ratio=1)
+        upstream_save(name="leaky", type="openai", base_url=fake.url, keys=UPSTREAM_KEY, served_models=["gpt-4o"],
+                      groups=[group_default().name])
+        _token, key = token_create(user=make_user("streamer"), name="main", unlimited_quota=True)
+        r = httpx.post(live.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=10,
+                       json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+
+    assert r.status_code == 200 and r.text.count('"Hi"') == 2 and r.text.endswith("data: [DONE]\n\n")
+    assert UPSTREAM_KEY not in r.text and "Incorrect API key provided: ***." in r.text
