@@ -1,8 +1,9 @@
 """Cache invalidation across processes and hosts through Redis.
 
 Every process keeps short-lived copies of tokens, users' groups, prices and upstreams (`relay.snapshots`). When one
-of those rows is saved or deleted, anywhere, the change is published on a Redis channel after the transaction
-commits, and every relay process empties its copies at once. The copies also expire after RELAY_CACHE_SECONDS, so a
+of those rows is saved or deleted, anywhere (or changed by an update that sends no signal: `rows_changed`), the
+change is published on a Redis channel after the transaction commits, and every relay process empties its copies at
+once. The copies also expire after RELAY_CACHE_SECONDS, so a
 lost message (Redis restarting) delays a change by at most that long. Without REDIS_URL (one process) the saving
 process empties its own copies directly.
 """
@@ -56,8 +57,14 @@ def _database(url: str) -> int:
     return int(parse_url(url).get("db") or 0)
 
 
-def _changed(sender: Any, **kwargs: Any) -> None:
+def rows_changed() -> None:
+    """Publish an invalidation once the transaction commits: for writes that send no signal (`QuerySet.update`), such
+    as an upstream or one of its keys disabled automatically, or put back by its retest."""
     transaction.on_commit(_publish)
+
+
+def _changed(sender: Any, **kwargs: Any) -> None:
+    rows_changed()
 
 
 def watch_models() -> None:

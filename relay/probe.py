@@ -15,6 +15,7 @@ from django.utils import timezone
 from relay.adapters import adapter_for
 from relay.adapters.base import Call
 from relay.forward import error_message, redact
+from relay.invalidation import rows_changed
 from relay.key_vault import key_fingerprint
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import headers_with_overrides, upstream_body
@@ -69,9 +70,12 @@ def upstream_test(*, upstream: Upstream, model: str = "", reenable: bool = False
     """Probe and record the latency; an auto-disabled upstream that answers is put back when `reenable`."""
     result = asyncio.run(upstream_probe(upstream, model))
     fields = {"last_test_latency_ms": result.latency_ms, "last_tested_at": timezone.now()}
-    if result.ok and reenable and upstream.status == UpstreamStatus.AUTO_DISABLED:
+    back = result.ok and reenable and upstream.status == UpstreamStatus.AUTO_DISABLED
+    if back:
         fields |= {"status": UpstreamStatus.ENABLED, "status_reason": ""}
     Upstream.objects.filter(pk=upstream.pk).update(**fields)
+    if back:
+        rows_changed()
     return result
 
 

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from billing.groups import group_default
 from billing.models import UserGroup
 from config.errors import ServiceError
+from relay.invalidation import rows_changed
 from relay.key_vault import key_fingerprint, keys_parse
 from relay.models import Upstream, UpstreamStatus
 from relay.overrides import header_override_problem, param_override_problem, status_code_mapping_problem
@@ -91,6 +92,7 @@ def upstream_key_disable(*, upstream_id: int, key: str, reason: str) -> bool:
         return False
     disabled[fingerprint] = reason[:255]
     Upstream.objects.filter(pk=upstream_id).update(disabled_keys=disabled)
+    rows_changed()
     transaction.on_commit(lambda: upstream_alert(upstream_id=upstream_id, upstream_name=upstream.name, reason=reason,
                                                  key=fingerprint))
     return True
@@ -104,6 +106,8 @@ def upstream_keys_enable(*, upstream: Upstream, fingerprints: list[str] | None =
         del disabled[fingerprint]
     upstream.disabled_keys = disabled
     Upstream.objects.filter(pk=upstream.pk).update(disabled_keys=disabled)
+    if back:
+        rows_changed()
     return len(back)
 
 
@@ -113,5 +117,6 @@ def upstream_auto_disable(*, upstream_id: int, reason: str) -> None:
         status=UpstreamStatus.AUTO_DISABLED, status_reason=reason[:255]
     )
     if changed:
+        rows_changed()
         name = Upstream.objects.filter(pk=upstream_id).values_list("name", flat=True).first() or str(upstream_id)
         upstream_alert(upstream_id=upstream_id, upstream_name=name, reason=reason)

@@ -66,3 +66,22 @@ def test_a_deployment_on_another_redis_database_is_not_heard(settings):
 
     heard, cleared = asyncio.run(scenario())
     assert heard == [b'{"mine": 1}'] and cleared == 1
+
+
+@pytest.mark.django_db
+def test_keys_disabled_or_put_back_by_an_update_are_published(monkeypatch, django_capture_on_commit_callbacks):
+    """Key states are written by `QuerySet.update`, which sends no signal: each change publishes itself."""
+    from relay.upstreams import upstream_key_disable, upstream_keys_enable, upstream_save
+
+    published = []
+    monkeypatch.setattr(invalidation, "_publish", lambda: published.append(1))
+    upstream = upstream_save(name="two keys", type="openai", base_url="http://127.0.0.1:9", keys="sk-one\nsk-two",
+                             served_models=["gpt-4o"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upstream_key_disable(upstream_id=upstream.pk, key="sk-one", reason="HTTP 401")
+    assert len(published) == 1
+    upstream.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upstream_keys_enable(upstream=upstream) == 1
+        assert upstream_keys_enable(upstream=upstream) == 0  # nothing to put back: nothing to say
+    assert len(published) == 2

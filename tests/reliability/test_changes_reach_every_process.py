@@ -19,6 +19,8 @@ from billing.groups import group_save
 from billing.models import ModelPrice, UsageLog
 from billing.pricing import quota_for_tokens
 from relay.models import Upstream
+from relay.probe import upstream_test
+from relay.upstreams import upstream_auto_disable
 from tests.processes import ServerProcesses
 from tests.support import settled
 
@@ -113,3 +115,22 @@ def test_a_price_change_on_one_process_is_billed_by_the_other_within_a_second(tw
     time.sleep(PROPAGATION)
     after = _log(_chat(b, key))
     assert _billed_at(after, group_ratio=Decimal(1), model_ratio=Decimal(8))
+
+
+def test_an_upstream_disabled_and_put_back_outside_the_web_processes_is_seen_by_both_within_a_second(
+        two_servers, funded_key):
+    """The scheduled test runs in a worker: its disabling (an update, which sends no signal) and the retest's putting
+    the upstream back reach every web process at once."""
+    a, b = two_servers
+    _user, key = funded_key()
+    assert _chat(a, key).status_code == 200 and _chat(b, key).status_code == 200  # both have the upstream cached
+    demo = Upstream.objects.get(type="demo")
+    upstream_auto_disable(upstream_id=demo.pk, reason="Scheduled test failed: unreachable")
+    time.sleep(PROPAGATION)
+    for url in (a, b):
+        refused = _chat(url, key)
+        assert refused.status_code == 503, refused.text
+    demo.refresh_from_db()
+    assert upstream_test(upstream=demo, reenable=True).ok
+    time.sleep(PROPAGATION)
+    assert _chat(a, key).status_code == 200 and _chat(b, key).status_code == 200
