@@ -3,9 +3,8 @@
 Every process keeps short-lived copies of tokens, users' groups, prices and upstreams (`relay.snapshots`). When one
 of those rows is saved or deleted, anywhere (or changed by an update that sends no signal: `rows_changed`), the
 change is published on a Redis channel after the transaction commits, and every relay process empties its copies at
-once. The copies also expire after RELAY_CACHE_SECONDS, so a
-lost message (Redis restarting) delays a change by at most that long. Without REDIS_URL (one process) the saving
-process empties its own copies directly.
+once. The copies also expire after RELAY_CACHE_SECONDS, so a lost message (Redis restarting) delays a change by at
+most that long. Without REDIS_URL (one process) the saving process empties its own copies directly.
 """
 
 from __future__ import annotations
