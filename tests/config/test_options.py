@@ -93,7 +93,7 @@ def test_the_settings_answer_while_the_database_is_down(db, settings, monkeypatc
 
 
 def test_the_options_are_read_from_the_table_while_the_cache_is_away(db, settings, monkeypatch):
-    from django.core.cache import cache
+    from config import options
 
     option_set(name="NEW_USER_QUOTA", value=4242)
 
@@ -101,7 +101,7 @@ def test_the_options_are_read_from_the_table_while_the_cache_is_away(db, setting
         raise ConnectionError("redis is gone")
 
     for name in ("get", "set", "delete"):
-        monkeypatch.setattr(cache, name, away)
+        monkeypatch.setattr(options._cache(), name, away)
     assert option("NEW_USER_QUOTA") == 4242
     assert option_set(name="NEW_USER_QUOTA", value=5) == 5
 
