@@ -180,17 +180,17 @@ def paused(roots: list[int]) -> Iterator[None]:
     stopped = []
     try:
         for pid in process_tree(roots):
+            stopped.append(pid)  # before the signal: an interruption between the two still continues it
             try:
                 os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                continue
-            stopped.append(pid)
+            except OSError:  # gone meanwhile
+                pass
         yield
     finally:
         for pid in stopped:
             try:
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
+            except OSError:
                 pass
 
 

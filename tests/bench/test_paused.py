@@ -42,6 +42,7 @@ def family():
         subprocess.run(["kill", "-CONT", str(pid)], check=False)
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
     parent.wait(timeout=5)
+    parent.stdout.close()
 
 
 @pytest.mark.subprocess
