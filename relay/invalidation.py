@@ -82,7 +82,17 @@ async def listen(clear: Callable[[], None], balances: Callable[[bytes], None] | 
     """Empty this process's copies on every invalidation published by any process, and pass on the balances other
     processes' batches left (`balances_publish`); reconnects after errors."""
     if not settings.REDIS_URL:
-        _local_listeners.append(clear)
+        loop = asyncio.get_running_loop()
+
+        def clear_on_the_loop() -> None:
+            """Changes are saved in other threads (the console's views, the relay's own thread pool): the copies
+            are emptied on the event loop that uses them."""
+            try:
+                loop.call_soon_threadsafe(clear)
+            except RuntimeError:  # that loop is closed
+                pass
+
+        _local_listeners.append(clear_on_the_loop)
         return
     import redis.asyncio as aioredis
 

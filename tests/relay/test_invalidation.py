@@ -85,3 +85,29 @@ def test_keys_disabled_or_put_back_by_an_update_are_published(monkeypatch, djang
         assert upstream_keys_enable(upstream=upstream) == 1
         assert upstream_keys_enable(upstream=upstream) == 0  # nothing to put back: nothing to say
     assert len(published) == 2
+
+
+def test_without_redis_a_change_saved_in_another_thread_empties_the_copies_on_their_event_loop(settings):
+    """A console view or the relay's thread pool saves the change; the copies belong to the event loop's code."""
+    import threading
+
+    settings.REDIS_URL = ""
+    emptied_in: list[int] = []
+
+    async def scenario() -> int:
+        await invalidation.listen(lambda: emptied_in.append(threading.get_ident()))
+        saver = threading.Thread(target=invalidation._publish)
+        saver.start()
+        saver.join(timeout=5)
+        for _ in range(100):
+            if emptied_in:
+                break
+            await asyncio.sleep(0.01)
+        return threading.get_ident()
+
+    before = list(invalidation._local_listeners)
+    try:
+        loop_thread = asyncio.run(scenario())
+    finally:
+        invalidation._local_listeners[:] = before
+    assert emptied_in == [loop_thread]
