@@ -69,12 +69,10 @@ async def upstream_probe(upstream: Upstream, model: str = "", key: str = "") -> 
 def upstream_test(*, upstream: Upstream, model: str = "", reenable: bool = False) -> ProbeResult:
     """Probe and record the latency; an auto-disabled upstream that answers is put back when `reenable`."""
     result = asyncio.run(upstream_probe(upstream, model))
-    fields = {"last_test_latency_ms": result.latency_ms, "last_tested_at": timezone.now()}
-    back = result.ok and reenable and upstream.status == UpstreamStatus.AUTO_DISABLED
-    if back:
-        fields |= {"status": UpstreamStatus.ENABLED, "status_reason": ""}
-    Upstream.objects.filter(pk=upstream.pk).update(**fields)
-    if back:
+    Upstream.objects.filter(pk=upstream.pk).update(last_test_latency_ms=result.latency_ms, last_tested_at=timezone.now())
+    # put back only if still auto-disabled: an operator may have disabled it while it was being probed
+    if result.ok and reenable and Upstream.objects.filter(pk=upstream.pk, status=UpstreamStatus.AUTO_DISABLED).update(
+            status=UpstreamStatus.ENABLED, status_reason=""):
         rows_changed()
     return result
 

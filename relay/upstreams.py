@@ -98,15 +98,18 @@ def upstream_key_disable(*, upstream_id: int, key: str, reason: str) -> bool:
     return True
 
 
+@transaction.atomic
 def upstream_keys_enable(*, upstream: Upstream, fingerprints: list[str] | None = None) -> int:
-    """Put disabled keys back in use (all, or those named); returns how many."""
-    disabled = dict(upstream.disabled_keys or {})
+    """Put disabled keys back in use (all, or those named); returns how many. The row's keys are read again under
+    its lock (as `upstream_key_disable` writes them): a key disabled since `upstream` was read stays disabled."""
+    current = Upstream.objects.select_for_update().filter(pk=upstream.pk).values_list("disabled_keys", flat=True)
+    disabled = dict(current.first() or {})
     back = [f for f in disabled if fingerprints is None or f in fingerprints]
     for fingerprint in back:
         del disabled[fingerprint]
     upstream.disabled_keys = disabled
-    Upstream.objects.filter(pk=upstream.pk).update(disabled_keys=disabled)
     if back:
+        Upstream.objects.filter(pk=upstream.pk).update(disabled_keys=disabled)
         rows_changed()
     return len(back)
 

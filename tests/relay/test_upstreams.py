@@ -442,3 +442,30 @@ def test_the_scheduled_test_records_latency_and_takes_out_what_fails(live, up, p
     assert fine.status == UpstreamStatus.ENABLED and fine.last_test_latency_ms is not None
     assert broken.status == UpstreamStatus.AUTO_DISABLED and broken.status_reason.startswith("Scheduled test failed")
     assert reranker.status == UpstreamStatus.ENABLED
+
+
+def test_a_retest_does_not_put_back_an_upstream_an_operator_disabled_while_it_was_probed(bootstrap_demo):
+    from relay.probe import upstream_test
+    from relay.upstreams import upstream_set_status
+
+    demo = Upstream.objects.get(type="demo")
+    Upstream.objects.filter(pk=demo.pk).update(status=UpstreamStatus.AUTO_DISABLED)
+    read_by_the_retest = Upstream.objects.get(pk=demo.pk)
+    upstream_set_status(upstream=Upstream.objects.get(pk=demo.pk), status=UpstreamStatus.DISABLED, reason="by hand")
+
+    assert upstream_test(upstream=read_by_the_retest, reenable=True).ok
+    assert Upstream.objects.get(pk=demo.pk).status == UpstreamStatus.DISABLED
+    assert Upstream.objects.get(pk=demo.pk).last_tested_at is not None  # the probe itself is recorded
+
+
+def test_putting_one_key_back_keeps_a_key_disabled_since_the_upstream_was_read(db):
+    from relay.upstreams import upstream_key_disable, upstream_keys_enable
+
+    upstream = upstream_save(name="three keys", type="openai", base_url="http://127.0.0.1:9",
+                             keys="sk-one\nsk-two\nsk-three", served_models=["gpt-4o"])
+    assert upstream_key_disable(upstream_id=upstream.pk, key="sk-one", reason="HTTP 401")
+    read_by_the_retest = Upstream.objects.get(pk=upstream.pk)
+    assert upstream_key_disable(upstream_id=upstream.pk, key="sk-two", reason="HTTP 401")  # meanwhile, by the relay
+
+    assert upstream_keys_enable(upstream=read_by_the_retest, fingerprints=[key_fingerprint("sk-one")]) == 1
+    assert set(Upstream.objects.get(pk=upstream.pk).disabled_keys) == {key_fingerprint("sk-two")}
