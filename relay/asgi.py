@@ -18,6 +18,7 @@ from billing.models import UsageStatus
 from relay import errors, gate, info, invalidation, metrics, playground
 from relay.books import Books, BooksUnavailable
 from relay.conf import settings
+from relay.eager import eager_task
 from relay.forward import Forwarder, Job, Outcome
 from relay.http import ClientGone, Receive, RelayRequest, Scope, Send, read_request, send_json
 from relay.limits import Limits
@@ -255,7 +256,7 @@ class RelayApp:
                       price=route.price, upstreams=route.upstreams, hold=hold, prompt_estimate=worst.prompt_tokens,
                       headers=headers, started=started, stream=stream, upload=upload)
             outcome = Outcome(charge=False, status=UsageStatus.ERROR, status_code=500, error="internal error")
-            running = asyncio.ensure_future(self.forwarder.run(job, send, receive))
+            running = eager_task(self.forwarder.run(job, send, receive))
             self._stops.add(job.stop)
             try:
                 outcome = await asyncio.shield(running)

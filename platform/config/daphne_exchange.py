@@ -10,6 +10,8 @@ import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from relay.eager import eager_task
+
 if TYPE_CHECKING:
     from config.daphne_http import HttpChannel
 
@@ -51,14 +53,15 @@ class Exchange:
     __hash__ = object.__hash__  # Daphne keeps exchanges in a dict; by identity, as its own requests
     __eq__ = object.__eq__
 
-    def start(self) -> None:
+    def start(self, *, at_once: bool = True) -> None:
+        """Start the application; `at_once`: its first step now (`relay.eager`), else on the loop's next turn."""
         channel, server = self.channel, self.channel.server
         self.began, self.started = channel.clock.seconds(), True
         server.protocol_connected(self)
         if self.expect_continue and not self.complete:
             channel.write(CONTINUE)
         instance = server.application(scope=self.scope, receive=self.receive, send=self.send)
-        task = channel.loop.create_task(instance)
+        task = eager_task(instance, loop=channel.loop) if at_once else channel.loop.create_task(instance)
         server.connections[self]["application_instance"] = task
         task.add_done_callback(self._application_ended)
 

@@ -4,8 +4,10 @@ under load. Daphne's server stays: its command line, endpoints (TCP, file descri
 timeouts, access lines and WebSocket protocol, to which an upgrade request is handed as Daphne hands it.
 
 What a client sees is what Twisted's channel gave it, with these differences:
-- the application starts when a request's headers are in (Twisted waited for the whole body) and reads the body as
-  it arrives; reading pauses while 64 KiB of it wait unread;
+- the application starts once the read that brought a request's head is parsed (Twisted waited for the whole body),
+  its first step run there and then (`relay.eager`): a body that came with the head is there for it, and a relayed
+  call goes upstream without waiting for the event loop's next turns; it reads the rest of the body as it arrives;
+  reading pauses while 64 KiB of it wait unread;
 - pipelined requests are parsed as they come and answered in order, reading paused while one waits;
 - header names are sent as the application gives them (Twisted capitalised them), with one `Connection: close`
   whenever the connection closes after the answer; answers are HTTP/1.1 (HTTP/1.0 to a 1.0 request);
@@ -66,6 +68,7 @@ class HttpChannel(Protocol):
         self.unoffered: bytes | None = None  # the head of a request offering another protocol, without the offer
         self.progressed = False  # whether httptools called back during the current read
         self.stalled = 0  # bytes of the reads since the last that called back
+        self.starting: Exchange | None = None  # the request whose head the current read brought, to start after it
 
     # ---- Twisted's protocol ----
 
@@ -84,6 +87,12 @@ class HttpChannel(Protocol):
             self.idle_timer = self.clock.callLater(self.idle_seconds, self._idle_check)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        try:
+            self._read(data)
+        finally:
+            self._start_read()
+
+    def _read(self, data: bytes) -> None:
         self.last_active = self.clock.seconds()
         while not self.ignoring:
             self.progressed = False
@@ -115,6 +124,13 @@ class HttpChannel(Protocol):
             self.stalled += len(data)
             if self.stalled > HEAD_LIMIT:
                 self._refuse()
+
+    def _start_read(self) -> None:
+        """Start the request whose head this read brought, unless refused or gone meanwhile."""
+        exchange, self.starting = self.starting, None
+        if (exchange is not None and not self.gone and not exchange.started and self.exchanges
+                and self.exchanges[0] is exchange):
+            exchange.start()
 
     def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
         self.gone = True
@@ -193,7 +209,7 @@ class HttpChannel(Protocol):
         self.reading = exchange
         self.exchanges.append(exchange)
         if len(self.exchanges) == 1:
-            exchange.start()
+            self.starting = exchange
         else:
             self.flow()
 
@@ -228,8 +244,8 @@ class HttpChannel(Protocol):
             self.close()
             return
         self.last_active = self.clock.seconds()
-        if self.exchanges:
-            self.exchanges[0].start()
+        if self.exchanges:  # pipelined: started on the next turn (a chain of answers given at once must not nest)
+            self.exchanges[0].start(at_once=False)
         elif self.refusing:  # a malformed request came after those now answered
             self.write(BAD_REQUEST)
             self.close()

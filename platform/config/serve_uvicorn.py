@@ -4,6 +4,10 @@ On a listening TCP socket it inherited (several WEB_PROCESSES): uvicorn's own `-
 socket, so its connections go without TCP_NODELAY and every small answer waits on the client's delayed ACK (about
 40 ms); here the socket is adopted as what it is. Or on HOST PORT (one process).
 
+A request's application starts once the read that brought its head is parsed (its body, when it came along, is
+there already), and its first step runs then, in that turn of the event loop (`relay.eager`), as under Daphne
+(`config.daphne_http`).
+
 Told to stop (SIGTERM, SIGINT), it stops accepting, lets calls in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS,
 then ends the streams still open (billed for what was sent), and exits once their rows are written.
 Usage: python -m config.serve_uvicorn FD | HOST PORT
@@ -17,11 +21,47 @@ import socket
 import sys
 from types import FrameType
 
+import contextvars
+from typing import Any
+
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from config.web_processes import APPLICATION, UVICORN_SETTINGS
+from relay.eager import eager_task
 
 STREAMS_END_SECONDS = 5  # after the grace: for streams told to end to send their last event
+
+
+class EagerHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools connection, its requests' applications started eagerly once a read is parsed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading = False
+        self.ready: tuple[Any, Any] | None = None  # a request whose head this read brought, to start after it
+
+    def data_received(self, data: bytes) -> None:
+        self.reading = True
+        try:
+            super().data_received(data)
+        finally:
+            self.reading = False
+            ready, self.ready = self.ready, None
+            if ready is not None and not self.transport.is_closing():
+                self._start_now(*ready)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self.reading:
+            self.ready = (cycle, app)
+        else:  # a pipelined request, its turn come: on the next turn (a chain of answers given at once must not nest)
+            super()._start_asgi_task(cycle, app)
+
+    def _start_now(self, cycle: Any, app: Any) -> None:
+        context = contextvars.Context() if self.config.reset_contextvars else None
+        task = eager_task(cycle.run_asgi(app), loop=self.loop, context=context)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
 
 class Server(uvicorn.Server):
@@ -61,7 +101,7 @@ def serve(argv: list[str]) -> None:
 
     import config.asgi  # noqa: F401  (Django's set-up, before its settings are read)
 
-    options = dict(UVICORN_SETTINGS, access_log=settings.ACCESS_LOG,
+    options = dict(UVICORN_SETTINGS, http=EagerHttpToolsProtocol, access_log=settings.ACCESS_LOG,
                    timeout_graceful_shutdown=settings.RELAY_SHUTDOWN_GRACE_SECONDS + STREAMS_END_SECONDS)
     if len(argv) == 1 and argv[0].isdigit():
         listener = socket.socket(fileno=int(argv[0]))  # family and type read from the descriptor

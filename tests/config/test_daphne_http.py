@@ -173,6 +173,25 @@ def test_a_request_reaches_the_application_as_daphne_describes_it_and_the_connec
     assert conn.server.logged[0]["status"] == 200 and conn.server.logged[0]["client"] == "10.0.0.7:50123"
 
 
+def test_a_request_whose_body_came_with_its_head_is_answered_within_the_read_that_brought_it():
+    """The application starts once the read is parsed, its first step at once: no turn of the event loop between the
+    request's bytes and an answer the application can give straight away (a relayed call's upstream request)."""
+    async def scenario():
+        conn = Connection(echo)
+        conn.send(b"POST /v1/x HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n\r\nhello")
+        at_once = answers(conn.sent())
+        conn.send(b"POST /v1/y HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n\r\nhe")  # the rest comes later
+        before_the_rest = conn.sent()
+        conn.send(b"llo")
+        await settle()
+        return at_once, before_the_rest, answers(conn.sent())
+
+    at_once, before_the_rest, later = run(scenario)
+    assert [json.loads(body)["body"] for _status, _headers, body in at_once] == ["hello"]
+    assert before_the_rest == b""
+    assert [json.loads(body)["body"] for _status, _headers, body in later] == ["hello"]
+
+
 def test_pipelined_requests_are_answered_in_order_one_application_at_a_time():
     started: list[str] = []
     release = {}
@@ -373,8 +392,27 @@ def test_a_body_that_turns_out_malformed_ends_its_application_as_a_disconnect():
         heard.append(await receive())
         heard.append(await receive())
 
-    sent, conn = _exchange(listener, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n")
+    async def scenario():
+        conn = Connection(listener)
+        conn.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await settle()
+        conn.send(b"ZZ\r\n")
+        await settle()
+        return conn.sent()
+
+    sent = run(scenario)
     assert heard == [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+    assert sent == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_a_request_found_malformed_in_the_read_that_brought_its_head_is_refused_before_its_application_starts():
+    started: list[dict] = []
+
+    async def listener(scope, receive, send):
+        started.append(scope)
+
+    sent, conn = _exchange(listener, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n")
+    assert started == [] and not conn.server.connections
     assert sent == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
