@@ -40,9 +40,22 @@ class _Begun(collections.abc.Coroutine):
             return outcome
         if kind == _RETURNED:
             raise StopIteration(outcome)
-        raise outcome
+        try:
+            raise outcome
+        finally:
+            del outcome  # no cycle through this frame
 
-    def throw(self, *args: Any) -> Any:  # a task cancelled before it took the first step's outcome: as Python would
+    def throw(self, *args: Any) -> Any:
+        """The task cancelled before it took the first step's outcome (a task throws nothing else), as if it had:
+        a finished step keeps its result or exception; a step waiting on a future has the future cancelled."""
+        kind = self.kind
+        if kind == _YIELDED and isinstance(self.outcome, asyncio.Future):
+            cancelled = args[0] if args and isinstance(args[0], BaseException) else None
+            message = cancelled.args[0] if cancelled is not None and cancelled.args else None
+            if self.outcome.cancel(message):
+                return self.send(None)  # the task waits on it, and the coroutine hears of the cancelling from it
+        if kind in (_RETURNED, _RAISED):
+            return self.send(None)
         self.kind, self.outcome = 0, None
         return self.coro.throw(*args)
 
@@ -74,6 +87,8 @@ def eager_task(coro: Coroutine, *, loop: asyncio.AbstractEventLoop | None = None
     context = contextvars.copy_context() if context is None else context
     if NATIVE:
         return asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg]
+    if not loop.is_running():  # as Python's own: the first step on the loop's first turn
+        return loop.create_task(coro, context=context)
     begun = _Begun(coro)
     task = loop.create_task(begun, context=context)
     current = tasks._current_tasks
@@ -83,11 +98,9 @@ def eager_task(coro: Coroutine, *, loop: asyncio.AbstractEventLoop | None = None
         begun.outcome, begun.kind = context.run(coro.send, None), _YIELDED
     except StopIteration as stop:
         begun.outcome, begun.kind = stop.value, _RETURNED
-    except (KeyboardInterrupt, SystemExit) as exc:
-        begun.outcome, begun.kind = exc, _RAISED
-        raise
-    except BaseException as exc:
-        begun.outcome, begun.kind = exc, _RAISED
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit too: raised once, by the task, as they would be
+        # kept without this frame in its traceback: the frame holds the task, and the cycle would keep both alive
+        begun.outcome, begun.kind = exc.with_traceback(exc.__traceback__.tb_next), _RAISED
     finally:
         if previous is None:
             current.pop(loop, None)

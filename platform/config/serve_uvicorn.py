@@ -6,7 +6,8 @@ socket, so its connections go without TCP_NODELAY and every small answer waits o
 
 A request's application starts once the read that brought its head is parsed (its body, when it came along, is
 there already), and its first step runs then, in that turn of the event loop (`relay.eager`), as under Daphne
-(`config.daphne_http`).
+(`config.daphne_http`). A request followed in the same read by bytes uvicorn refuses (its 400 closes the connection)
+is not started: its answer could not be delivered.
 
 Told to stop (SIGTERM, SIGINT), it stops accepting, lets calls in flight finish within RELAY_SHUTDOWN_GRACE_SECONDS,
 then ends the streams still open (billed for what was sent), and exits once their rows are written.

@@ -95,3 +95,23 @@ def test_pipelined_requests_are_all_answered_in_order():
         return transport.written
 
     assert bodies(asyncio.run(scenario())) == ["%03d" % n for n in range(200)]
+
+
+def test_a_request_followed_in_its_read_by_bytes_uvicorn_refuses_is_not_started():
+    started = []
+
+    async def recording(scope, receive, send):
+        started.append(scope["path"])
+        await echo(scope, receive, send)
+
+    async def scenario():
+        protocol, transport = connection(asyncio.get_running_loop())
+        protocol.app = recording
+        protocol.data_received(b"POST /charge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\x00\x01 not http\r\n\r\n")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return transport
+
+    transport = asyncio.run(scenario())
+    assert started == [] and transport.closing
+    assert transport.written.startswith(b"HTTP/1.1 400 ") and transport.written.count(b"HTTP/1.1 ") == 1

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import subprocess
+import sys
+import weakref
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -143,3 +148,89 @@ def test_the_tasks_repr_names_the_coroutine():
         return text
 
     assert "named_job" in asyncio.run(scenario())
+
+
+def test_cancelled_before_its_first_scheduled_step_a_finished_task_keeps_its_result_or_exception(run):
+    async def scenario():
+        async def answer():
+            return "answered"
+
+        async def fail():
+            raise ValueError("failed at once")
+
+        returned, raised = eager_task(answer()), eager_task(fail())
+        returned.cancel(), raised.cancel()  # e.g. a server stopping in the same turn: the answer was already given
+        with pytest.raises(ValueError, match="failed at once"):
+            await raised
+        return await returned
+
+    assert run(scenario) == "answered"
+
+
+def test_cancelled_before_its_first_scheduled_step_a_task_cancels_what_it_waits_on(run):
+    async def scenario():
+        async def child():
+            await asyncio.sleep(5)
+
+        inner = []
+
+        async def parent():
+            inner.append(asyncio.ensure_future(child()))
+            await inner[0]
+
+        task = eager_task(parent())
+        task.cancel("stopping")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        return inner[0].cancelled()
+
+    assert run(scenario)
+
+
+def test_a_task_whose_first_step_raised_is_freed_with_its_last_reference_without_the_collector(run):
+    async def scenario():
+        async def fail():
+            raise ValueError("failed at once")
+
+        task = eager_task(fail())
+        try:
+            await task
+        except ValueError:
+            pass
+        freed = weakref.ref(task)
+        del task
+        await asyncio.sleep(0)  # the task's done callbacks have run
+        return freed
+
+    gc.collect()
+    gc.disable()
+    try:
+        freed = run(scenario)
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
+@pytest.mark.skipif(eager.NATIVE, reason="Python's own eager tasks are used on 3.12 and later")
+def test_a_keyboard_interrupt_in_the_first_step_is_raised_once_by_the_task_on_the_loop():
+    script = """
+import asyncio
+from relay.eager import eager_task
+
+async def interrupted():
+    raise KeyboardInterrupt
+
+async def main():
+    eager_task(interrupted())  # does not raise here
+    print("made")
+    await asyncio.sleep(1)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["made", "interrupted"], done.stderr
