@@ -5,7 +5,8 @@ made in a callback that read a socket, behind the rest of what that read found: 
 millisecond each time. A relayed call waited twice so (its application's task, then its upstream call's) before
 its request went upstream. The step runs as the task's own: the task is the current one (for `asyncio.timeout`
 and the like) and the step runs in the task's context. What the step ends on (the future it waits for, its result
-or exception) is what the task's first scheduled step takes.
+or exception) is what the task's first scheduled step takes. On 3.11 the current task is set in asyncio's own table
+(`asyncio.tasks._current_tasks`, what 3.12's `_swap_current_task` sets), restored after the step.
 """
 
 from __future__ import annotations
