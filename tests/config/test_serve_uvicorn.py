@@ -12,6 +12,7 @@ from uvicorn.server import ServerState
 
 from config.serve_uvicorn import EagerHttpToolsProtocol
 from config.web_processes import UVICORN_SETTINGS
+from tests.config.test_daphne_http import echo  # answers with the request's parts and whole body
 
 
 class Transport(asyncio.Transport):
@@ -40,18 +41,6 @@ class Transport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         self.reading = True
-
-
-async def echo(scope: dict, receive: Any, send: Any) -> None:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    answer = json.dumps({"path": scope["path"], "body": body.decode()}).encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
-    await send({"type": "http.response.body", "body": answer})
 
 
 def connection(loop: asyncio.AbstractEventLoop) -> tuple[EagerHttpToolsProtocol, Transport]:
